@@ -1,0 +1,35 @@
+# AudiFi — every command a developer or CI needs. `make test` installs what it uses.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+
+.PHONY: install test lint format bench run clean
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+.venv/.synced: $(UV) pyproject.toml uv.lock libs/*/pyproject.toml
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced ## create .venv with every package (uv, from uv.lock)
+
+test: install ## every lib's and service's tests against real PostgreSQL/RabbitMQ/Redis
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install ## ruff: lint and formatting
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: install
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+bench: install ## throughput and latency figures, each beside a raw baseline from the same run
+	$(UV) run --frozen python libs/kit/bench/kit_bench.py $(BENCH_ARGS)
+
+run: ## the embedded platform (audifi up) — built with issue 3
+	@echo "make run: the embedded platform (audifi up) is not built yet; see README, Status." >&2; exit 2
+
+clean:
+	rm -rf .venv var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+pytest_plugins = ["audifi_kit.testing", "audifi_kit.broker_node"]
