@@ -1,0 +1,80 @@
+"""Settings come from the environment only, parsed once into a typed object (ARCHITECTURE §9)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the kit needs to wire one service.
+
+    `database_url` names a PostgreSQL *server*; each service keeps its own database on it,
+    `<db_prefix><service>`, created when missing. Unset, an embedded PostgreSQL is started
+    under `var_dir`. `amqp_url` unset selects the in-process bus.
+    """
+
+    database_url: str | None = None
+    amqp_url: str | None = None
+    redis_url: str | None = None
+    var_dir: Path = Path("var")
+    db_prefix: str = "audifi_"
+    # Connections of the event store's (psycopg) pool, which also bounds to_thread concurrency.
+    pool_size: int = 8
+    # Hex AES key (16, 24 or 32 bytes) encrypting stored event state; unset stores it plain.
+    cipher_key: str | None = None
+    compress: bool = False
+    # Aggregates kept in memory per application; a hit reads only newer events (fast-forward),
+    # so it stays correct when other processes write the same aggregates. 0 turns it off.
+    aggregate_cache_size: int = 1000
+    # Prefetch per consumer queue: unsettled deliveries in flight.
+    prefetch: int = 200
+    relay_page_size: int = 500
+    poll_interval: float = 1.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def opt(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        return cls(
+            database_url=opt("DATABASE_URL"),
+            amqp_url=opt("AMQP_URL"),
+            redis_url=opt("REDIS_URL"),
+            var_dir=Path(opt("AUDIFI_VAR_DIR") or "var"),
+            db_prefix=opt("AUDIFI_DB_PREFIX") or "audifi_",
+            pool_size=int(opt("AUDIFI_POOL_SIZE") or 8),
+            cipher_key=opt("AUDIFI_CIPHER_KEY"),
+            compress=(opt("AUDIFI_COMPRESS") or "").lower() in ("1", "true", "yes", "y"),
+            aggregate_cache_size=int(opt("AUDIFI_AGGREGATE_CACHE_SIZE") or 1000),
+            prefetch=int(opt("AUDIFI_PREFETCH") or 200),
+            relay_page_size=int(opt("AUDIFI_RELAY_PAGE_SIZE") or 500),
+            poll_interval=float(opt("AUDIFI_POLL_INTERVAL") or 1.0),
+        )
+
+    def database_name(self, service: str) -> str:
+        return f"{self.db_prefix}{service}"
+
+    def __repr__(self) -> str:  # a secret never reaches a log line
+        return (
+            f"Settings(database_url={_redact(self.database_url)!r}, "
+            f"amqp_url={_redact(self.amqp_url)!r}, redis_url={_redact(self.redis_url)!r}, "
+            f"var_dir={str(self.var_dir)!r}, db_prefix={self.db_prefix!r}, "
+            f"cipher_key={'set' if self.cipher_key else None})"
+        )
+
+
+def _redact(url: str | None) -> str | None:
+    if not url or "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,132 @@
+"""Pytest plugin: the real PostgreSQL, RabbitMQ and Redis every integration test runs against.
+
+Each comes from its URL in the environment (DATABASE_URL, AMQP_URL, REDIS_URL); else from a
+server answering on its default local port; else from testcontainers when a Docker engine
+answers. When none is there the test is skipped with the reason — except under CI=true, where
+a missing server is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+LOCAL_DEFAULTS = {
+    "DATABASE_URL": ("postgresql://postgres@127.0.0.1:5432/postgres", 5432),
+    "AMQP_URL": ("amqp://guest:guest@127.0.0.1:5672/", 5672),
+    "REDIS_URL": ("redis://127.0.0.1:6379/0", 6379),
+}
+
+
+def _answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _unavailable(what: str) -> None:
+    reason = f"{what} is not reachable: set it, start the local server, or run a Docker engine"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _from_container(var: str) -> tuple[str, object] | None:
+    try:
+        if var == "DATABASE_URL":
+            from testcontainers.postgres import PostgresContainer
+
+            c = PostgresContainer("postgres:16-alpine", driver=None)
+            c.start()
+            return c.get_connection_url(), c
+        if var == "AMQP_URL":
+            from testcontainers.rabbitmq import RabbitMqContainer
+
+            c = RabbitMqContainer("rabbitmq:3.13-alpine")
+            c.start()
+            p = c.get_connection_params()
+            return f"amqp://guest:guest@{p.host}:{p.port}/", c
+        if var == "REDIS_URL":
+            from testcontainers.redis import RedisContainer
+
+            c = RedisContainer("redis:7-alpine")
+            c.start()
+            return f"redis://{c.get_container_host_ip()}:{c.get_exposed_port(6379)}/0", c
+    except Exception:  # no Docker engine: DockerException from the constructor (§10)
+        return None
+    return None
+
+
+def _server_url(var: str) -> Iterator[str]:
+    url = os.environ.get(var)
+    if url:
+        yield url
+        return
+    default, port = LOCAL_DEFAULTS[var]
+    if _answers(port):
+        yield default
+        return
+    found = _from_container(var)
+    if found is None:
+        _unavailable(var)
+        return
+    url, container = found
+    try:
+        yield url
+    finally:
+        container.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL server (its maintenance database) that tests may create databases in."""
+    yield from _server_url("DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    yield from _server_url("AMQP_URL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    yield from _server_url("REDIS_URL")
+
+
+def database_url_with_name(server_url: str, dbname: str) -> str:
+    parts = urlsplit(server_url)
+    return parts._replace(path=f"/{dbname}").geturl()
+
+
+@pytest.fixture
+async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the real server, dropped after the test. Yields its URL."""
+    import asyncpg
+
+    name = f"audifi_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield database_url_with_name(postgres_url, name)
+    finally:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A short unique token for naming queues, consumers and services inside one test."""
+    return uuid.uuid4().hex[:10]
