@@ -1,0 +1,304 @@
+"""`make bench` for the event platform kit: figures, each beside a raw baseline of the same run.
+
+    relay      events/s from the event store to RabbitMQ with confirms
+               vs raw aio-pika publish-with-confirms of the same messages
+    write      saves/s one command per transaction vs group commit, 50 concurrent writers
+               (raw baseline: asyncpg INSERTs of the same rows, one per transaction)
+    replay     events/s rebuilding a projection vs a raw SELECT of the same rows
+    latency    save -> consumer handler, p50/p99, at a steady 500 events/s
+
+Printed, never asserted. Uses DATABASE_URL / AMQP_URL, else the local default servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from audifi_kit.bus.rabbitmq import RabbitBus
+from audifi_kit.eventstore import GroupCommit, open_event_store
+from audifi_kit.inbox import Consumer, HandlerContext, InboxWorker
+from audifi_kit.notifications import NotificationLog
+from audifi_kit.projections import rebuild
+from audifi_kit.relay import OutboxRelay, build_messages
+from audifi_kit.settings import Settings
+from audifi_kit.testing import LOCAL_DEFAULTS
+from kit_sample import Balances, Bank, outbox
+
+console = Console()
+# Benchmarks publish through their own exchange: queues of anything else on the broker never
+# receive (and slow down) their traffic. Deleted at the end of the run.
+BENCH_EXCHANGE = f"audifi.bench-{uuid.uuid4().hex[:6]}"
+rows: list[tuple[str, str, str, str]] = []
+
+
+def record(name: str, figure: str, baseline: str, ratio: float | None) -> None:
+    rows.append((name, figure, baseline, "" if ratio is None else f"{ratio:.2f}"))
+    console.print(
+        f"[bold]{name}[/bold]: {figure}  |  baseline {baseline}  |  ratio {ratio or 0:.2f}"
+    )
+
+
+async def seed(store, accounts: int, credits: int) -> list[uuid.UUID]:
+    group = GroupCommit(store)
+    ids = [await store.call(store.app.open_account, f"o{i}") for i in range(accounts)]
+    try:
+        for start in range(0, credits, 1000):
+            await asyncio.gather(
+                *(
+                    group.submit(lambda i=i: store.app.decide_credit(ids[i % accounts], 1))
+                    for i in range(start, min(start + 1000, credits))
+                )
+            )
+    finally:
+        await group.close()
+    return ids
+
+
+async def bench_write(settings: Settings, n: int) -> None:
+    store = await open_event_store("sample", Bank, settings)
+    try:
+        ids = [await store.call(store.app.open_account, f"o{i}") for i in range(50)]
+
+        async def one_by_one(worker: int) -> None:
+            for k in range(n // 50):
+                await store.call(store.app.credit, ids[worker], k)
+
+        t = time.perf_counter()
+        await asyncio.gather(*(one_by_one(w) for w in range(50)))
+        single = n / (time.perf_counter() - t)
+
+        group = GroupCommit(store)
+
+        async def grouped(worker: int) -> None:
+            for k in range(n // 50):
+                await group.submit(lambda k=k: store.app.decide_credit(ids[worker], k))
+
+        t = time.perf_counter()
+        await asyncio.gather(*(grouped(w) for w in range(50)))
+        batched = n / (time.perf_counter() - t)
+        batches = group.batches
+        await group.close()
+
+        conn = await store.connect()
+        try:
+            await conn.execute("CREATE TABLE raw_rows (id bigserial PRIMARY KEY, k uuid, v bytea)")
+            payload = os.urandom(120)
+            t = time.perf_counter()
+            for _ in range(n // 10):
+                await conn.execute(
+                    "INSERT INTO raw_rows (k, v) VALUES ($1, $2)", uuid.uuid4(), payload
+                )
+            raw = (n // 10) / (time.perf_counter() - t)
+        finally:
+            await conn.close()
+        record(
+            "write, one save per transaction (50 writers)",
+            f"{single:,.0f} saves/s",
+            f"raw asyncpg INSERT {raw:,.0f}/s",
+            single / raw,
+        )
+        record(
+            "write, group commit (50 writers)",
+            f"{batched:,.0f} saves/s ({n / batches:.0f}/batch)",
+            f"one-by-one {single:,.0f}/s",
+            batched / single,
+        )
+    finally:
+        store.close()
+
+
+async def bench_relay(settings: Settings, n: int) -> None:
+    store = await open_event_store("sample", Bank, settings)
+    bus = RabbitBus(settings.amqp_url, exchange=BENCH_EXCHANGE)
+    await bus.connect()
+    queue = f"bench.relay-{uuid.uuid4().hex[:6]}"
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        await seed(store, 50, n)
+        channel = await connection.channel(publisher_confirms=True)
+        q = await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        exchange = await channel.get_exchange(BENCH_EXCHANGE)
+        await q.bind(exchange, "sample.#")
+
+        relay = OutboxRelay(store, bus, outbox, page_size=500)
+        t = time.perf_counter()
+        await relay.start()
+        await relay.wait_caught_up(n + 50, timeout=300)
+        relayed = n / (time.perf_counter() - t)
+        await relay.stop()
+
+        conn = await store.connect()
+        try:
+            page = await NotificationLog(store.table).read(conn, 0, n + 50)
+        finally:
+            await conn.close()
+        messages = build_messages(store, outbox, page)
+        t = time.perf_counter()
+        for start in range(0, len(messages), 500):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            m.body,
+                            message_id=m.message_id,
+                            type=m.routing_key,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            content_type=m.content_type,
+                        ),
+                        routing_key=m.routing_key,
+                    )
+                    for m in messages[start : start + 500]
+                )
+            )
+        raw = len(messages) / (time.perf_counter() - t)
+        record(
+            "relay store -> RabbitMQ, confirmed",
+            f"{relayed:,.0f} events/s",
+            f"raw aio-pika confirmed publish {raw:,.0f} msg/s",
+            relayed / raw,
+        )
+    finally:
+        await channel.queue_delete(queue)
+        await connection.close()
+        await bus.close()
+        store.close()
+
+
+async def bench_replay(settings: Settings, n: int) -> None:
+    store = await open_event_store("sample", Bank, settings)
+    try:
+        await seed(store, 100, n)
+        t = time.perf_counter()
+        await rebuild(store, Balances(), page_size=1000)
+        rebuilt = (n + 100) / (time.perf_counter() - t)
+        conn = await store.connect()
+        try:
+            t = time.perf_counter()
+            got = len(await conn.fetch(f"SELECT * FROM {store.table} ORDER BY notification_id"))
+            raw = got / (time.perf_counter() - t)
+        finally:
+            await conn.close()
+        record(
+            "replay a projection",
+            f"{rebuilt:,.0f} events/s",
+            f"raw SELECT of the same rows {raw:,.0f} rows/s",
+            rebuilt / raw,
+        )
+    finally:
+        store.close()
+
+
+async def bench_latency(settings: Settings, seconds: float, rate: int) -> None:
+    store = await open_event_store("sample", Bank, settings)
+    bus = RabbitBus(settings.amqp_url, exchange=BENCH_EXCHANGE)
+    await bus.connect()
+    pool = await asyncpg.create_pool(store.location.asyncpg_dsn, min_size=2, max_size=8)
+    consumer = Consumer("bench", f"latency-{uuid.uuid4().hex[:6]}")
+    saved_at: dict[int, float] = {}
+    handled_at: dict[int, float] = {}
+
+    @consumer.handler("sample.account.credited")
+    async def on_credit(_event, ctx: HandlerContext) -> None:
+        handled_at[int(ctx.message.message_id.rsplit("-", 1)[1])] = time.perf_counter()
+
+    worker = InboxWorker(consumer, bus, pool)
+    relay = OutboxRelay(store, bus, outbox)
+    try:
+        await worker.start()
+        await relay.start()
+        ids = [await store.call(store.app.open_account, f"o{i}") for i in range(20)]
+        group = GroupCommit(store)
+        total = int(seconds * rate)
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            before = time.perf_counter()
+            [nid] = await group.submit(lambda: store.app.decide_credit(ids[i % 20], 1))
+            saved_at[nid] = before  # from the command's submission, as a caller would see it
+
+        tasks = []
+        for i in range(total):
+            target = start + i / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - start)
+        deadline = time.monotonic() + 30
+        while len(handled_at) < total and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await group.close()
+        lat = sorted(handled_at[n] - t for n, t in saved_at.items() if n in handled_at)
+        p50 = statistics.median(lat) * 1000
+        p99 = lat[int(len(lat) * 0.99) - 1] * 1000
+        record(
+            f"latency save -> handler at {achieved:,.0f} events/s",
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(lat)}/{total} seen)",
+            "(no raw baseline: end-to-end figure)",
+            None,
+        )
+    finally:
+        await relay.stop()
+        await worker.stop()
+        await bus.delete_queue(consumer.spec)
+        await pool.close()
+        await bus.close()
+        store.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=500)
+    args = parser.parse_args()
+
+    server = os.environ.get("DATABASE_URL") or LOCAL_DEFAULTS["DATABASE_URL"][0]
+    amqp = os.environ.get("AMQP_URL") or LOCAL_DEFAULTS["AMQP_URL"][0]
+    prefix = f"audifi_bench{uuid.uuid4().hex[:6]}_"
+    console.print(f"kit benchmark: {args.events} events, PostgreSQL and RabbitMQ on this machine")
+    try:
+        for name, fn in (
+            ("write", lambda s: bench_write(s, args.events)),
+            ("relay", lambda s: bench_relay(s, args.events)),
+            ("replay", lambda s: bench_replay(s, args.events)),
+            ("latency", lambda s: bench_latency(s, args.latency_seconds, args.rate)),
+        ):
+            settings = Settings(database_url=server, amqp_url=amqp, db_prefix=f"{prefix}{name}_")
+            await fn(settings)
+    finally:
+        connection = await aio_pika.connect(amqp)
+        async with connection:
+            channel = await connection.channel()
+            await channel.exchange_delete(BENCH_EXCHANGE)
+        admin = await asyncpg.connect(server)
+        for row in await admin.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        ):
+            await admin.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+        await admin.close()
+    table = Table("benchmark", "figure", "baseline (same run)", "ratio", title="audifi kit")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

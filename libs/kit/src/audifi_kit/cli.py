@@ -1,0 +1,294 @@
+"""`audifi`: the operator's command line — replay, republish, dead letters, history, tail.
+
+It reads the same environment as the services (DATABASE_URL, AMQP_URL, ...); with no
+DATABASE_URL it uses the embedded PostgreSQL under ./var that `make run` started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from audifi_kit import spec as specs
+from audifi_kit.bus import Bus
+from audifi_kit.eventstore import EventStore, open_event_store
+from audifi_kit.messages import Message
+from audifi_kit.notifications import NotificationLog
+from audifi_kit.projections import rebuild
+from audifi_kit.relay import build_messages
+from audifi_kit.settings import Settings
+
+app = typer.Typer(help="Operate the AudiFi platform: replay, republish, dead letters, history.")
+dlq_app = typer.Typer(help="Parked messages: list, redrive or discard them.")
+events_app = typer.Typer(help="Read a service's event log.")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(events_app, name="events")
+console = Console()
+T = TypeVar("T")
+
+
+def _run(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except LookupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+async def _with_store(
+    service: str, fn: Callable[[EventStore[Any], specs.ServiceSpec], Awaitable[T]]
+) -> T:
+    spec = specs.find(service)
+    store = await open_event_store(spec.name, spec.application, Settings.from_env())
+    try:
+        return await fn(store, spec)
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+async def _connected_bus(settings: Settings) -> Bus:
+    if not settings.amqp_url:
+        console.print(
+            "[red]error:[/red] AMQP_URL is not set. The embedded platform's bus lives inside "
+            "the `audifi up` process; this command needs the distributed bus (RabbitMQ)."
+        )
+        raise typer.Exit(2)
+    from audifi_kit.bus.rabbitmq import RabbitBus
+
+    bus = RabbitBus(settings.amqp_url)
+    await bus.connect()
+    return bus
+
+
+async def _on_bus(action: Callable[[Bus], Awaitable[T]]) -> T:
+    bus = await _connected_bus(Settings.from_env())
+    try:
+        return await action(bus)
+    finally:
+        await bus.close()
+
+
+@app.command()
+def replay(
+    service: str,
+    projection: str,
+    page_size: Annotated[int, typer.Option(help="Events per transaction")] = 1000,
+) -> None:
+    """Rebuild a read model from the service's log into a shadow schema and swap it in."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> int:
+        view = spec.projection(projection)()
+        with Progress(
+            TextColumn(f"replay {service}.{projection}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("events", total=None)
+            position = await rebuild(
+                store,
+                view,
+                page_size=page_size,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        return position
+
+    position = _run(_with_store(service, go))
+    console.print(f"{service}.{projection} rebuilt and swapped in at position {position}")
+
+
+@app.command()
+def republish(
+    service: str,
+    from_: Annotated[int, typer.Option("--from", help="First notification id (inclusive)")],
+    to: Annotated[int | None, typer.Option(help="Last notification id (inclusive)")] = None,
+    queue: Annotated[str | None, typer.Option(help="Send only to this consumer queue")] = None,
+) -> None:
+    """Publish a range of the log again; consumers' inboxes drop what they already applied."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> int:
+        if spec.outbox is None:
+            raise LookupError(f"{service} publishes no integration events")
+        bus = await _connected_bus(store.settings)
+        notification_log = NotificationLog(store.table)
+        conn = await store.connect()
+        sent = 0
+        try:
+            position = from_ - 1
+            while True:
+                page = await notification_log.read(conn, position, 500, upto=to)
+                if not page:
+                    return sent
+                messages = build_messages(store, spec.outbox, page)
+                if messages:
+                    if queue:
+                        await bus.send_to_queue(queue, messages)
+                    else:
+                        await bus.publish(messages)
+                sent += len(messages)
+                position = page[-1].id
+        finally:
+            await conn.close()
+            await bus.close()
+
+    sent = _run(_with_store(service, go))
+    target = f"queue {queue}" if queue else "the exchange"
+    console.print(f"republished {sent} message(s) of {service} to {target}")
+
+
+def _message_row(m: Message) -> list[str]:
+    return [
+        m.message_id,
+        m.routing_key,
+        str(m.attempt),
+        m.timestamp.isoformat(timespec="seconds"),
+        m.last_error or "",
+    ]
+
+
+@dlq_app.command("list")
+def dlq_list(queue: str, limit: Annotated[int, typer.Option()] = 50) -> None:
+    """Show the messages parked for a consumer queue (nothing is removed)."""
+
+    parked = _run(_on_bus(lambda bus: bus.parked(queue, limit)))
+    table = Table("message id", "type", "attempts", "published", "error", title=f"{queue}.parking")
+    for m in parked:
+        table.add_row(*_message_row(m))
+    console.print(table)
+    console.print(f"{len(parked)} parked")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    queue: str,
+    message_id: Annotated[list[str] | None, typer.Option("--id", help="Only these ids")] = None,
+) -> None:
+    """Send parked messages back to their queue, attempt counter reset."""
+
+    moved = _run(_on_bus(lambda bus: bus.redrive(queue, message_id or None)))
+    console.print(f"redrove {moved} message(s) to {queue}")
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    queue: str,
+    message_id: Annotated[list[str] | None, typer.Option("--id", help="Only these ids")] = None,
+) -> None:
+    """Drop parked messages for good."""
+
+    dropped = _run(_on_bus(lambda bus: bus.discard(queue, message_id or None)))
+    console.print(f"discarded {dropped} message(s) from {queue}.parking")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _public_state(obj: Any) -> dict[str, Any]:
+    return {k.lstrip("_"): _plain(v) for k, v in vars(obj).items() if not k.startswith("__")}
+
+
+@app.command()
+def history(
+    service: str,
+    aggregate_id: UUID,
+    version: Annotated[int | None, typer.Option(help="State at this version")] = None,
+) -> None:
+    """An aggregate's events and its state at a version (default: the latest)."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> tuple[list[Any], Any]:
+        events = await store.call(lambda: list(store.app.events.get(aggregate_id)))
+        if not events:
+            raise LookupError(f"{service} has no aggregate {aggregate_id}")
+        state = await store.call(store.app.repository.get, aggregate_id, version=version)
+        return events, state
+
+    events, state = _run(_with_store(service, go))
+    table = Table("version", "event", "at", "data", title=f"{service} {aggregate_id}")
+    for e in events:
+        data = {
+            k: v
+            for k, v in _public_state(e).items()
+            if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+        }
+        table.add_row(
+            str(e.originator_version),
+            type(e).__qualname__,
+            e.timestamp.isoformat(timespec="seconds"),
+            json.dumps(data, default=str),
+        )
+    console.print(table)
+    at = version if version is not None else events[-1].originator_version
+    console.print(f"state at version {at}:")
+    console.print_json(json.dumps(_public_state(state), default=str))
+
+
+@events_app.command("tail")
+def events_tail(
+    service: str,
+    from_: Annotated[int | None, typer.Option("--from", help="After this notification id")] = None,
+    follow: Annotated[bool, typer.Option(help="Keep printing new events")] = True,
+    limit: Annotated[int, typer.Option(help="Without --from: start this many from the end")] = 20,
+) -> None:
+    """Print a service's events as JSON lines, oldest first."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> None:
+        notification_log = NotificationLog(store.table)
+        conn = await store.connect()
+        try:
+            position = from_
+            if position is None:
+                position = max(await notification_log.max_id(conn) - limit, 0)
+            while True:
+                page = await notification_log.read(conn, position, 500)
+                for n in page:
+                    event, event_meta = store.decode(n)
+                    line = {
+                        "id": n.id,
+                        "aggregate": str(n.originator_id),
+                        "version": n.originator_version,
+                        "event": n.topic,
+                        "data": _public_state(event),
+                        **event_meta.as_dict(),
+                    }
+                    console.print_json(json.dumps(line, default=str), indent=None)
+                if page:
+                    position = page[-1].id
+                elif not follow:
+                    return
+                else:
+                    await asyncio.sleep(store.settings.poll_interval)
+        finally:
+            await conn.close()
+
+    _run(_with_store(service, go))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The outbox relay: a service's notification log, published to the bus (ARCHITECTURE.md §5.2).
+
+It follows the log from its stored position, maps each public domain event to its integration
+event, publishes a page with publisher confirms, and stores the new position only after every
+confirm. A crash or a broker outage anywhere in between means the page is published again:
+at-least-once, with message id `<service>-<notification id>` so consumers drop the repeats.
+One relay per service is active at a time (a PostgreSQL advisory lock); other replicas wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from eventsourcing.persistence import Notification
+
+from audifi_kit.bus import Bus, PublishError
+from audifi_kit.eventstore import EventStore
+from audifi_kit.messages import Message
+from audifi_kit.notifications import LogWatcher, NotificationLog
+from audifi_kit.outbox import OutboxMapping
+
+log = logging.getLogger(__name__)
+
+POSITIONS_DDL = """
+CREATE TABLE IF NOT EXISTS kit_relay_positions (
+    name text PRIMARY KEY,
+    position bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def build_messages(
+    store: EventStore[Any], mapping: OutboxMapping, page: Sequence[Notification]
+) -> list[Message]:
+    """Map a page of the log to the messages it publishes (private events are skipped)."""
+    messages = []
+    for n in page:
+        if not mapping.publishes(n.topic):
+            continue
+        domain_event, event_meta = store.decode(n)
+        event = mapping.to_integration_event(n.topic, domain_event)
+        if event is not None:
+            when = getattr(domain_event, "timestamp", None)
+            messages.append(mapping.to_message(n.id, event, event_meta, when))
+    return messages
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: EventStore[Any],
+        bus: Bus,
+        mapping: OutboxMapping,
+        *,
+        name: str = "outbox",
+        page_size: int | None = None,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.mapping = mapping
+        self.name = name
+        self.page_size = page_size or store.settings.relay_page_size
+        self.retry_delay = retry_delay
+        self.log = NotificationLog(store.table)
+        self.position = 0
+        self.published = 0
+        self.publish_failures = 0
+        self.head = 0
+        self._conn: asyncpg.Connection | None = None
+        self._watcher: LogWatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Condition()
+
+    @property
+    def lag(self) -> int:
+        """Notifications committed but not yet published (as of the last look at the log)."""
+        return max(self.head - self.position, 0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"relay-{self.store.service}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        """Follow the log forever; survives database and broker outages by retrying."""
+        while True:
+            try:
+                await self._run_as_leader()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A killed connection surfaces as OSError, PostgresError, InterfaceError or
+                # asyncpg's InternalClientError: whatever it is, reconnect from the stored
+                # position (nothing after it was acknowledged as published).
+                log.warning("relay %s lost its database: %r; reconnecting", self.store.service, exc)
+            finally:
+                await self._release()
+            await asyncio.sleep(self.retry_delay)
+
+    async def _run_as_leader(self) -> None:
+        self._conn = await self.store.connect()
+        await self._conn.execute(POSITIONS_DDL)
+        lock_key = zlib.crc32(f"relay:{self.store.service}:{self.name}".encode())
+        while not await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key):  # noqa: ASYNC110
+            await asyncio.sleep(1.0)  # another replica relays; stand by
+        self.position = await self._load_position(self._conn)
+        self._watcher = LogWatcher(
+            self.store.location.asyncpg_dsn,
+            self.store.channel,
+            poll_interval=self.store.settings.poll_interval,
+        )
+        await self._watcher.start()
+        while True:
+            moved = await self.step()
+            if not moved:
+                await self._watcher.wait()
+
+    async def _release(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.close()
+            self._watcher = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def _load_position(self, conn: asyncpg.Connection) -> int:
+        await conn.execute(
+            "INSERT INTO kit_relay_positions (name) VALUES ($1) ON CONFLICT DO NOTHING", self.name
+        )
+        return int(
+            await conn.fetchval("SELECT position FROM kit_relay_positions WHERE name=$1", self.name)
+        )
+
+    async def step(self) -> int:
+        """Publish one page after the stored position. Returns how many notifications it covered."""
+        assert self._conn is not None
+        page = await self.log.read(self._conn, self.position, self.page_size)
+        if not page:
+            self.head = self.position
+            await self._announce()
+            return 0
+        messages = build_messages(self.store, self.mapping, page)
+        while True:
+            try:
+                if messages:
+                    await self.bus.publish(messages)
+                break
+            except PublishError as exc:
+                self.publish_failures += 1
+                log.warning("relay %s: publish failed (%s); retrying", self.store.service, exc)
+                await asyncio.sleep(self.retry_delay)
+        new_position = page[-1].id
+        await self._store_position(self._conn, new_position)
+        self.position = new_position
+        self.published += len(messages)
+        self.head = max(self.head, new_position)
+        return len(page)
+
+    async def _store_position(self, conn: asyncpg.Connection, position: int) -> None:
+        await conn.execute(
+            "UPDATE kit_relay_positions SET position=$2, updated_at=now() WHERE name=$1",
+            self.name,
+            position,
+        )
+
+    async def _announce(self) -> None:
+        async with self._caught_up:
+            self._caught_up.notify_all()
+
+    async def wait_caught_up(self, position: int, timeout: float = 30.0) -> None:
+        """Until the relay has published everything up to `position` (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self.position < position:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"relay at {self.position}, wanted {position}")
+            async with self._caught_up:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, 0.2)):
+                        await self._caught_up.wait()

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from audifi_kit.eventstore import EventStore
+from audifi_kit.projections import ProjectionRunner, rebuild
+from kit_sample import Balances, BalancesCopy, Bank
+
+
+@pytest.fixture
+async def balances(bank: EventStore[Bank]) -> AsyncIterator[ProjectionRunner]:
+    runner = ProjectionRunner(bank, Balances(), page_size=100)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+async def rows(bank: EventStore[Bank], schema: str) -> list[tuple]:
+    conn = await bank.connect()
+    try:
+        records = await conn.fetch(
+            f"SELECT id, owner, balance, events FROM {schema}.accounts ORDER BY id"
+        )
+        return [tuple(r) for r in records]
+    finally:
+        await conn.close()
+
+
+async def test_the_view_shows_a_write_once_the_api_waits_for_it(
+    bank: EventStore[Bank], balances: ProjectionRunner
+) -> None:
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    position = await bank.call(bank.app.credit, account_id, 250)
+    await balances.wait(position)
+    assert await rows(bank, "balances") == [(account_id, "Ada", 250, 2)]
+
+
+async def test_each_event_changes_the_view_exactly_once_across_restarts(
+    bank: EventStore[Bank],
+) -> None:
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    for _ in range(30):
+        await bank.call(bank.app.credit, account_id, 1)
+    first = ProjectionRunner(bank, Balances(), page_size=7)
+    await first.start()
+    await first.wait(31)
+    await first.stop()
+    for _ in range(10):
+        last = await bank.call(bank.app.credit, account_id, 1)
+    # Two runners (two replicas of the service) follow the same view concurrently.
+    a, b = (
+        ProjectionRunner(bank, Balances(), page_size=3),
+        ProjectionRunner(bank, Balances(), page_size=3),
+    )
+    await asyncio.gather(a.start(), b.start())
+    try:
+        await asyncio.wait_for(_until(lambda: max(a.position, b.position) >= last), 10)
+        await asyncio.sleep(0.3)
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+    assert await rows(bank, "balances") == [(account_id, "Ada", 40, 41)]
+    assert a.applied + b.applied == 10
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.02)
+
+
+async def test_a_rebuilt_view_equals_the_live_one_row_for_row(
+    bank: EventStore[Bank], balances: ProjectionRunner
+) -> None:
+    accounts = [await bank.call(bank.app.open_account, f"o{i}") for i in range(20)]
+    for i in range(200):
+        await bank.call(bank.app.credit, accounts[i % 20], i)
+    last = await bank.call(bank.app.credit, accounts[0], 1)
+    await balances.wait(last)
+    before = await rows(bank, "balances")
+
+    position = await rebuild(bank, Balances(), page_size=50)
+
+    assert position == last
+    assert await rows(bank, "balances") == before
+
+
+async def test_a_rebuild_while_writes_go_on_still_matches_a_never_rebuilt_view(
+    bank: EventStore[Bank], balances: ProjectionRunner
+) -> None:
+    reference = ProjectionRunner(bank, BalancesCopy(), page_size=100)
+    await reference.start()
+    accounts = [await bank.call(bank.app.open_account, f"o{i}") for i in range(10)]
+    for i in range(300):
+        await bank.call(bank.app.credit, accounts[i % 10], 1)
+
+    stop = asyncio.Event()
+    written: list[int] = []
+
+    async def keep_writing() -> None:
+        i = 0
+        while not stop.is_set():
+            written.append(await bank.call(bank.app.credit, accounts[i % 10], i))
+            i += 1
+
+    writer = asyncio.create_task(keep_writing())
+    progress: list[tuple[int, int]] = []
+    try:
+        await asyncio.sleep(0.2)
+        await rebuild(bank, Balances(), page_size=20, progress=lambda d, t: progress.append((d, t)))
+        await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await writer
+    last = written[-1]
+    await balances.wait(last)
+    await reference.wait(last)
+    await reference.stop()
+
+    assert len(written) > 5, "the rebuild did not overlap with writes"
+    assert progress and progress[-1][0] == progress[-1][1]
+    assert await rows(bank, "balances") == await rows(bank, "balances_copy")
+    total = sum(r[2] for r in await rows(bank, "balances"))
+    assert total == 300 + sum(range(len(written)))
+
+
+async def test_raising_the_version_rebuilds_the_view_at_start(bank: EventStore[Bank]) -> None:
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    runner = ProjectionRunner(bank, Balances())
+    await runner.start()
+    await runner.wait(1)
+    await runner.stop()
+    conn = await bank.connect()
+    try:
+        await conn.execute("UPDATE balances.accounts SET balance = 999")  # a corrupted view
+
+        class BalancesV2(Balances):
+            version = 2
+
+        runner = ProjectionRunner(bank, BalancesV2())
+        await runner.start()
+        await runner.stop()
+        assert await rows(bank, "balances") == [(account_id, "Ada", 0, 1)]
+        assert (
+            await conn.fetchval(
+                "SELECT version FROM kit_projection_positions WHERE name='balances'"
+            )
+            == 2
+        )
+    finally:
+        await conn.close()
