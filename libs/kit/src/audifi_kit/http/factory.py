@@ -1,0 +1,99 @@
+"""`create_service_app`: every service's Litestar app, built the same way.
+
+What each app gets: the error envelope for every error, request ids (header, logs, events),
+Prometheus `/metrics`, `/health`, `/ready`, OpenAPI under `/schema`, and — given a JWKS URL —
+bearer-token auth on every route not marked `opt={"public": True}`. Routes marked
+`opt={"idempotent": True}` honour `Idempotency-Key` (pool at `app.state.db_pool`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler, Middleware
+
+from audifi_kit.http.auth import AuthMiddleware, JwksKeys, TokenVerifier, provide_identity
+from audifi_kit.http.errors import handle_exception
+from audifi_kit.http.health import ReadinessCheck, health, readiness_endpoint
+from audifi_kit.http.idempotency import IdempotencyMiddleware
+from audifi_kit.http.metrics import metrics_endpoint
+from audifi_kit.http.requests import RequestContext
+from audifi_kit.settings import Settings
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
+
+
+def create_service_app(
+    name: str,
+    *,
+    route_handlers: Sequence[ControllerRouterHandler],
+    settings: Settings,
+    lifespan: Sequence[Lifespan] = (),
+    readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+    readiness_timeout: float = 2.0,
+    jwks_url: str | None = None,
+    jwt_issuer: str | None = None,
+    jwt_audience: str | None = None,
+    jwks_min_refetch_interval: float = 30.0,
+    idempotency_lease: float = 60.0,
+    dependencies: Mapping[str, Provide] | None = None,
+    middleware: Sequence[Middleware] = (),
+    state: Mapping[str, Any] | None = None,
+    version: str = "1.0.0",
+    debug: bool = False,
+) -> Litestar:
+    """The Litestar app of service `name`.
+
+    `lifespan` context managers start and stop what the service needs (event store, pools,
+    consumers); put the read-model pool at `app.state.db_pool` for idempotent routes.
+    `jwks_url` unset: no token is verified (routes needing an identity answer 401).
+    `middleware` runs inside auth and idempotency, so it sees `request.user`.
+    """
+    keys = JwksKeys(jwks_url, min_refetch_interval=jwks_min_refetch_interval) if jwks_url else None
+    kit_middleware: list[Middleware] = []
+    if keys is not None:
+        verifier = TokenVerifier(keys, issuer=jwt_issuer, audience=jwt_audience)
+        kit_middleware.append(AuthMiddleware(verifier))
+    kit_middleware.append(IdempotencyMiddleware(lease=idempotency_lease))
+
+    async def close_jwks() -> None:
+        if keys is not None:
+            await keys.close()
+
+    app = Litestar(
+        route_handlers=[
+            health,
+            readiness_endpoint(readiness_checks or {}, timeout=readiness_timeout),
+            metrics_endpoint,
+            *route_handlers,
+        ],
+        lifespan=list(lifespan),
+        on_shutdown=[close_jwks],
+        exception_handlers={Exception: handle_exception},
+        middleware=[*kit_middleware, *middleware],
+        dependencies={"identity": Provide(provide_identity), **(dependencies or {})},
+        openapi_config=OpenAPIConfig(
+            title=f"AudiFi {name}",
+            version=version,
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
+            ),
+        ),
+        # The kit logs (structlog, with the request id); Litestar's own config would print
+        # tracebacks through stdlib logging a second time.
+        logging_config=None,
+        state=State({**(state or {}), "service": name, "settings": settings, "jwks": keys}),
+        debug=debug,
+    )
+    # Outside routing, so 404/405 answers get a request id and are counted too.
+    app.asgi_handler = RequestContext(app.asgi_handler, name)
+    return app
+
+
+__all__ = ["Lifespan", "create_service_app"]
