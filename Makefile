@@ -3,12 +3,12 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format bench run clean
+.PHONY: install test lint format bench run up clean
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
-.venv/.synced: $(UV) pyproject.toml uv.lock libs/*/pyproject.toml
+.venv/.synced: $(UV) pyproject.toml uv.lock libs/*/pyproject.toml services/*/pyproject.toml
 	$(UV) sync --frozen
 	@touch $@
 
@@ -28,8 +28,11 @@ format: install
 bench: install ## throughput and latency figures, each beside a raw baseline from the same run
 	$(UV) run --frozen python libs/kit/bench/kit_bench.py $(BENCH_ARGS)
 
-run: ## the embedded platform (audifi up) — built with issue 3
-	@echo "make run: the embedded platform (audifi up) is not built yet; see README, Status." >&2; exit 2
+run: install ## the whole platform in one process, embedded: gateway on http://127.0.0.1:8080
+	$(UV) run --frozen audifi up
+
+up: install ## the distributed topology: one process per service (DATABASE_URL, AMQP_URL, REDIS_URL)
+	$(UV) run --frozen audifi up --distributed
 
 clean:
 	rm -rf .venv var .pytest_cache .ruff_cache

@@ -23,6 +23,7 @@ from rich.table import Table
 from audifi_kit import spec as specs
 from audifi_kit.bus import Bus
 from audifi_kit.eventstore import EventStore, open_event_store
+from audifi_kit.http.requests import configure_logging
 from audifi_kit.messages import Message
 from audifi_kit.notifications import NotificationLog
 from audifi_kit.projections import rebuild
@@ -284,6 +285,46 @@ def events_tail(
             await conn.close()
 
     _run(_with_store(service, go))
+
+
+@app.command()
+def serve(
+    services: Annotated[list[str], typer.Argument(help="Which to run, e.g. `nft` or `gateway`")],
+) -> None:
+    """Run services in this process, each on its own port (the distributed topology's unit)."""
+    from audifi_kit import launch
+
+    settings = Settings.from_env()
+    configure_logging("+".join(services))
+    _run(launch.serve(services, settings))
+
+
+@app.command()
+def up(
+    distributed: Annotated[
+        bool, typer.Option(help="One supervised process per service (needs DATABASE_URL, AMQP_URL)")
+    ] = False,
+) -> None:
+    """The whole platform: every service and the gateway.
+
+    By default in one process (`make run`): with no DATABASE_URL, PostgreSQL runs embedded under
+    ./var; with no AMQP_URL, one in-process bus joins the services; with no REDIS_URL, stores
+    are in memory. `--distributed` (`make up`) runs each in its own process instead.
+    """
+    from audifi_kit import launch
+
+    settings = Settings.from_env()
+    configure_logging("platform")
+    names = launch.deployables()
+    if distributed:
+        console.print(f"AudiFi distributed: one process each for {', '.join(names)}")
+        _run(launch.supervise(names, settings))
+        return
+    console.print(
+        f"AudiFi: starting {', '.join(names)}; gateway on "
+        f"http://{settings.host}:{settings.port('gateway')}/api/v1"
+    )
+    _run(launch.serve(names, settings))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ class Settings:
     db_prefix: str = "audifi_"
     # Connections of the event store's (psycopg) pool, which also bounds to_thread concurrency.
     pool_size: int = 8
-    # Hex AES key (16, 24 or 32 bytes) encrypting stored event state; unset stores it plain.
+    # Base64 AES key (16, 24 or 32 bytes) encrypting stored event state; unset stores it plain.
     cipher_key: str | None = None
     compress: bool = False
     # Aggregates kept in memory per application; a hit reads only newer events (fast-forward),
@@ -34,6 +34,13 @@ class Settings:
     prefetch: int = 200
     relay_page_size: int = 500
     poll_interval: float = 1.0
+    # Where services listen and find each other: AUDIFI_HOST, AUDIFI_<NAME>_PORT and
+    # AUDIFI_<NAME>_URL (a service elsewhere, e.g. `http://nft:8102` under compose).
+    host: str = "127.0.0.1"
+    ports: Mapping[str, int] = field(default_factory=dict)
+    urls: Mapping[str, str] = field(default_factory=dict)
+    # Auth's JWKS, against which every service verifies access tokens (§7). Unset: auth's own.
+    jwks_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -57,7 +64,34 @@ class Settings:
             prefetch=int(opt("AUDIFI_PREFETCH") or 200),
             relay_page_size=int(opt("AUDIFI_RELAY_PAGE_SIZE") or 500),
             poll_interval=float(opt("AUDIFI_POLL_INTERVAL") or 1.0),
+            host=opt("AUDIFI_HOST") or "127.0.0.1",
+            ports={
+                name: int(value)
+                for name in DEFAULT_PORTS
+                if (value := opt(f"AUDIFI_{name.upper()}_PORT"))
+            },
+            urls={
+                name: value.rstrip("/")
+                for name in DEFAULT_PORTS
+                if (value := opt(f"AUDIFI_{name.upper()}_URL"))
+            },
+            jwks_url=opt("AUDIFI_JWKS_URL"),
         )
+
+    def port(self, name: str) -> int:
+        """The port service `name` listens on (ARCHITECTURE.md §9)."""
+        try:
+            return self.ports.get(name) or DEFAULT_PORTS[name]
+        except KeyError:
+            raise LookupError(f"no port is known for service {name!r}") from None
+
+    def service_url(self, name: str) -> str:
+        """Base URL at which the other parts of the platform reach service `name`."""
+        return self.urls.get(name) or f"http://{_loopback(self.host)}:{self.port(name)}"
+
+    @property
+    def auth_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.service_url('auth')}/.well-known/jwks.json"
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -69,6 +103,22 @@ class Settings:
             f"var_dir={str(self.var_dir)!r}, db_prefix={self.db_prefix!r}, "
             f"cipher_key={'set' if self.cipher_key else None})"
         )
+
+
+DEFAULT_PORTS: dict[str, int] = {
+    "gateway": 8080,
+    "auth": 8101,
+    "nft": 8102,
+    "vstudio": 8103,
+    "coin": 8104,
+    "payment": 8105,
+    "analytics": 8106,
+    "notify": 8107,
+}
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _redact(url: str | None) -> str | None:

@@ -8,10 +8,13 @@ a missing server is a failure, never a silent skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -126,7 +129,42 @@ async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
             await admin.close()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def unique_name() -> str:
     """A short unique token for naming queues, consumers and services inside one test."""
     return uuid.uuid4().hex[:10]
+
+
+@asynccontextmanager
+async def served(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on `port` (0: a free one); yields its base URL.
+
+    For tests whose client must reach a real HTTP server (a JWKS URL, a proxied upstream).
+    """
+    import asyncio
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task

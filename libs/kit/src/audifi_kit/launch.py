@@ -1,0 +1,208 @@
+"""Running the platform: one service per process (distributed) or all in one (embedded).
+
+Every deployable (each service and the gateway) exposes an `AppSpec` under the entry point
+group `audifi.apps`: its name and a factory that builds its Litestar app from the settings and
+a bus. `serve` runs a set of them on one event loop, each on its own port (ARCHITECTURE.md §9):
+
+* `audifi serve nft` — one service, as `make up`, compose and Kubernetes run it. With AMQP_URL
+  it talks to RabbitMQ; with DATABASE_URL it uses that server.
+* `audifi up` — every deployable in one process (`make run`): embedded PostgreSQL unless
+  DATABASE_URL is set, one in-process bus shared by all services, in-memory stores.
+* `audifi up --distributed` — one `audifi serve` process per deployable, supervised
+  (`make up`): needs DATABASE_URL and AMQP_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import uvicorn
+from litestar import Litestar
+from litestar.types import ControllerRouterHandler
+
+from audifi_kit.bus import Bus
+from audifi_kit.http.factory import Lifespan, create_service_app
+from audifi_kit.runtime import ServiceRuntime
+from audifi_kit.settings import DEFAULT_PORTS, Settings
+from audifi_kit.spec import ServiceSpec
+
+log = logging.getLogger(__name__)
+
+APP_GROUP = "audifi.apps"
+# Start order of `audifi up`: auth first (its JWKS is what every other app verifies against),
+# the gateway last (its health page asks every upstream).
+ORDER = tuple(DEFAULT_PORTS)
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    factory: Callable[[Settings, Bus], Litestar]
+
+
+def deployables() -> list[str]:
+    """Names of every installed deployable, in start order."""
+    return ordered([ep.name for ep in entry_points(group=APP_GROUP)])
+
+
+def load_app(name: str) -> AppSpec:
+    for ep in entry_points(group=APP_GROUP, name=name):
+        spec: AppSpec = ep.load()
+        return spec
+    raise LookupError(f"no service {name!r}; known: {', '.join(deployables())}")
+
+
+def service_app(
+    spec: ServiceSpec,
+    settings: Settings,
+    bus: Bus,
+    *,
+    route_handlers: Sequence[ControllerRouterHandler] = (),
+    lifespan: Sequence[Lifespan] = (),
+    state: Mapping[str, Any] | None = None,
+) -> Litestar:
+    """A service's app: its runtime (event store, relay, projections, consumers) runs while it
+    serves, readiness asks its database and broker, and tokens verify against auth's JWKS."""
+    runtime = ServiceRuntime(spec, settings, bus)
+    return create_service_app(
+        spec.name,
+        route_handlers=route_handlers,
+        settings=settings,
+        lifespan=[runtime.lifespan, *lifespan],
+        readiness_checks=runtime.readiness_checks(),
+        jwks_url=settings.auth_jwks_url,
+        state=state,
+    )
+
+
+def make_bus(settings: Settings) -> Bus:
+    if settings.amqp_url:
+        from audifi_kit.bus.rabbitmq import RabbitBus
+
+        return RabbitBus(settings.amqp_url)
+    from audifi_kit.bus.inprocess import InProcessBus
+
+    return InProcessBus()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: `serve` stops all servers at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def ordered(names: Sequence[str]) -> list[str]:
+    return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
+
+async def serve(names: Sequence[str], settings: Settings) -> None:
+    """Run the named deployables on this loop until SIGINT/SIGTERM; one bus when in-process."""
+    apps = {name: load_app(name) for name in names}
+    shared = None if settings.amqp_url else make_bus(settings)
+    servers: list[_Server] = []
+    order = ordered(names)
+    for name in order:
+        app = apps[name].factory(settings, shared or make_bus(settings))
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port(name),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=5,
+        )
+        servers.append(_Server(config))
+
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+    tasks = [
+        asyncio.create_task(s.serve(), name=f"serve-{n}")
+        for s, n in zip(servers, order, strict=True)
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # One server ending (bind failure, startup error) ends the platform: never half up.
+        stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        failed = [s.config.port for s in servers if not s.started]
+        if failed:
+            raise RuntimeError(f"could not start the servers on ports {failed}")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: float = 30.0) -> None:
+    """The distributed topology on one machine (`make up`): one process per deployable.
+
+    Each runs `audifi serve NAME` with this environment. A process that exits is started again
+    after a growing pause (reset once it has stayed up for a minute); SIGINT/SIGTERM stop all.
+    """
+    missing = [
+        v
+        for v, set_ in (("DATABASE_URL", settings.database_url), ("AMQP_URL", settings.amqp_url))
+        if not set_
+    ]
+    if missing:
+        raise LookupError(
+            f"the distributed topology needs {' and '.join(missing)} (and REDIS_URL for shared "
+            "rate limits); `make run` runs the embedded platform without them"
+        )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stopping.set)
+
+    async def keep_running(name: str) -> None:
+        backoff = 1.0
+        while not stopping.is_set():
+            started = loop.time()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "audifi_kit.cli", "serve", name
+            )
+            log.info("started %s (pid %s)", name, process.pid)
+            waiter = asyncio.create_task(process.wait())
+            stop = asyncio.create_task(stopping.wait())
+            await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.is_set():
+                if process.returncode is None:
+                    process.terminate()
+                    try:
+                        await asyncio.wait_for(waiter, 20)
+                    except TimeoutError:
+                        process.kill()
+                        await waiter
+                return
+            stop.cancel()
+            if loop.time() - started > 60:
+                backoff = 1.0
+            log.warning("%s exited with %s; restarting in %.0fs", name, process.returncode, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff)
+            backoff = min(backoff * 2, max_backoff)
+
+    await asyncio.gather(*(keep_running(n) for n in ordered(names)))
