@@ -1,0 +1,3 @@
+"""AudiFi analytics service. Read models over every service's events: dashboards, campaigns,
+anomalies.
+"""

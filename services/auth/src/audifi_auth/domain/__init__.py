@@ -1,0 +1,1 @@
+"""The auth service's aggregates and rules: plain Python, no I/O, no framework."""

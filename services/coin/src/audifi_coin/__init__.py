@@ -1,0 +1,1 @@
+"""AudiFi coin service. Artist coins, staking, liquidity pools and the lottery."""

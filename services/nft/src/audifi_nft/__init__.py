@@ -1,0 +1,3 @@
+"""AudiFi nft service. Masters, IPOs, share holdings, distributions, funding projects and
+milestones, content.
+"""

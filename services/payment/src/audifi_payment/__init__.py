@@ -1,0 +1,3 @@
+"""AudiFi payment service. Stripe checkouts and subscriptions, the double-entry ledger, splits,
+payouts, refunds, disputes.
+"""

@@ -1,0 +1,2 @@
+"""The vstudio service's HTTP and WebSocket API (paths as the gateway forwards them, without
+`/api/v1`)."""

@@ -1,0 +1,349 @@
+"""`WS /vstudio/sessions/{session_id}/ws`: a client's live connection to a session room.
+
+The protocol (JSON text frames, camelCase; the seed's "WebSocket Protocol"):
+
+* The client sends `Authorization: Bearer <access token>` with the handshake. Without a valid
+  token the server accepts and at once closes with code 4401.
+* On connect the server sends `{"type": "presence", "sessionId", "users": [{"userId",
+  "displayName"}]}`: the users in the room, one entry per user however many connections.
+* `{"type": "join", "userId"?, "displayName"?}` puts the caller into the room; every member
+  (the sender too) gets `{"type": "user_joined", "userId", "displayName"}`, with the user id
+  from the verified token: a `userId` the client claims is ignored.
+* `{"type": "ping"}` is answered `{"type": "pong"}`.
+* When a user's last connection to the room ends, the others get `{"type": "user_left",
+  "userId"}`.
+* Any other frame, or one that does not decode, is answered to its sender only with
+  `{"type": "error", "code": "VALIDATION_ERROR" | "NOT_SUPPORTED", "message"}`; the
+  connection stays open. Votes and decisions arrive with their own issue: until then `vote`
+  is NOT_SUPPORTED.
+
+Every frame for one client (room frames and replies alike) waits in one bounded queue; a client
+that lets it fill up is dropped with close code 1013 (try again later), so a slow reader costs
+the server a fixed amount of memory, never a growing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
+from audifi_kit.http.errors import Unauthorized
+from litestar import WebSocket, websocket
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
+
+from audifi_vstudio.rooms import Member, Rooms
+
+log = logging.getLogger(__name__)
+
+ROOMS_STATE_KEY = "rooms"
+LIMITS_STATE_KEY = "connection_limits"
+JWKS_STATE_KEY = "jwks"  # where the kit's service factory keeps auth's JWKS keys
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_INTERNAL_ERROR = 1011
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    # Frames waiting for one client; one more and the client is dropped (1013).
+    send_queue: int = 256
+    # The largest frame a client may send (bytes of UTF-8 JSON).
+    frame_bytes: int = 4096
+    # How long a dropped client's close handshake may take before the connection is cut.
+    close_timeout: float = 5.0
+
+
+# ------------------------------------------------------------------------------ frames
+
+
+class ClientFrame(msgspec.Struct, tag_field="type", rename="camel", frozen=True):
+    """A frame a client sends; its `type` names which."""
+
+
+class Join(ClientFrame, tag="join"):
+    user_id: str | None = None  # the seed's clients send it; the token decides who joins
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class Ping(ClientFrame, tag="ping"):
+    pass
+
+
+class ServerFrame(msgspec.Struct, tag_field="type", rename="camel", frozen=True):
+    """A frame the server sends."""
+
+
+class PresentUser(msgspec.Struct, rename="camel", frozen=True):
+    user_id: str
+    display_name: str | None
+
+
+class Presence(ServerFrame, tag="presence"):
+    session_id: UUID
+    users: list[PresentUser]
+
+
+class UserJoined(ServerFrame, tag="user_joined"):
+    user_id: str
+    display_name: str | None
+
+
+class UserLeft(ServerFrame, tag="user_left"):
+    user_id: str
+
+
+class Pong(ServerFrame, tag="pong"):
+    pass
+
+
+class ErrorFrame(ServerFrame, tag="error"):
+    code: str
+    message: str
+
+
+class _Kind(msgspec.Struct):
+    type: str
+
+
+_client_frames = msgspec.json.Decoder(Join | Ping)
+_kind = msgspec.json.Decoder(_Kind)
+_encoder = msgspec.json.Encoder()
+KNOWN_TYPES = frozenset(("join", "ping"))
+
+
+class FrameRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def decode_client_frame(raw: bytes) -> Join | Ping:
+    """The client's frame, or `FrameRefused` saying what is wrong with it."""
+    try:
+        return _client_frames.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        error = exc
+    try:
+        kind = _kind.decode(raw).type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        kind = None
+    if kind is not None and kind not in KNOWN_TYPES:
+        shown = kind if len(kind) <= 32 else f"{kind[:32]}..."
+        raise FrameRefused("NOT_SUPPORTED", f"Frames of type {shown!r} are not supported")
+    raise FrameRefused("VALIDATION_ERROR", f"Invalid frame: {error}")
+
+
+def encode(frame: ServerFrame) -> bytes:
+    return _encoder.encode(frame)
+
+
+# -------------------------------------------------------------------------- connection
+
+
+class Outbox:
+    """The frames waiting to be sent to one client: at most `limit`, else it overflows."""
+
+    def __init__(self, limit: int) -> None:
+        self._frames: asyncio.Queue[bytes] = asyncio.Queue(limit)
+        self.overflowed = asyncio.Event()
+
+    def offer(self, frame: bytes) -> None:
+        if self.overflowed.is_set():
+            return
+        try:
+            self._frames.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+    async def next(self) -> bytes:
+        return await self._frames.get()
+
+
+class RoomConnection:
+    """One client in one session room, from the presence frame to its leaving."""
+
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        session_id: UUID,
+        identity: Identity,
+        rooms: Rooms,
+        limits: ConnectionLimits,
+    ) -> None:
+        self.socket = socket
+        self.session_id = session_id
+        self.identity = identity
+        self.rooms = rooms
+        self.limits = limits
+        self.connection_id = uuid.uuid4().hex
+        self.outbox = Outbox(limits.send_queue)
+        self.member: Member | None = None
+
+    async def serve(self) -> None:
+        close_code: int | None = None
+        # Subscribed before presence is read: a join in between is seen twice, never missed.
+        async with self.rooms.subscribe(self.session_id, self.outbox.offer):
+            try:
+                close_code = await self._exchange(encode(await self._presence()))
+            finally:
+                await self._leave()
+        if close_code == CLOSE_TRY_AGAIN_LATER:
+            await close(self.socket, close_code, "Frames were not read in time", self.limits)
+
+    async def _exchange(self, presence: bytes) -> int | None:
+        """Frames both ways, presence first, until the client leaves (None) or falls behind
+        (1013)."""
+        receiving = asyncio.create_task(self._receive_frames())
+        sending = asyncio.create_task(self._send_frames(presence))
+        overflow = asyncio.create_task(self.outbox.overflowed.wait())
+        tasks = (receiving, sending, overflow)
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if overflow in done:
+            log.info("dropping a slow client of session %s", self.session_id)
+            return CLOSE_TRY_AGAIN_LATER
+        if receiving in done and (error := receiving.exception()) is not None:
+            if not isinstance(error, WebSocketDisconnect):
+                raise error
+        if sending in done and (error := sending.exception()) is not None:
+            # The client went away mid-send; anything else is ours.
+            if not isinstance(error, OSError | WebSocketDisconnect):
+                raise error
+        return None
+
+    async def _receive_frames(self) -> None:
+        while True:
+            message = await self.socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            raw = text.encode() if text is not None else message.get("bytes") or b""
+            await self._handle(raw)
+
+    async def _handle(self, raw: bytes) -> None:
+        if len(raw) > self.limits.frame_bytes:
+            message = f"A frame may hold at most {self.limits.frame_bytes} bytes"
+            self._reply(ErrorFrame(code="VALIDATION_ERROR", message=message))
+            return
+        try:
+            frame = decode_client_frame(raw)
+        except FrameRefused as refused:
+            self._reply(ErrorFrame(code=refused.code, message=refused.message))
+            return
+        match frame:
+            case Ping():
+                self._reply(Pong())
+            case Join():
+                await self._join(frame)
+
+    async def _join(self, frame: Join) -> None:
+        user_id = self.identity.user_id
+        # Set first: should the join be interrupted half-way, leaving still takes it back.
+        self.member = Member(self.connection_id, user_id, frame.display_name)
+        await self.rooms.join(self.session_id, self.member)
+        joined = UserJoined(user_id=user_id, display_name=frame.display_name)
+        await self.rooms.broadcast(self.session_id, encode(joined))
+
+    async def _leave(self) -> None:
+        if self.member is None:
+            return
+        user_id, self.member = self.member.user_id, None
+        try:
+            await self.rooms.leave(self.session_id, self.connection_id)
+            # Another tab of the same user keeps the user in the room.
+            if all(m.user_id != user_id for m in await self.rooms.presence(self.session_id)):
+                await self.rooms.broadcast(self.session_id, encode(UserLeft(user_id=user_id)))
+        except Exception:  # the entry expires on its own; the others miss one user_left
+            log.warning("leaving session %s failed", self.session_id, exc_info=True)
+
+    async def _presence(self) -> Presence:
+        users: dict[str, PresentUser] = {}
+        for member in await self.rooms.presence(self.session_id):
+            users.setdefault(member.user_id, PresentUser(member.user_id, member.display_name))
+        return Presence(session_id=self.session_id, users=list(users.values()))
+
+    def _reply(self, frame: ServerFrame) -> None:
+        self.outbox.offer(encode(frame))
+
+    async def _send_frames(self, first: bytes) -> None:
+        await self._send(first)
+        while True:
+            await self._send(await self.outbox.next())
+
+    async def _send(self, frame: bytes) -> None:
+        await self.socket.send_data(frame.decode(), mode="text")
+
+
+async def close(
+    socket: WebSocket[Any, Any, Any], code: int, reason: str, limits: ConnectionLimits
+) -> None:
+    """Close the connection if it is still there, without waiting long on a client not reading."""
+    with contextlib.suppress(TimeoutError, OSError, WebSocketDisconnect, RuntimeError):
+        await asyncio.wait_for(socket.close(code, reason), limits.close_timeout)
+
+
+async def authenticate(socket: WebSocket[Any, Any, Any]) -> Identity | None:
+    """The caller behind the handshake's bearer token, verified against auth's JWKS."""
+    token = bearer_token(socket.scope)
+    keys = socket.app.state.get(JWKS_STATE_KEY)
+    if token is None or keys is None:
+        return None
+    try:
+        return await TokenVerifier(keys).verify(token)
+    except Unauthorized as refused:
+        log.info("websocket refused: %s", refused.message)
+        return None
+
+
+def provide_rooms(state: State) -> Rooms:
+    return state[ROOMS_STATE_KEY]
+
+
+def provide_limits(state: State) -> ConnectionLimits:
+    return state.get(LIMITS_STATE_KEY) or ConnectionLimits()
+
+
+@websocket(
+    "/vstudio/sessions/{session_id:uuid}/ws",
+    # Public to the kit's AuthMiddleware, which runs for websockets too but refuses before the
+    # handshake: the client would see a bare HTTP 403 (uvicorn) or close code 4500 "Internal
+    # Server Error", nothing a browser can tell from a network failure. The handler verifies
+    # the same token itself and refuses with 4401 after accepting.
+    opt={PUBLIC_OPT: True},
+    dependencies={
+        "rooms": Provide(provide_rooms, sync_to_thread=False),
+        "limits": Provide(provide_limits, sync_to_thread=False),
+    },
+)
+async def session_room(
+    socket: WebSocket[Any, Any, Any],
+    session_id: FromPath[UUID],
+    rooms: NamedDependency[Rooms],
+    limits: NamedDependency[ConnectionLimits],
+) -> None:
+    identity = await authenticate(socket)
+    await socket.accept()
+    if identity is None:
+        await close(socket, CLOSE_UNAUTHORIZED, "A valid access token is required", limits)
+        return
+    try:
+        await RoomConnection(socket, session_id, identity, rooms, limits).serve()
+    except Exception:
+        log.exception("session room %s failed", session_id)
+        await close(socket, CLOSE_INTERNAL_ERROR, "The session room is unavailable", limits)
