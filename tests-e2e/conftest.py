@@ -1,0 +1,65 @@
+"""The whole platform, distributed, started once for the e2e tests (see platform_processes)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from audifi_auth.keys import SigningKey, SigningKeys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from platform_processes import Platform
+
+# The `write` class (money and minting) low enough for a test to cross; the others as shipped.
+E2E_RATE_LIMITS = "write=5/60"
+
+
+@pytest.fixture(scope="session")
+def signing_keys() -> SigningKeys:
+    """The key auth signs with in this run: tests mint tokens exactly as auth does."""
+    return SigningKeys([SigningKey(Ed25519PrivateKey.generate())])
+
+
+@pytest.fixture(scope="session")
+def platform(
+    postgres_url: str,
+    amqp_url: str,
+    redis_url: str,
+    signing_keys: SigningKeys,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Platform]:
+    prefix = f"e2e{uuid.uuid4().hex[:8]}_"
+    var_dir = tmp_path_factory.mktemp("platform")
+    running = Platform(
+        {
+            "DATABASE_URL": postgres_url,
+            "AMQP_URL": amqp_url,
+            "REDIS_URL": redis_url,
+            "AUDIFI_DB_PREFIX": prefix,
+            "AUDIFI_VAR_DIR": str(var_dir),
+            "JWT_PRIVATE_KEY": signing_keys.current.pem().decode(),
+            "AUDIFI_RATE_LIMITS": E2E_RATE_LIMITS,
+            "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
+        },
+        Path(var_dir),
+    )
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop_all()
+        _drop_databases(postgres_url, prefix)
+
+
+def _drop_databases(postgres_url: str, prefix: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
+            )
+        ]
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,113 @@
+"""The distributed topology as processes: one `audifi serve NAME` per deployable.
+
+Each runs as it would in production (its own process, RabbitMQ, PostgreSQL, Redis), on free
+loopback ports so a developer's `make run` is left alone, with databases under a prefix of its
+own. Tests then talk only to the gateway, and may stop and restart any service.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+from audifi_auth.keys import SigningKeys
+from audifi_kit.settings import DEFAULT_PORTS
+from audifi_kit.testing import free_port
+
+DEPLOYABLES = tuple(DEFAULT_PORTS)  # gateway first in the table; started last below
+
+
+def wait_http(url: str, timeout: float, *, expect: int = 200) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if response.status_code == expect:
+                return response
+            last = f"{response.status_code} {response.text[:300]}"
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer {expect} within {timeout}s (last: {last})")
+
+
+class Platform:
+    def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
+        self.ports = {name: free_port() for name in DEPLOYABLES}
+        self.env = {
+            **os.environ,
+            **env,
+            **{f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
+            "AUDIFI_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def gateway(self) -> str:
+        return f"{self.url('gateway')}/api/v1"
+
+    def start(self, name: str, *, wait: float = 60.0) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "audifi_kit.cli", "serve", name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        try:
+            wait_http(f"{self.url(name)}/health", wait)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{name} did not start:\n{self.log_tail(name)}") from exc
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def start_all(self) -> None:
+        for name in [n for n in DEPLOYABLES if n != "gateway"] + ["gateway"]:
+            self.start(name)
+        wait_http(f"{self.gateway}/admin/health", 60)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def token(keys: SigningKeys, **claims: object) -> str:
+    """An access token as auth issues it: sub, roles, sid, exp."""
+    return keys.sign(
+        {
+            "sub": str(uuid.uuid4()),
+            "roles": ["fan"],
+            "sid": str(uuid.uuid4()),
+            "exp": int(time.time()) + 300,
+            **claims,
+        }
+    )
