@@ -122,6 +122,7 @@ async def serve(names: Sequence[str], settings: Settings) -> None:
             lifespan="on",
             ws="websockets-sansio",
             timeout_graceful_shutdown=5,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
         servers.append(_Server(config))
 

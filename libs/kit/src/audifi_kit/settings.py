@@ -41,6 +41,10 @@ class Settings:
     urls: Mapping[str, str] = field(default_factory=dict)
     # Auth's JWKS, against which every service verifies access tokens (§7). Unset: auth's own.
     jwks_url: str | None = None
+    # Proxies whose X-Forwarded-For names the real client (AUDIFI_TRUSTED_PROXIES, comma-separated
+    # addresses or networks, `*` for any): the gateway behind a load balancer rate-limits per
+    # client, not per balancer. Unset: uvicorn's default, loopback only.
+    trusted_proxies: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +80,7 @@ class Settings:
                 if (value := opt(f"AUDIFI_{name.upper()}_URL"))
             },
             jwks_url=opt("AUDIFI_JWKS_URL"),
+            trusted_proxies=opt("AUDIFI_TRUSTED_PROXIES"),
         )
 
     def port(self, name: str) -> int:

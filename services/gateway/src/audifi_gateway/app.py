@@ -30,9 +30,7 @@ from audifi_kit.launch import AppSpec
 from audifi_kit.settings import Settings
 from litestar import Litestar, asgi
 from litestar.config.cors import CORSConfig
-from litestar.middleware import DefineMiddleware
-from litestar.middleware._internal.cors import CORSMiddleware
-from litestar.types import Middleware, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 from redis.asyncio import Redis
 
 from audifi_gateway.admission import Admission
@@ -143,19 +141,14 @@ def create_app(
         settings=settings,
         lifespan=[running],
         readiness_checks=readiness,
-        middleware=_cors(config),
+        cors_config=_cors(config),
     )
 
 
-def _cors(config: GatewayConfig) -> list[Middleware]:
-    """Preflights answered and CORS headers added on every gateway route, from settings.
-
-    The kit's factory takes no `cors_config` yet, so Litestar's own CORS middleware is added as
-    route middleware: it sees every routed request (all of `/api/v1` is routed to the mount)
-    and runs outside the exception handler, so error envelopes carry the CORS headers too.
-    """
+def _cors(config: GatewayConfig) -> CORSConfig | None:
+    """Preflights answered and CORS headers added on every gateway response, from settings."""
     if not config.cors_origins:
-        return []
+        return None
     any_origin = "*" in config.cors_origins
     cors = CORSConfig(
         allow_origins=["*"] if any_origin else list(config.cors_origins),
@@ -166,7 +159,7 @@ def _cors(config: GatewayConfig) -> list[Middleware]:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
-    return [DefineMiddleware(CORSMiddleware, config=cors)]
+    return cors
 
 
 async def _queue_exists(bus: Bus, queue: str) -> None:

@@ -4,4 +4,6 @@ from audifi_kit.eventstore import ServiceApplication
 
 
 class NotifyApplication(ServiceApplication):
-    """E-mail: each message a Notification (pending, sent, failed), sent over SMTP from templates."""
+    """E-mail: each message a Notification (pending, sent, failed), sent over SMTP from
+    templates.
+    """

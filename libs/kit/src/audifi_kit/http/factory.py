@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -44,6 +45,7 @@ def create_service_app(
     idempotency_lease: float = 60.0,
     dependencies: Mapping[str, Provide] | None = None,
     middleware: Sequence[Middleware] = (),
+    cors_config: CORSConfig | None = None,
     state: Mapping[str, Any] | None = None,
     version: str = "1.0.0",
     debug: bool = False,
@@ -53,7 +55,8 @@ def create_service_app(
     `lifespan` context managers start and stop what the service needs (event store, pools,
     consumers); put the read-model pool at `app.state.db_pool` for idempotent routes.
     `jwks_url` unset: no token is verified (routes needing an identity answer 401).
-    `middleware` runs inside auth and idempotency, so it sees `request.user`.
+    `middleware` runs inside auth and idempotency, so it sees `request.user`. `cors_config`
+    answers preflights and adds CORS headers to every response, error envelopes included.
     """
     keys = JwksKeys(jwks_url, min_refetch_interval=jwks_min_refetch_interval) if jwks_url else None
     kit_middleware: list[Middleware] = []
@@ -77,6 +80,7 @@ def create_service_app(
         on_shutdown=[close_jwks],
         exception_handlers={Exception: handle_exception},
         middleware=[*kit_middleware, *middleware],
+        cors_config=cors_config,
         dependencies={"identity": Provide(provide_identity), **(dependencies or {})},
         openapi_config=OpenAPIConfig(
             title=f"AudiFi {name}",
