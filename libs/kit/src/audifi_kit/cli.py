@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -295,7 +296,7 @@ def serve(
     from audifi_kit import launch
 
     settings = Settings.from_env()
-    configure_logging("+".join(services))
+    configure_logging("+".join(services), os.environ.get("AUDIFI_LOG_LEVEL", "INFO"))
     _run(launch.serve(services, settings))
 
 
@@ -314,7 +315,7 @@ def up(
     from audifi_kit import launch
 
     settings = Settings.from_env()
-    configure_logging("platform")
+    configure_logging("platform", os.environ.get("AUDIFI_LOG_LEVEL", "INFO"))
     names = launch.deployables()
     if distributed:
         console.print(f"AudiFi distributed: one process each for {', '.join(names)}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from jwks_support import AUDIENCE, ISSUER, JwksServer, SigningKey
 from litestar.testing import AsyncTestClient
 from service_app import build_app
-
-from conftest import AUDIENCE, ISSUER, JwksServer, SigningKey
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 from audifi_kit.http import DB_POOL_STATE_KEY
+from jwks_support import SigningKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient
 from service_app import Payments, build_app, payment_routes
-
-from conftest import SigningKey
 
 PAYMENT = {"amountMinor": 500, "currency": "EUR"}
 
