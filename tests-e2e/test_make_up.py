@@ -1,0 +1,83 @@
+"""`make up`: the distributed topology, one supervised process per service."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from audifi_kit.settings import DEFAULT_PORTS
+from audifi_kit.testing import free_port
+from platform_processes import wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one(
+    tmp_path: Path, postgres_url: str, amqp_url: str, redis_url: str
+) -> None:
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    prefix = f"e2eup{uuid.uuid4().hex[:6]}_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
+    env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    env |= {
+        "DATABASE_URL": postgres_url,
+        "AMQP_URL": amqp_url,
+        "REDIS_URL": redis_url,
+        "AUDIFI_DB_PREFIX": prefix,
+        "AUDIFI_VAR_DIR": str(tmp_path / "var"),
+        "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
+    }
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "up"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    health = f"http://127.0.0.1:{ports['gateway']}/api/v1/admin/health"
+    try:
+        wait_http(health, 90)
+        pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text()))
+        assert set(pids) == set(DEFAULT_PORTS), pids
+        assert len(set(pids.values())) == len(DEFAULT_PORTS)  # a process each
+
+        os.kill(int(pids["nft"]), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            restarted = re.findall(r"started nft \(pid (\d+)\)", log.read_text())
+            if len(restarted) > 1:
+                break
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        wait_http(f"http://127.0.0.1:{ports['nft']}/ready", 60)
+        answer = httpx.get(health, timeout=5)
+        assert answer.status_code == 200 and answer.json()["services"]["nft"]["status"] == "up"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
+            ).fetchall():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # Every service process ended with the supervisor: none is left serving.
+    for name, port in ports.items():
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.HTTPError:
+            continue
+        raise AssertionError(f"{name} still answers after make up was stopped")
