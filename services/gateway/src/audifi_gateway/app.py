@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 import httpx
 import structlog
 from audifi_kit.bus import Bus
@@ -28,6 +29,7 @@ from audifi_kit.http.factory import create_service_app
 from audifi_kit.http.health import ReadinessCheck
 from audifi_kit.launch import AppSpec
 from audifi_kit.settings import Settings
+from httpx_aiohttp import AiohttpTransport
 from litestar import Litestar, asgi
 from litestar.config.cors import CORSConfig
 from litestar.types import Receive, Scope, Send
@@ -111,11 +113,9 @@ def create_app(
     @asynccontextmanager
     async def running(_: Litestar) -> AsyncIterator[None]:
         async with httpx.AsyncClient(
-            # Upstreams are found by settings, never through an HTTP(S)_PROXY of the host.
-            trust_env=False,
+            transport=_upstream_transport(),
             follow_redirects=False,
             timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         ) as client:
             http_proxy.client = merged.client = health.client = client
             try:
@@ -160,6 +160,27 @@ def _cors(config: GatewayConfig) -> CORSConfig | None:
         max_age=600,
     )
     return cors
+
+
+def _upstream_transport() -> AiohttpTransport:
+    """httpx's API over aiohttp's connection pool.
+
+    httpx's own async pool slows down as concurrent requests grow (encode/httpx#3215; measured
+    here: about 1,800 requests/s at 4 in flight, 400 at 32), and a gateway always has many in
+    flight. aiohttp adds no header of its own (the client's headers are forwarded as they
+    are: an added Accept-Encoding would get clients a compressed body they never asked for),
+    never decompresses, and ignores the host's HTTP(S)_PROXY: upstreams come from settings.
+    """
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+            auto_decompress=False,
+            trust_env=False,
+        )
+
+    return AiohttpTransport(client=session)
 
 
 async def _queue_exists(bus: Bus, queue: str) -> None:

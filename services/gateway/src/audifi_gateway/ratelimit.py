@@ -8,10 +8,13 @@ Limits come from `AUDIFI_RATE_LIMITS`: comma-separated `class=amount/seconds` pa
 `AUDIFI_RATE_LIMITS="default=300/60,auth=20/60"` (300 requests per rolling 60 seconds); the
 classes named there replace their defaults below, the others keep them.
 
-The counting is the `limits` package's moving window: exact over any rolling window, so the
-`Retry-After` of a refusal is when the oldest counted request leaves it. Its storage is Redis
-(`REDIS_URL`; keys under `<AUDIFI_GATEWAY_KEY_PREFIX>:ratelimit`) so all replicas share one
-count, or process memory when REDIS_URL is unset (embedded mode: one gateway process).
+The counting is the `limits` package's sliding window counter: the current and the previous
+window's counts, the previous one weighted by how much of it still overlaps the rolling window.
+Two counters per caller and class whatever the limit (a moving window keeps one entry per
+request and reads O(limit) of them on every hit), at the cost of an approximate `Retry-After`.
+Its storage is Redis (`REDIS_URL`; keys under `<AUDIFI_GATEWAY_KEY_PREFIX>:ratelimit`) so all
+replicas share one count, or process memory when REDIS_URL is unset (embedded mode: one gateway
+process).
 
 When Redis fails the request is let through and the failure logged: an outage of the limiter
 must not become an outage of the API.
@@ -28,7 +31,7 @@ import structlog
 from audifi_kit.http.errors import RateLimited
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import ConnectionPool
 
 from audifi_gateway import metrics
@@ -75,7 +78,7 @@ class RateLimiter:
 
     def __init__(self, storage: Storage, limits: Mapping[str, RateLimit]) -> None:
         self.storage = storage
-        self._strategy = MovingWindowRateLimiter(storage)
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._items: dict[str, RateLimitItem] = {
             name: RateLimitItemPerSecond(limit.amount, limit.seconds, namespace="rl")
             for name, limit in limits.items()
