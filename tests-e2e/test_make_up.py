@@ -46,7 +46,10 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         )
     health = f"http://127.0.0.1:{ports['gateway']}/api/v1/admin/health"
     try:
-        wait_http(health, 90)
+        try:
+            wait_http(health, 90)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{log.read_text()[-6000:]}") from None
         pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text()))
         assert set(pids) == set(DEFAULT_PORTS), pids
         assert len(set(pids.values())) == len(DEFAULT_PORTS)  # a process each

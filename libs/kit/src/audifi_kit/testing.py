@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -129,10 +130,30 @@ async def fresh_database(postgres_url: str) -> AsyncIterator[str]:
             await admin.close()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port that is free now, for a server a test starts itself (in this process or another).
+
+    Chosen below the kernel's ephemeral range: a port the kernel handed out for `bind(0)` may
+    be taken as the local port of any outgoing connection before the server binds it.
+    """
+    low, _ = _ephemeral_range()
+    for _ in range(200):
+        port = random.randrange(10_000, min(low, 32_768))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @pytest.fixture
