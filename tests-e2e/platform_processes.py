@@ -24,6 +24,34 @@ from audifi_kit.testing import free_port
 DEPLOYABLES = tuple(DEFAULT_PORTS)  # gateway first in the table; started last below
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make(target: str, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`make TARGET` at the repository root, as a developer runs it, in its own process group."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["make", "--no-print-directory", target],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM to the process group (make, uv, audifi and its children), SIGKILL if it hangs."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        process.wait()
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def wait_http(url: str, timeout: float, *, expect: int = 200) -> httpx.Response:
     deadline = time.monotonic() + timeout
     last: object = None

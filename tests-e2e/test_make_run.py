@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 from audifi_kit.settings import DEFAULT_PORTS
 from audifi_kit.testing import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
+from platform_processes import make, stop_group
 
 
 def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: Path) -> None:
@@ -25,15 +22,7 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env["AUDIFI_VAR_DIR"] = str(tmp_path / "var")  # a clean checkout has no ./var yet
     log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["make", "--no-print-directory", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = make("run", env, log)
     try:
         url = f"http://127.0.0.1:{ports['gateway']}/api/v1/admin/health"
         started = time.monotonic()
@@ -53,11 +42,6 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
             "gateway"
         }
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
     # Stopping it stops the embedded PostgreSQL it started: nothing is left running.
     assert "stopped embedded PostgreSQL" in log.read_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -14,9 +13,7 @@ import httpx
 import psycopg
 from audifi_kit.settings import DEFAULT_PORTS
 from audifi_kit.testing import free_port
-from platform_processes import wait_http
-
-ROOT = Path(__file__).resolve().parents[1]
+from platform_processes import make, stop_group, wait_http
 
 
 def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one(
@@ -35,15 +32,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
     }
     log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["make", "--no-print-directory", "up"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = make("up", env, log)
     health = f"http://127.0.0.1:{ports['gateway']}/api/v1/admin/health"
     try:
         try:
@@ -66,12 +55,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         answer = httpx.get(health, timeout=5)
         assert answer.status_code == 200 and answer.json()["services"]["nft"]["status"] == "up"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             for (name,) in conn.execute(
                 "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
