@@ -1,0 +1,59 @@
+"""MediaID: `GET/PUT /mediaid/preferences` — interests, and which data brands may use."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+from audifi_kit.http import Identity, ValidationFailed
+from litestar import Controller, get, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from audifi_auth.api.dependencies import AuthContext, provide_auth
+from audifi_auth.domain.preferences import TooManyInterests
+from audifi_auth.errors import AccountNotFound
+
+
+class PreferencesView(msgspec.Struct, rename="camel", kw_only=True):
+    interests: list[str] = []
+    privacy: dict[str, bool] = {}
+
+
+def _account_id(identity: Identity) -> UUID:
+    try:
+        return UUID(identity.user_id)
+    except ValueError:
+        raise AccountNotFound() from None
+
+
+async def _current(auth: AuthContext, account_id: UUID) -> PreferencesView:
+    found = await auth.store.call(auth.app.preferences, account_id)
+    if found is None:
+        return PreferencesView()
+    return PreferencesView(interests=list(found.interests), privacy=dict(found.privacy))
+
+
+class PreferencesController(Controller):
+    path = "/mediaid/preferences"
+    dependencies = {"auth": Provide(provide_auth)}
+
+    @get()
+    async def read(
+        self, identity: NamedDependency[Identity], auth: NamedDependency[AuthContext]
+    ) -> PreferencesView:
+        return await _current(auth, _account_id(identity))
+
+    @put()
+    async def choose(
+        self,
+        data: JSONBody[PreferencesView],
+        identity: NamedDependency[Identity],
+        auth: NamedDependency[AuthContext],
+    ) -> PreferencesView:
+        account_id = _account_id(identity)
+        try:
+            await auth.run(auth.app.choose_preferences, account_id, data.interests, data.privacy)
+        except TooManyInterests:
+            raise ValidationFailed("At most 50 interests") from None
+        return await _current(auth, account_id)

@@ -1,0 +1,1 @@
+"""Auth's read models, fed from its own notification log."""

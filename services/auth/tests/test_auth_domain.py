@@ -1,0 +1,178 @@
+"""The identity rules on their own: no database, no network."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import base58
+import pytest
+from audifi_auth.crypto_shredding import seal, unseal
+from audifi_auth.domain.account import Account, AccountErased, Role
+from audifi_auth.domain.address_index import AddressIndex, AddressTaken
+from audifi_auth.domain.session import RefreshTokenReused, Session, SessionEnded
+from audifi_auth.domain.sign_in import MagicLink, ProofRefused, TwoFactorChallenge
+from audifi_auth.domain.wallet import (
+    EVM,
+    SOLANA,
+    ChallengeRefused,
+    NotAWallet,
+    SignInRequest,
+    WalletChallenge,
+    nonce_of,
+    parse_wallet,
+    signed_by,
+)
+from eth_account import Account as EthAccount
+from eth_account.messages import encode_defunct
+from nacl.signing import SigningKey
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+REQUEST = SignInRequest(
+    domain="audifi.test", uri="https://audifi.test", chain_id=8453, statement="Hi"
+)
+
+
+def new_account(email: str | None = "ada@example.com") -> Account:
+    return Account(
+        id=uuid4(),
+        email=email,
+        wallet_address=None,
+        wallet_chain=None,
+        roles=["fan"],
+        registered_at=NOW,
+    )
+
+
+def test_a_role_is_granted_once_and_an_erased_account_changes_no_more() -> None:
+    account = new_account()
+    assert account.grant_role(Role.ARTIST, granted_by=None) is True
+    assert account.grant_role(Role.ARTIST, granted_by=None) is False
+    assert account.roles == ["fan", "artist"]
+    account.erase(NOW)
+    assert account.email is None and account.erased
+    with pytest.raises(AccountErased):
+        account.grant_role(Role.ADMIN, granted_by=None)
+
+
+def test_a_recovery_code_works_once() -> None:
+    account = new_account()
+    account.issue_totp_secret("JBSWY3DPEHPK3PXP")
+    account.enable_two_factor(["h1", "h2"], enabled_at=NOW)
+    assert account.two_factor_enabled
+    assert account.use_recovery_code("h1") is True
+    assert account.use_recovery_code("h1") is False
+    assert account.recovery_code_hashes == ["h2"]
+
+
+def test_an_address_is_held_by_one_account_until_released() -> None:
+    index = AddressIndex(id=uuid4(), kind="email", account_id=uuid4())
+    with pytest.raises(AddressTaken):
+        index.claim_again(uuid4())
+    index.release()
+    other = uuid4()
+    index.claim_again(other)
+    assert index.account_id == other
+
+
+def test_a_rotated_refresh_token_presented_again_revokes_the_family() -> None:
+    session = Session(
+        id=uuid4(),
+        account_id=uuid4(),
+        method="password",
+        refresh_token_hash="t1",
+        started_at=NOW,
+        expires_at=NOW + timedelta(days=30),
+    )
+    session.rotate("t1", "t2", NOW)
+    session.rotate("t2", "t3", NOW)
+    with pytest.raises(RefreshTokenReused):
+        session.rotate("t1", "t4", NOW)
+    assert session.revoked and session.revoke_reason == "refresh_token_reuse"
+    with pytest.raises(SessionEnded):
+        session.rotate("t3", "t5", NOW)
+
+
+def test_a_magic_link_works_once_and_not_after_it_expires() -> None:
+    link = MagicLink(
+        id=uuid4(),
+        account_id=uuid4(),
+        expires_at=NOW + timedelta(minutes=15),
+        sealed_link="sealed",
+        seal_key_id="k",
+    )
+    link.use(NOW)
+    with pytest.raises(ProofRefused):
+        link.use(NOW)
+    late = MagicLink(
+        id=uuid4(), account_id=uuid4(), expires_at=NOW, sealed_link="s", seal_key_id="k"
+    )
+    with pytest.raises(ProofRefused):
+        late.use(NOW + timedelta(seconds=1))
+
+
+def test_a_second_factor_challenge_wears_out_after_five_wrong_codes() -> None:
+    challenge = TwoFactorChallenge(
+        id=uuid4(), account_id=uuid4(), method="password", expires_at=NOW + timedelta(minutes=5)
+    )
+    for _ in range(5):
+        challenge.fail(NOW)
+    with pytest.raises(ProofRefused):
+        challenge.complete(NOW)
+
+
+def test_the_siwe_message_follows_eip_4361_and_verifies_its_signer() -> None:
+    wallet_key = EthAccount.create()
+    wallet = parse_wallet(wallet_key.address.lower())
+    assert wallet.chain == EVM and wallet.address == wallet_key.address  # EIP-55 form
+    message = REQUEST.message(wallet, "abcdef0123456789", NOW, NOW + timedelta(minutes=5))
+    lines = message.split("\n")
+    assert lines[0] == "audifi.test wants you to sign in with your Ethereum account:"
+    assert lines[1] == wallet_key.address
+    assert "Version: 1" in lines and "Chain ID: 8453" in lines
+    assert "Issued At: 2026-05-01T12:00:00Z" in lines
+    assert "Expiration Time: 2026-05-01T12:05:00Z" in lines
+    assert nonce_of(message) == "abcdef0123456789"
+    signature = wallet_key.sign_message(encode_defunct(text=message)).signature.hex()
+    assert signed_by(wallet, message, signature)
+    stranger = EthAccount.create().sign_message(encode_defunct(text=message)).signature.hex()
+    assert not signed_by(wallet, message, stranger)
+    assert not signed_by(wallet, message, "0xnot-a-signature")
+
+
+def test_a_solana_wallet_signs_with_its_ed25519_key_in_base58_or_base64() -> None:
+    key = SigningKey.generate()
+    wallet = parse_wallet(base58.b58encode(bytes(key.verify_key)).decode())
+    assert wallet.chain == SOLANA
+    message = REQUEST.message(wallet, "0123456789abcdef", NOW, NOW + timedelta(minutes=5))
+    signature = key.sign(message.encode()).signature
+    assert signed_by(wallet, message, base58.b58encode(signature).decode())
+    assert signed_by(wallet, message, base64.b64encode(signature).decode())
+    other = SigningKey.generate().sign(message.encode()).signature
+    assert not signed_by(wallet, message, base58.b58encode(other).decode())
+
+
+def test_what_is_not_a_wallet_is_refused() -> None:
+    for address in ("0x1234", "hello", base58.b58encode(b"short").decode()):
+        with pytest.raises(NotAWallet):
+            parse_wallet(address)
+
+
+def test_a_wallet_challenge_is_answered_once_by_the_wallet_it_was_issued_to() -> None:
+    challenge = WalletChallenge(
+        id=uuid4(), wallet_digest="w", message_hash="m", expires_at=NOW + timedelta(minutes=5)
+    )
+    with pytest.raises(ChallengeRefused):
+        challenge.answer("other wallet", "m", NOW)
+    challenge.answer("w", "m", NOW)
+    with pytest.raises(ChallengeRefused):
+        challenge.answer("w", "m", NOW)
+
+
+def test_sealed_personal_data_opens_only_with_its_key() -> None:
+    key, subject = b"k" * 32, uuid4()
+    sealed = seal(key, subject, "email", "ada@example.com")
+    assert "ada" not in sealed
+    assert unseal(key, subject, "email", sealed) == "ada@example.com"
+    assert unseal(None, subject, "email", sealed) is None

@@ -1,0 +1,76 @@
+"""Two-factor: turning it on, logins needing a code, recovery codes that work once."""
+
+from __future__ import annotations
+
+import pyotp
+from auth_support import AuthService
+
+PASSWORD = "two factor password"
+
+
+async def login(auth: AuthService, email: str) -> dict:
+    response = await auth.client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_with_2fa_on_a_login_needs_a_valid_code(auth: AuthService) -> None:
+    tokens = await auth.sign_up("otp@example.com", PASSWORD)
+    setup = await auth.client.post("/auth/2fa/setup", headers=auth.bearer(tokens))
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
+    assert setup.json()["otpauthUri"].startswith("otpauth://totp/")
+
+    wrong = await auth.client.post(
+        "/auth/2fa/verify", json={"code": "000000"}, headers=auth.bearer(tokens)
+    )
+    assert wrong.status_code == 401
+    enabled = await auth.client.post(
+        "/auth/2fa/verify", json={"code": pyotp.TOTP(secret).now()}, headers=auth.bearer(tokens)
+    )
+    assert enabled.status_code == 200, enabled.text
+    recovery = enabled.json()["recoveryCodes"]
+    assert enabled.json()["enabled"] is True and len(set(recovery)) == 10
+    await auth.wait_published("auth.account.two_factor_enabled")
+    me = await auth.client.get("/users/me", headers=auth.bearer(tokens))
+    assert me.json()["twoFactorEnabled"] is True
+
+    step = await login(auth, "otp@example.com")
+    assert step["twoFactorRequired"] is True and "token" not in step
+    refused = await auth.client.post(
+        "/auth/2fa/verify", json={"challengeToken": step["challengeToken"], "code": "123456"}
+    )
+    assert refused.status_code == 401
+    done = await auth.client.post(
+        "/auth/2fa/verify",
+        json={"challengeToken": step["challengeToken"], "code": pyotp.TOTP(secret).now()},
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["userId"] == tokens["userId"] and done.json()["token"]
+    reused = await auth.client.post(
+        "/auth/2fa/verify",
+        json={"challengeToken": step["challengeToken"], "code": pyotp.TOTP(secret).now()},
+    )
+    assert reused.status_code == 401
+
+    # A recovery code stands in for the TOTP code, once.
+    step = await login(auth, "otp@example.com")
+    saved = await auth.client.post(
+        "/auth/2fa/verify", json={"challengeToken": step["challengeToken"], "code": recovery[0]}
+    )
+    assert saved.status_code == 200
+    step = await login(auth, "otp@example.com")
+    spent = await auth.client.post(
+        "/auth/2fa/verify", json={"challengeToken": step["challengeToken"], "code": recovery[0]}
+    )
+    assert spent.status_code == 401
+
+
+async def test_enabling_2fa_needs_a_signed_in_caller_and_a_setup(auth: AuthService) -> None:
+    anonymous = await auth.client.post("/auth/2fa/verify", json={"code": "123456"})
+    assert anonymous.status_code == 401
+    tokens = await auth.sign_up("nosetup@example.com", PASSWORD)
+    early = await auth.client.post(
+        "/auth/2fa/verify", json={"code": "123456"}, headers=auth.bearer(tokens)
+    )
+    assert early.status_code == 409
