@@ -1,20 +1,111 @@
-"""Wiring: settings and bus -> the notify service's Litestar app and background tasks."""
+"""Wiring: settings and bus -> the notify service's Litestar app and background tasks.
+
+Runs the kit's runtime (event store, `notification_history` projection, the
+`notify.auth-events` consumer) and, beside it, the sender and — when SMTP_URL is unset — the
+local SMTP sink whose mail `GET /dev/mail` lists. Notify's own settings: see `config`.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from audifi_kit.bus import Bus
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_notify.api import NotificationController, dev_mail, seal_key
+from audifi_notify.api.dev_mail import SINK_STATE
+from audifi_notify.api.seal_key import SEAL_KEY_STATE
 from audifi_notify.application import NotifyApplication
+from audifi_notify.config import NotifyConfig
+from audifi_notify.consumers import QUEUE_PURPOSE, Tables, auth_events_consumer
+from audifi_notify.projections import NotificationHistory
+from audifi_notify.seal_key import SealKey
+from audifi_notify.sender import Sender
+from audifi_notify.sink import MailSink
+from audifi_notify.smtp import SmtpTransport
 
-spec = ServiceSpec(name="notify", application=NotifyApplication)
+SENDER_STATE = "notify_sender"
 
 
-def create_app(settings: Settings, bus: Bus) -> Litestar:
-    return service_app(spec, settings, bus)
+def notify_spec(purpose: str = QUEUE_PURPOSE, tables: Tables | None = None) -> ServiceSpec:
+    return ServiceSpec(
+        name="notify",
+        application=NotifyApplication,
+        projections=(NotificationHistory,),
+        consumers=(auth_events_consumer(purpose, tables),),
+    )
+
+
+spec = notify_spec()
+
+
+def load_seal_key(settings: Settings, config: NotifyConfig) -> SealKey:
+    if config.seal_key:
+        return SealKey.from_b64(config.seal_key)
+    return SealKey.load_or_create(settings.var_dir / "notify" / "seal_key")
+
+
+def create_app(
+    settings: Settings,
+    bus: Bus,
+    *,
+    config: NotifyConfig | None = None,
+    queue_purpose: str = QUEUE_PURPOSE,
+) -> Litestar:
+    """`config` defaults to the environment (plus `settings.extra`); `queue_purpose` lets tests
+    consume from a queue of their own."""
+    config = config or NotifyConfig.from_env({**os.environ, **settings.extra})
+    tables = Tables()
+    service_spec = notify_spec(queue_purpose, tables)
+    key = load_seal_key(settings, config)
+    sink = MailSink(config.sink_port) if config.runs_sink else None
+
+    @asynccontextmanager
+    async def mail(app: Litestar) -> AsyncIterator[None]:
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        tables.pool = runtime.pool
+        if sink is not None:
+            await sink.start()
+        server = config.smtp or sink.server  # type: ignore[union-attr]
+        sender = Sender(
+            runtime.store,
+            runtime.pool,
+            runtime.projections[NotificationHistory.name],
+            SmtpTransport(server, timeout=config.smtp_timeout),
+            key,
+            config,
+            poll_interval=settings.poll_interval,
+        )
+        app.state[SENDER_STATE] = sender
+        await sender.start()
+        try:
+            yield
+        finally:
+            await sender.stop()
+            tables.pool = None
+            if sink is not None:
+                await sink.stop()
+
+    state: dict[str, Any] = {SEAL_KEY_STATE: key}
+    handlers: list[Any] = [seal_key, NotificationController]
+    if sink is not None:
+        state[SINK_STATE] = sink
+        handlers.append(dev_mail)
+    return service_app(
+        service_spec,
+        settings,
+        bus,
+        route_handlers=handlers,
+        lifespan=[mail],
+        state=state,
+    )
 
 
 app = AppSpec(name="notify", factory=create_app)

@@ -1,1 +1,19 @@
 """The notify service's aggregates and rules: plain Python, no I/O, no framework."""
+
+from audifi_notify.domain.notification import (
+    Notification,
+    NotificationClosed,
+    RetryPolicy,
+    Status,
+    Template,
+    notification_id_for,
+)
+
+__all__ = [
+    "Notification",
+    "NotificationClosed",
+    "RetryPolicy",
+    "Status",
+    "Template",
+    "notification_id_for",
+]
