@@ -10,10 +10,18 @@ import psycopg
 import pytest
 from audifi_auth.keys import SigningKey, SigningKeys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from platform_processes import Platform
+from platform_processes import SMALL_FOOTPRINT, Platform
 
 # The `write` class (money and minting) low enough for a test to cross; the others as shipped.
-E2E_RATE_LIMITS = "write=5/60"
+E2E_RATE_LIMITS = "write=5/60,auth=1000/60"
+
+# Auth as shipped but quicker: argon2 lighter (never in production), a short brute-force window.
+E2E_AUTH = {
+    "AUTH_ARGON2_TIME_COST": "1",
+    "AUTH_ARGON2_MEMORY_KIB": "8192",
+    "AUTH_ARGON2_PARALLELISM": "1",
+    "AUTH_LIMIT_WINDOW_SECONDS": "4",
+}
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +30,7 @@ def signing_keys() -> SigningKeys:
     return SigningKeys([SigningKey(Ed25519PrivateKey.generate())])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def platform(
     postgres_url: str,
     amqp_url: str,
@@ -42,6 +50,8 @@ def platform(
             "JWT_PRIVATE_KEY": signing_keys.current.pem().decode(),
             "AUDIFI_RATE_LIMITS": E2E_RATE_LIMITS,
             "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
+            **SMALL_FOOTPRINT,
+            **E2E_AUTH,
         },
         Path(var_dir),
     )

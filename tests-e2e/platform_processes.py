@@ -21,6 +21,11 @@ from audifi_auth.keys import SigningKeys
 from audifi_kit.settings import DEFAULT_PORTS
 from audifi_kit.testing import free_port
 
+# Eight services with their default pools hold about 80 PostgreSQL connections; tests that
+# start a second platform (make run, make up) must fit beside whatever else the server serves.
+# Mail goes to notify's local sink, on a port of its own choosing.
+SMALL_FOOTPRINT = {"AUDIFI_POOL_SIZE": "3", "AUDIFI_SMTP_SINK_PORT": "0"}
+
 DEPLOYABLES = tuple(DEFAULT_PORTS)  # gateway first in the table; started last below
 
 

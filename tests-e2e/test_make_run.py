@@ -21,6 +21,7 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
     }
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env["AUDIFI_VAR_DIR"] = str(tmp_path / "var")  # a clean checkout has no ./var yet
+    env["AUDIFI_SMTP_SINK_PORT"] = "0"  # another platform's mail sink may hold the default
     log = tmp_path / "run.log"
     process = make("run", env, log)
     try:

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 from audifi_kit.settings import DEFAULT_PORTS
 from audifi_kit.testing import free_port
-from platform_processes import make, stop_group, wait_http
+from platform_processes import SMALL_FOOTPRINT, make, stop_group, wait_http
 
 
 def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one(
@@ -30,6 +30,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         "AUDIFI_DB_PREFIX": prefix,
         "AUDIFI_VAR_DIR": str(tmp_path / "var"),
         "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
+        **SMALL_FOOTPRINT,
     }
     log = tmp_path / "up.log"
     process = make("up", env, log)
