@@ -42,7 +42,7 @@ class EdgeAuth:
         try:
             return await self.revocations.is_revoked(session_id)
         except Exception as exc:
-            # Fail open: tokens live minutes and every service checks them again; an outage
+            # Fail open: access tokens live minutes and every service verifies them again; an outage
             # of Redis must not sign every user out.
             log.warning("revocation_store_unavailable", error=repr(exc))
             return False
