@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from audifi_auth.keys import SigningKey, SigningKeys
+from audifi_kit.testing import drop_databases
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from platform_processes import SMALL_FOOTPRINT, Platform
 
@@ -60,16 +61,4 @@ def platform(
         yield running
     finally:
         running.stop_all()
-        _drop_databases(postgres_url, prefix)
-
-
-def _drop_databases(postgres_url: str, prefix: str) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
-            )
-        ]
-        for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(drop_databases(postgres_url, prefix))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -10,9 +11,8 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 from audifi_kit.settings import DEFAULT_PORTS
-from audifi_kit.testing import free_port
+from audifi_kit.testing import drop_databases, free_port
 from platform_processes import SMALL_FOOTPRINT, make, stop_group, wait_http
 
 
@@ -57,11 +57,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         assert answer.status_code == 200 and answer.json()["services"]["nft"]["status"] == "up"
     finally:
         stop_group(process)
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            for (name,) in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
-            ).fetchall():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(drop_databases(postgres_url, prefix))
     # Every service process ended with the supervisor: none is left serving.
     for name, port in ports.items():
         try:

@@ -8,6 +8,7 @@ import pytest
 from audifi_kit.eventstore import EventStore, open_event_store
 from audifi_kit.postgres import service_database
 from audifi_kit.settings import Settings
+from audifi_kit.testing import drop_databases
 from kit_sample import LEDGER_DDL, Bank
 
 
@@ -18,15 +19,7 @@ async def settings(postgres_url: str, amqp_url: str) -> AsyncIterator[Settings]:
     yield Settings(
         database_url=postgres_url, amqp_url=amqp_url, db_prefix=prefix, poll_interval=0.2
     )
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        names = await admin.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
-        )
-        for row in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_databases(postgres_url, prefix)
 
 
 @pytest.fixture

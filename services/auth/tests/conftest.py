@@ -9,14 +9,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from audifi_auth.app import create_app
 from audifi_kit.bus import QueueSpec
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.settings import Settings
-from audifi_kit.testing import free_port, served
+from audifi_kit.testing import drop_databases, free_port, served
 from auth_support import (
     FAST_ARGON2,
     AuthService,
@@ -72,11 +71,7 @@ async def start_auth(
                 await subscription.cancel()
 
     yield start
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{prefix}auth" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_databases(postgres_url, prefix)
 
 
 @pytest.fixture

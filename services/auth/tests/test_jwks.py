@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from audifi_auth.app import create_app
@@ -15,7 +14,7 @@ from audifi_auth.keys import SigningKey, SigningKeys
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.http import JwksKeys, TokenVerifier, Unauthorized
 from audifi_kit.settings import Settings
-from audifi_kit.testing import free_port, served
+from audifi_kit.testing import drop_databases, free_port, served
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from cryptography.hazmat.primitives.serialization import (
@@ -45,11 +44,7 @@ async def auth_url(
     )
     async with served(create_app(settings, InProcessBus()), port=port) as url:
         yield url, new, old
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{prefix}auth" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_databases(postgres_url, prefix)
 
 
 async def test_tokens_signed_by_the_current_or_a_rotated_out_key_verify_elsewhere(

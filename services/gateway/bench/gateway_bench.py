@@ -28,12 +28,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import jwt
-import psycopg
 from audifi_auth.keys import SigningKey, SigningKeys
 from audifi_gateway.edge_auth import EdgeAuth
 from audifi_gateway.revocations import RedisRevocations
 from audifi_kit.http.auth import JwksKeys, TokenVerifier
-from audifi_kit.testing import LOCAL_DEFAULTS, free_port
+from audifi_kit.testing import LOCAL_DEFAULTS, drop_databases, free_port
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 from rich.console import Console
@@ -262,11 +261,7 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-        with psycopg.connect(database, autocommit=True) as conn:
-            for (name,) in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
-            ).fetchall():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(drop_databases(database, prefix))
 
     table = Table("path", "requests/s", "p50 ms", "p99 ms", "non-200", title="audifi gateway")
     for label, r in (("straight to auth", direct), ("through the gateway", through)):

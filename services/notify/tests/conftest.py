@@ -30,7 +30,7 @@ from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.bus.rabbitmq import RabbitBus
 from audifi_kit.messages import Message
 from audifi_kit.settings import Settings
-from audifi_kit.testing import served
+from audifi_kit.testing import drop_databases, served
 from audifi_notify.app import create_app
 from audifi_notify.config import NotifyConfig
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -88,15 +88,7 @@ async def settings(postgres_url: str, jwks_url: str, tmp_path: Path) -> AsyncIte
         jwks_url=jwks_url,
         pool_size=2,
     )
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        names = await admin.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
-        )
-        for row in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_databases(postgres_url, prefix)
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import jwt
 import pytest
 import uvicorn
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.settings import Settings
+from audifi_kit.testing import drop_databases
 from audifi_vstudio.api.ws import ROOMS_STATE_KEY, ConnectionLimits
 from audifi_vstudio.app import create_app
 from audifi_vstudio.rooms import Rooms
@@ -82,18 +82,6 @@ async def served(app: Any) -> AsyncIterator[int]:
         server.should_exit = True
         await serving
         sock.close()
-
-
-async def drop_databases(postgres_url: str, prefix: str) -> None:
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        rows = await admin.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
-        )
-        for row in rows:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def delete_keys(redis_url: str, prefix: str) -> None:

@@ -104,6 +104,21 @@ def redis_url() -> Iterator[str]:
     yield from _server_url("REDIS_URL")
 
 
+async def drop_databases(server_url: str, prefix: str) -> None:
+    """Drop every database whose name starts with `prefix` (a test's or a benchmark's own)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(server_url)
+    try:
+        rows = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        )
+        for row in rows:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 def database_url_with_name(server_url: str, dbname: str) -> str:
     parts = urlsplit(server_url)
     return parts._replace(path=f"/{dbname}").geturl()
