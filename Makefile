@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format bench run up clean
+.PHONY: install test lint format bench run up clean abi
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -38,3 +38,6 @@ up: install ## the distributed topology: one process per service (DATABASE_URL, 
 
 clean:
 	rm -rf .venv var .pytest_cache .ruff_cache
+
+abi: ## regenerate contracts-abi/build (ABI + bytecode JSON) from contracts-abi/src, byte for byte
+	cd contracts-abi && npm ci && node scripts/build.mjs
