@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,14 @@ class Settings:
     # addresses or networks, `*` for any): the gateway behind a load balancer rate-limits per
     # client, not per balancer. Unset: uvicorn's default, loopback only.
     trusted_proxies: str | None = None
+    # The chain (ARCHITECTURE.md §6): CHAIN_RPC_URL selects a JSON-RPC node, unset the embedded
+    # in-process EVM. CHAIN_PRIVATE_KEY is the hex key the adapter signs with (unset embedded: a
+    # funded tester account). CHAIN_CONFIRMATIONS is the indexer's lag and the payment check's
+    # default depth; CHAIN_ID, when set, must match the node's or the adapter refuses to start.
+    chain_rpc_url: str | None = None
+    chain_private_key: str | None = None
+    chain_confirmations: int = 0
+    chain_id: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -81,6 +90,10 @@ class Settings:
             },
             jwks_url=opt("AUDIFI_JWKS_URL"),
             trusted_proxies=opt("AUDIFI_TRUSTED_PROXIES"),
+            chain_rpc_url=opt("CHAIN_RPC_URL"),
+            chain_private_key=opt("CHAIN_PRIVATE_KEY"),
+            chain_confirmations=int(opt("CHAIN_CONFIRMATIONS") or 0),
+            chain_id=int(chain_id) if (chain_id := opt("CHAIN_ID")) else None,
         )
 
     def port(self, name: str) -> int:
@@ -106,7 +119,9 @@ class Settings:
             f"Settings(database_url={_redact(self.database_url)!r}, "
             f"amqp_url={_redact(self.amqp_url)!r}, redis_url={_redact(self.redis_url)!r}, "
             f"var_dir={str(self.var_dir)!r}, db_prefix={self.db_prefix!r}, "
-            f"cipher_key={'set' if self.cipher_key else None})"
+            f"cipher_key={'set' if self.cipher_key else None}, "
+            f"chain_rpc_url={_redact_rpc(self.chain_rpc_url)!r}, "
+            f"chain_private_key={'set' if self.chain_private_key else None})"
         )
 
 
@@ -133,3 +148,11 @@ def _redact(url: str | None) -> str | None:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+def _redact_rpc(url: str | None) -> str | None:
+    """Scheme and host only: node providers put the API key in the path or the query."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/***"
