@@ -129,7 +129,8 @@ class InboxRecorder(PostgresApplicationRecorder):
             ).format(schema=Identifier(self.datastore.schema), inbox=Identifier(INBOX_TABLE))
         )
         self._insert_inbox = SQL(
-            "INSERT INTO {schema}.{inbox} (consumer, message_id) VALUES (%s, %s)"
+            "INSERT INTO {schema}.{inbox} (consumer, message_id) VALUES (%s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING true"
         ).format(schema=Identifier(self.datastore.schema), inbox=Identifier(INBOX_TABLE))
 
     def _insert_events(
@@ -137,7 +138,12 @@ class InboxRecorder(PostgresApplicationRecorder):
     ) -> None:
         inbox: tuple[str, str] | None = kwargs.get("inbox")
         if inbox is not None:
+            # Read the answer now: a unique violation inside the recorder's pipeline would
+            # surface at whichever later statement syncs first, sometimes only as "pipeline
+            # aborted" (an OperationalError). A duplicate is always an IntegrityError here.
             curs.execute(self._insert_inbox, inbox, prepare=True)
+            if curs.fetchone() is None:
+                raise IntegrityError(f"{inbox[0]} has already applied {inbox[1]}")
         super()._insert_events(curs, stored_events, **kwargs)
 
 

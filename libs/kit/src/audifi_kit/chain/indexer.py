@@ -344,9 +344,8 @@ class ChainIndexer:
                 with meta.caused_by(causation):
                     return await self.store.call(self._decide_and_save, decide, chain_log, key)
             except (IntegrityError, OperationalError) as exc:
-                # The inbox key taken meanwhile (psycopg's pipeline may report the unique
-                # violation as "pipeline aborted"), or an aggregate changed by another writer:
-                # look again, then decide again on fresh state.
+                # The inbox key taken meanwhile, an aggregate changed by another writer, or a
+                # connection lost: look again, then decide again on fresh state.
                 failure = exc
         raise BlockchainError(
             "The indexer could not save a log's events",
