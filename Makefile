@@ -29,6 +29,7 @@ bench: install ## throughput and latency figures, each beside a raw baseline fro
 	$(UV) run --frozen python libs/kit/bench/kit_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python services/gateway/bench/gateway_bench.py $(GATEWAY_BENCH_ARGS)
 	$(UV) run --frozen python services/auth/bench/auth_bench.py $(AUTH_BENCH_ARGS)
+	$(UV) run --frozen python libs/kit/bench/chain_bench.py $(CHAIN_BENCH_ARGS)
 
 run: install ## the whole platform in one process, embedded: gateway on http://127.0.0.1:8080
 	$(UV) run --frozen audifi up
