@@ -95,10 +95,12 @@ async def _apply_page(
     projection: Projection,
     page: list[Notification],
 ) -> None:
-    for n in page:
-        if projection.handles_topic(n.topic):
-            domain_event, _ = store.decode(n)
-            await projection.apply(conn, domain_event, n)
+    handled = [n for n in page if projection.handles_topic(n.topic)]
+    # Decoding (decryption, decompression, a service's own mapper) is blocking work: one
+    # worker-thread call per page, never on the event loop.
+    events = await store.call(lambda: [store.decode(n)[0] for n in handled])
+    for n, domain_event in zip(handled, events, strict=True):
+        await projection.apply(conn, domain_event, n)
 
 
 async def _set_search_path(conn: asyncpg.Connection, schema: str) -> None:

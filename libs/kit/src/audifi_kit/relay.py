@@ -154,7 +154,8 @@ class OutboxRelay:
             self.head = self.position
             await self._announce()
             return 0
-        messages = build_messages(self.store, self.mapping, page)
+        # Decoding is blocking work (decryption, a service's own mapper): in a worker thread.
+        messages = await self.store.call(build_messages, self.store, self.mapping, page)
         while True:
             try:
                 if messages:

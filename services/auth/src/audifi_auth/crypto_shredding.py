@@ -7,9 +7,9 @@ reading. Erasure deletes the account's key: from then on every reader of the log
 aggregate, the read models, their replays, the relay, `audifi history` — sees None where the
 e-mail, password hash, TOTP secret, wallet or display name were, while ids stay valid.
 
-Keys are cached in memory for a short while (the relay and the projections open events on the
-event loop); erasure through this process evicts its own cache at once, another replica's
-entry lapses within `CACHE_SECONDS`.
+Keys are cached in memory for a short while (the relay and the projections open every event
+they read, in the kit's worker threads); erasure through this process evicts its own cache at
+once, another replica's entry lapses within `CACHE_SECONDS`.
 """
 
 from __future__ import annotations
