@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import jwt
 import msgspec
 import pytest
 from audifi_gateway.app import create_app
@@ -30,9 +29,7 @@ from audifi_kit.bus import Bus
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.http.factory import create_service_app
 from audifi_kit.settings import DEFAULT_PORTS, Settings
-from audifi_kit.testing import free_port, served
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
+from audifi_kit.testing import TokenSigner, free_port, served
 from litestar import Litestar, Request, Response, WebSocket, get, route, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
@@ -42,34 +39,8 @@ from redis.asyncio import Redis
 # ------------------------------------------------------------------------ auth's signing key
 
 
-@dataclass
-class Signer:
-    """Auth's signing key: mints access tokens and publishes the public half as a JWKS."""
-
-    kid: str
-    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
-
-    def jwks(self) -> dict[str, Any]:
-        jwk = dict(OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True))
-        return {"keys": [jwk | {"kid": self.kid, "alg": "EdDSA", "use": "sig"}]}
-
-    def token(
-        self,
-        sub: str = "user-1",
-        *,
-        roles: tuple[str, ...] = ("fan",),
-        sid: str | None = None,
-        ttl: float = 300,
-    ) -> str:
-        now = int(time.time())
-        claims = {
-            "sub": sub,
-            "roles": list(roles),
-            "sid": sid or f"session-{uuid.uuid4().hex[:8]}",
-            "iat": now,
-            "exp": now + ttl,
-        }
-        return jwt.encode(claims, self.private, algorithm="EdDSA", headers={"kid": self.kid})
+# Auth's signing key: mints access tokens and publishes the public half as a JWKS.
+Signer = TokenSigner
 
 
 # ------------------------------------------------------------------------------- upstreams

@@ -10,24 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import jwt
 import pytest
-import uvicorn
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.settings import Settings
-from audifi_kit.testing import drop_databases
+from audifi_kit.testing import TokenSigner, drop_databases, served
 from audifi_vstudio.api.ws import ROOMS_STATE_KEY, ConnectionLimits
 from audifi_vstudio.app import create_app
 from audifi_vstudio.rooms import Rooms
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 from litestar import Litestar, get
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
@@ -36,52 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 PATIENCE = 10.0
 
 
-@dataclass
-class SigningKey:
-    kid: str
-    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
-
-    def public_jwk(self) -> dict[str, Any]:
-        jwk = dict(OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True))
-        return jwk | {"kid": self.kid, "alg": "EdDSA", "use": "sig"}
-
-    def token(self, sub: str, *, ttl: float = 300, **claims: Any) -> str:
-        now = int(time.time())
-        payload = {"sub": sub, "roles": ["fan"], "iat": now, "exp": now + ttl} | claims
-        return jwt.encode(payload, self.private, algorithm="EdDSA", headers={"kid": self.kid})
-
-
-class _Server(uvicorn.Server):
-    """uvicorn on the test's own loop, leaving the test runner's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def served(app: Any) -> AsyncIterator[int]:
-    """Serve `app` (lifespan included) on a free loopback port until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="on", ws="websockets-sansio", log_level="warning", access_log=False
-    )
-    server = _Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(PATIENCE * 3):
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                    raise RuntimeError("the server stopped while starting")
-                await asyncio.sleep(0.01)
-        yield port
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
+SigningKey = TokenSigner  # auth's signing key, as the tests name it
 
 
 async def delete_keys(redis_url: str, prefix: str) -> None:
@@ -190,8 +140,8 @@ async def jwks_url(signing_key: SigningKey) -> AsyncIterator[str]:
     def jwks() -> dict[str, Any]:
         return {"keys": [signing_key.public_jwk()]}
 
-    async with served(Litestar([jwks])) as port:
-        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    async with served(Litestar([jwks])) as url:
+        yield f"{url}/.well-known/jwks.json"
 
 
 @pytest.fixture(params=["embedded", "distributed"])
@@ -219,5 +169,7 @@ async def vstudio(
     settings: Settings, signing_key: SigningKey, limits: ConnectionLimits
 ) -> AsyncIterator[Vstudio]:
     app = create_app(settings, InProcessBus(), limits=limits)
-    async with served(app) as port:
-        yield Vstudio(app=app, port=port, signing_key=signing_key, settings=settings)
+    async with served(app) as url:
+        yield Vstudio(
+            app=app, port=urlsplit(url).port or 0, signing_key=signing_key, settings=settings
+        )

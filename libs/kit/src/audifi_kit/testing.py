@@ -12,13 +12,18 @@ import contextlib
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
 
 LOCAL_DEFAULTS = {
     "DATABASE_URL": ("postgresql://postgres@127.0.0.1:5432/postgres", 5432),
@@ -204,3 +209,40 @@ async def served(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncItera
     finally:
         server.should_exit = True
         await task
+
+
+@dataclass
+class TokenSigner:
+    """Mints access tokens as auth does (EdDSA, named by `kid`) and publishes the public half
+    as a JWKS: for tests of anything that verifies tokens (services, the gateway)."""
+
+    kid: str = field(default_factory=lambda: f"k-{uuid.uuid4().hex[:8]}")
+    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk = dict(OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True))
+        return jwk | {"kid": self.kid, "alg": "EdDSA", "use": "sig"}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.public_jwk()]}
+
+    def claims(self, sub: str, roles: tuple[str, ...] | list[str], ttl: float) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "sub": sub,
+            "roles": list(roles),
+            "sid": f"session-{uuid.uuid4().hex[:8]}",
+            "iat": now,
+            "exp": now + ttl,
+        }
+
+    def token(
+        self,
+        sub: str = "user-1",
+        *,
+        roles: tuple[str, ...] | list[str] = ("fan",),
+        ttl: float = 300,
+        **claims: Any,
+    ) -> str:
+        payload = self.claims(sub, roles, ttl) | claims
+        return jwt.encode(payload, self.private, algorithm="EdDSA", headers={"kid": self.kid})

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
+from audifi_kit.testing import TokenSigner
 
 ISSUER = "https://auth.audifi.test"
 AUDIENCE = "audifi"
 
 
 @dataclass
-class SigningKey:
-    kid: str
-    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+class SigningKey(TokenSigner):
+    """The kit's tests name an issuer and audience, and a fixed session id."""
 
-    def public_jwk(self) -> dict[str, Any]:
-        jwk = dict(OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True))
-        return jwk | {"kid": self.kid, "alg": "EdDSA", "use": "sig"}
-
-    def token(self, sub: str = "user-1", *, roles=("fan",), ttl: float = 300, **claims) -> str:
-        now = int(time.time())
-        payload = {
-            "sub": sub,
-            "roles": list(roles),
+    def claims(self, sub: str, roles: tuple[str, ...] | list[str], ttl: float) -> dict[str, Any]:
+        return super().claims(sub, roles, ttl) | {
             "sid": "session-1",
             "iss": ISSUER,
             "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + ttl,
-        } | claims
-        return jwt.encode(payload, self.private, algorithm="EdDSA", headers={"kid": self.kid})
+        }
 
 
 @dataclass
