@@ -97,8 +97,9 @@ async def _apply_page(
 ) -> None:
     handled = [n for n in page if projection.handles_topic(n.topic)]
     # Decoding (decryption, decompression, a service's own mapper) is blocking work: one
-    # worker-thread call per page, never on the event loop.
-    events = await store.call(lambda: [store.decode(n)[0] for n in handled])
+    # worker-thread call per page, never on the event loop, and not in one of the store's
+    # slots, which writers hold (it uses no event-store connection).
+    events = await asyncio.to_thread(lambda: [store.decode(n)[0] for n in handled])
     for n, domain_event in zip(handled, events, strict=True):
         await projection.apply(conn, domain_event, n)
 

@@ -154,8 +154,9 @@ class OutboxRelay:
             self.head = self.position
             await self._announce()
             return 0
-        # Decoding is blocking work (decryption, a service's own mapper): in a worker thread.
-        messages = await self.store.call(build_messages, self.store, self.mapping, page)
+        # Decoding is blocking work (decryption, a service's own mapper): in a worker thread,
+        # not one of the store's slots, which writers hold (it uses no event-store connection).
+        messages = await asyncio.to_thread(build_messages, self.store, self.mapping, page)
         while True:
             try:
                 if messages:
