@@ -16,6 +16,7 @@ def test_every_artifact_has_the_agreed_shape():
     assert names == [
         "ArtistCoin",
         "ArtistCoinFactory",
+        "DevUSD",
         "Lottery",
         "MasterShares",
         "MilestoneEscrow",
