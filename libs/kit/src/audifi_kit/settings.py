@@ -54,6 +54,13 @@ class Settings:
     chain_private_key: str | None = None
     chain_confirmations: int = 0
     chain_id: int | None = None
+    # Where the platform's contracts are on CHAIN_RPC_URL's chain: a JSON file or an http(s) URL
+    # (`audifi chain deploy` writes it). Embedded, they are deployed at start instead.
+    chain_deployment: str | None = None
+    # `audifi chain node`'s port: the development chain `make up` runs when CHAIN_RPC_URL is unset.
+    chain_node_port: int = 8545
+    # The compiled contracts (contracts-abi/build); unset: found from the working directory.
+    contracts_dir: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +101,9 @@ class Settings:
             chain_private_key=opt("CHAIN_PRIVATE_KEY"),
             chain_confirmations=int(opt("CHAIN_CONFIRMATIONS") or 0),
             chain_id=int(chain_id) if (chain_id := opt("CHAIN_ID")) else None,
+            chain_deployment=opt("CHAIN_DEPLOYMENT"),
+            chain_node_port=int(opt("AUDIFI_CHAIN_NODE_PORT") or 8545),
+            contracts_dir=Path(d) if (d := opt("AUDIFI_CONTRACTS_DIR")) else None,
         )
 
     def port(self, name: str) -> int:
@@ -106,6 +116,11 @@ class Settings:
     def service_url(self, name: str) -> str:
         """Base URL at which the other parts of the platform reach service `name`."""
         return self.urls.get(name) or f"http://{_loopback(self.host)}:{self.port(name)}"
+
+    @property
+    def chain_node_url(self) -> str:
+        """Where `audifi chain node` (the development chain of `make up`) answers."""
+        return f"http://{_loopback(self.host)}:{self.chain_node_port}"
 
     @property
     def auth_jwks_url(self) -> str:

@@ -125,6 +125,13 @@ class ChainAdapter:
         return self.w3.eth.contract(address=self.w3.to_checksum_address(address), abi=art.abi)
 
     async def deploy(self, artifact: ArtifactSource, *args: Any, value: int = 0) -> AsyncContract:
+        contract, _ = await self.deployment(artifact, *args, value=value)
+        return contract
+
+    async def deployment(
+        self, artifact: ArtifactSource, *args: Any, value: int = 0
+    ) -> tuple[AsyncContract, TxReceipt]:
+        """Deploy `artifact` with constructor `args`: the contract and its creation receipt."""
         art = Artifact.load(artifact)
         if not art.bytecode or art.bytecode == "0x":
             raise BlockchainError(
@@ -139,7 +146,7 @@ class ChainAdapter:
             raise BlockchainError(
                 "The deployment created no contract", details={"action": "deploy"}
             )
-        return self.w3.eth.contract(address=address, abi=art.abi)
+        return self.w3.eth.contract(address=address, abi=art.abi), receipt
 
     async def call(
         self, contract: AsyncContract, function: str, *args: Any, block: int | str = "latest"
