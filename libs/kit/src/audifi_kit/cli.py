@@ -36,6 +36,8 @@ dlq_app = typer.Typer(help="Parked messages: list, redrive or discard them.")
 events_app = typer.Typer(help="Read a service's event log.")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(events_app, name="events")
+chain_app = typer.Typer(help="The platform's contracts on a chain: deploy them, run a dev node.")
+app.add_typer(chain_app, name="chain")
 console = Console()
 T = TypeVar("T")
 
@@ -326,6 +328,83 @@ def up(
         f"http://{settings.host}:{settings.port('gateway')}/api/v1"
     )
     _run(launch.serve(names, settings))
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    out: Annotated[str, typer.Option(help="Where to write the deployment (CHAIN_DEPLOYMENT)")],
+    nft: Annotated[str, typer.Option(help="Address the nft service signs with")],
+    coin: Annotated[str, typer.Option(help="Address the coin service signs with")],
+    payment: Annotated[str, typer.Option(help="Address the payment service signs with")],
+    payment_token: Annotated[
+        str | None,
+        typer.Option(help="The ERC-20 the platform is paid in (e.g. USDC); unset: deploy DevUSD"),
+    ] = None,
+) -> None:
+    """Deploy the platform contracts to CHAIN_RPC_URL, signed with CHAIN_PRIVATE_KEY.
+
+    Each contract is handed to the service that operates it; the deploying key keeps no role.
+    The services then run with CHAIN_DEPLOYMENT pointing at the written file.
+    """
+    from audifi_kit.chain import ChainAdapter
+    from audifi_kit.chain.platform import deploy_platform
+    from audifi_kit.http.errors import BlockchainError
+
+    settings = Settings.from_env()
+    if not settings.chain_rpc_url:
+        console.print("[red]error:[/red] CHAIN_RPC_URL is not set: deploy to which node?")
+        raise typer.Exit(2)
+
+    async def go() -> bytes:
+        adapter = await ChainAdapter.connect(settings)
+        try:
+            operators = {"nft": nft, "coin": coin, "payment": payment}
+            for service, address in operators.items():
+                if not adapter.w3.is_address(address):
+                    raise BlockchainError(
+                        f"--{service} is not an address", details={"value": address}
+                    )
+            operators = {s: adapter.w3.to_checksum_address(a) for s, a in operators.items()}
+            deployment = await deploy_platform(
+                adapter, operators, payment_token=payment_token, settings=settings
+            )
+            return deployment.to_json()
+        finally:
+            await adapter.close()
+
+    try:
+        data = _run(go())
+    except BlockchainError as exc:
+        details = json.dumps(exc.details or {}, default=str)
+        console.print(f"[red]error:[/red] {exc.message} {details}")
+        raise typer.Exit(1) from None
+    with open(out, "wb") as f:
+        f.write(data)
+    console.print(f"deployed; wrote {out}")
+    console.print_json(data.decode())
+
+
+@chain_app.command("node")
+def chain_node(
+    port: Annotated[
+        int | None, typer.Option(help="Default: AUDIFI_CHAIN_NODE_PORT, else 8545")
+    ] = None,
+) -> None:
+    """A development node: the embedded EVM over JSON-RPC with the platform deployed (its
+    accounts' keys are public: for development and tests only)."""
+    import uvicorn
+
+    from audifi_kit.chain.devnode import create_node_app
+
+    settings = Settings.from_env()
+    configure_logging("chain", os.environ.get("AUDIFI_LOG_LEVEL", "INFO"))
+    uvicorn.run(
+        create_node_app(settings),
+        host=settings.host,
+        port=port or settings.chain_node_port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def main() -> None:

@@ -149,6 +149,12 @@ def hardhat_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def hardhat_key() -> str:
+    """The private key of Hardhat's first funded account (public development key)."""
+    return HARDHAT_KEY
+
+
+@pytest.fixture
 def hardhat_settings(hardhat_url: str) -> Settings:
     """Distributed-mode settings on the Hardhat node, signing with its first account."""
     return Settings.from_env(
