@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from audifi_auth.keys import SigningKeys
+from audifi_kit.chain.devnode import dev_private_key
 from audifi_kit.settings import DEFAULT_PORTS
 from audifi_kit.testing import free_port
 
@@ -27,6 +28,8 @@ from audifi_kit.testing import free_port
 SMALL_FOOTPRINT = {"AUDIFI_POOL_SIZE": "3", "AUDIFI_SMTP_SINK_PORT": "0"}
 
 DEPLOYABLES = tuple(DEFAULT_PORTS)  # gateway first in the table; started last below
+CHAIN = "chain"  # the development chain node (`audifi chain node`), started first
+CHAIN_USERS = ("nft", "coin", "payment")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,20 +76,35 @@ def wait_http(url: str, timeout: float, *, expect: int = 200) -> httpx.Response:
 
 
 class Platform:
+    """Every deployable as its own process, plus the development chain node they share (as
+    `make up` runs it: nft, coin and payment sign with their own development keys)."""
+
     def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
-        self.ports = {name: free_port() for name in DEPLOYABLES}
+        self.ports = {name: free_port() for name in (*DEPLOYABLES, CHAIN)}
         self.env = {
             **os.environ,
             **env,
-            **{f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
+            **{f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in self.ports.items() if n != CHAIN},
+            "AUDIFI_CHAIN_NODE_PORT": str(self.ports[CHAIN]),
             "AUDIFI_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         }
+        self.env.pop("CHAIN_RPC_URL", None)
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def _process_env(self, name: str) -> dict[str, str]:
+        if name not in CHAIN_USERS:
+            return self.env
+        return {
+            **self.env,
+            "CHAIN_RPC_URL": self.url(CHAIN),
+            "CHAIN_DEPLOYMENT": f"{self.url(CHAIN)}/deployment",
+            "CHAIN_PRIVATE_KEY": dev_private_key(name),
+        }
 
     @property
     def gateway(self) -> str:
@@ -94,9 +112,10 @@ class Platform:
 
     def start(self, name: str, *, wait: float = 60.0) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")
+        command = ["chain", "node"] if name == CHAIN else ["serve", name]
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "audifi_kit.cli", "serve", name],
-            env=self.env,
+            [sys.executable, "-m", "audifi_kit.cli", *command],
+            env=self._process_env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -118,7 +137,7 @@ class Platform:
             process.wait()
 
     def start_all(self) -> None:
-        for name in [n for n in DEPLOYABLES if n != "gateway"] + ["gateway"]:
+        for name in [CHAIN] + [n for n in DEPLOYABLES if n != "gateway"] + ["gateway"]:
             self.start(name)
         wait_http(f"{self.gateway}/admin/health", 60)
 

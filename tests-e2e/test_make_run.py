@@ -17,7 +17,8 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL") and not k.startswith("AUDIFI_")
+        if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL", "CHAIN_RPC_URL")
+        and not k.startswith("AUDIFI_")
     }
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env["AUDIFI_VAR_DIR"] = str(tmp_path / "var")  # a clean checkout has no ./var yet
@@ -42,6 +43,26 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
         assert {n for n, s in services.items() if s["status"] == "up"} == set(DEFAULT_PORTS) - {
             "gateway"
         }
+        # The in-process chain: the platform contracts deployed at start, one deployment for
+        # every service (nft answers for it; coin and payment would have refused to start on
+        # a failed deployment).
+        chain = httpx.get(f"http://127.0.0.1:{ports['gateway']}/api/v1/chain", timeout=5)
+        assert chain.status_code == 200, chain.text
+        assert chain.json()["embedded"] is True
+        assert set(chain.json()["contracts"]) == {
+            "DevUSD", "Lottery", "MasterShares", "MilestoneEscrow", "RevenueDistributor",
+            "ArtistCoinFactory",
+        }  # fmt: skip
+        assert chain.json()["paymentToken"] == chain.json()["contracts"]["DevUSD"]
+        shares = httpx.get(
+            f"http://127.0.0.1:{ports['gateway']}/api/v1/chain/contracts/MasterShares", timeout=5
+        ).json()
+        assert shares["address"] == chain.json()["contracts"]["MasterShares"]
+        assert any(item.get("name") == "openIpo" for item in shares["abi"])
+        unknown = httpx.get(
+            f"http://127.0.0.1:{ports['gateway']}/api/v1/chain/contracts/Nope", timeout=5
+        )
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NOT_FOUND"
     finally:
         stop_group(process)
     # Stopping it stops the embedded PostgreSQL it started: nothing is left running.

@@ -20,6 +20,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
     tmp_path: Path, postgres_url: str, amqp_url: str, redis_url: str
 ) -> None:
     ports = {name: free_port() for name in DEFAULT_PORTS}
+    node = free_port()
     prefix = f"e2eup{uuid.uuid4().hex[:6]}_"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
@@ -30,6 +31,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         "AUDIFI_DB_PREFIX": prefix,
         "AUDIFI_VAR_DIR": str(tmp_path / "var"),
         "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
+        "AUDIFI_CHAIN_NODE_PORT": str(node),
         **SMALL_FOOTPRINT,
     }
     log = tmp_path / "up.log"
@@ -41,8 +43,16 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{log.read_text()[-6000:]}") from None
         pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text()))
-        assert set(pids) == set(DEFAULT_PORTS), pids
-        assert len(set(pids.values())) == len(DEFAULT_PORTS)  # a process each
+        # a process each, and the development chain they share (no CHAIN_RPC_URL given)
+        assert set(pids) == {*DEFAULT_PORTS, "chain"}, pids
+        assert len(set(pids.values())) == len(DEFAULT_PORTS) + 1
+        deployment = httpx.get(f"http://127.0.0.1:{node}/deployment", timeout=5).json()
+        chain = httpx.get(f"http://127.0.0.1:{ports['gateway']}/api/v1/chain", timeout=5)
+        assert chain.status_code == 200, chain.text
+        assert chain.json()["contracts"] == {
+            name: c["address"] for name, c in deployment["contracts"].items()
+        }
+        assert chain.json()["chainId"] == deployment["chainId"]
 
         os.kill(int(pids["nft"]), signal.SIGKILL)
         deadline = time.monotonic() + 60

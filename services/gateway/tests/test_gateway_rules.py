@@ -65,7 +65,7 @@ def test_an_entry_for_some_methods_beats_one_for_all() -> None:
     assert not TABLE.match("/projects", "POST").public  # type: ignore[union-attr]
 
 
-def test_only_the_ways_to_get_a_token_and_signed_webhooks_are_public() -> None:
+def test_only_the_ways_to_get_a_token_signed_webhooks_and_public_reads_are_public() -> None:
     public = {r.prefix for r in ROUTES if r.public}
     assert public == {
         "/auth/signup",
@@ -82,7 +82,10 @@ def test_only_the_ways_to_get_a_token_and_signed_webhooks_are_public() -> None:
         "/payments/webhook",
         "/webhooks/stripe",
         "/dev/mail",
+        "/chain",  # reads only: the chain id and the contracts' addresses and ABIs
     }
+    assert TABLE.match("/chain/contracts/Lottery", "GET").public  # type: ignore[union-attr]
+    assert TABLE.match("/chain", "POST") is None  # nothing to write there
 
 
 def test_every_route_names_a_known_service_and_rate_class() -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from litestar import Litestar
@@ -34,6 +35,9 @@ from audifi_kit.runtime import ServiceRuntime
 from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.spec import ServiceSpec
 
+if TYPE_CHECKING:  # web3 loads only in the processes of services that use the chain
+    from audifi_kit.chain.platform import PlatformChain
+
 log = logging.getLogger(__name__)
 
 APP_GROUP = "audifi.apps"
@@ -44,8 +48,17 @@ ORDER = tuple(DEFAULT_PORTS)
 
 @dataclass(frozen=True)
 class AppSpec:
+    """A deployable. `uses_chain`: its factory takes `chain=` too, and `serve` hands every such
+    app of one process the same `PlatformChain` (embedded: one EVM, one deployment)."""
+
     name: str
-    factory: Callable[[Settings, Bus], Litestar]
+    factory: Callable[..., Litestar]
+    uses_chain: bool = False
+
+    def build(self, settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
+        if self.uses_chain:
+            return self.factory(settings, bus, chain=chain)
+        return self.factory(settings, bus)
 
 
 def deployables() -> list[str]:
@@ -68,19 +81,42 @@ def service_app(
     route_handlers: Sequence[ControllerRouterHandler] = (),
     lifespan: Sequence[Lifespan] = (),
     state: Mapping[str, Any] | None = None,
+    chain: PlatformChain | None = None,
 ) -> Litestar:
     """A service's app: its runtime (event store, relay, projections, consumers) runs while it
-    serves, readiness asks its database and broker, and tokens verify against auth's JWKS."""
+    serves, readiness asks its database and broker, and tokens verify against auth's JWKS.
+
+    With `chain`, the platform contracts are deployed (embedded) or found and checked (a node)
+    before the app serves, readiness asks the node too, and `app.state.chain` holds it.
+    """
     runtime = ServiceRuntime(spec, settings, bus)
+    checks: dict[str, Callable[[], Any]] = dict(runtime.readiness_checks())
+    lifespans = [runtime.lifespan]
+    if chain is not None:
+        checks["chain"] = chain.ready
+        lifespans.append(_chain_lifespan(chain))
+        state = {**(state or {}), "chain": chain}
     return create_service_app(
         spec.name,
         route_handlers=route_handlers,
         settings=settings,
-        lifespan=[runtime.lifespan, *lifespan],
-        readiness_checks=runtime.readiness_checks(),
+        lifespan=[*lifespans, *lifespan],
+        readiness_checks=checks,
         jwks_url=settings.auth_jwks_url,
         state=state,
     )
+
+
+def _chain_lifespan(chain: PlatformChain) -> Lifespan:
+    @contextlib.asynccontextmanager
+    async def started(_: Litestar) -> AsyncIterator[None]:
+        await chain.start()
+        try:
+            yield
+        finally:
+            await chain.close()
+
+    return started
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -109,10 +145,15 @@ async def serve(names: Sequence[str], settings: Settings) -> None:
     """Run the named deployables on this loop until SIGINT/SIGTERM; one bus when in-process."""
     apps = {name: load_app(name) for name in names}
     shared = None if settings.amqp_url else make_bus(settings)
+    chain = None
+    if any(a.uses_chain for a in apps.values()):
+        from audifi_kit.chain.platform import PlatformChain
+
+        chain = PlatformChain(settings)
     servers: list[_Server] = []
     order = ordered(names)
     for name in order:
-        app = apps[name].factory(settings, shared or make_bus(settings))
+        app = apps[name].build(settings, shared or make_bus(settings), chain)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -178,12 +219,18 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stopping.set)
 
-    async def keep_running(name: str) -> None:
+    async def keep_running(
+        name: str, command: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> None:
         backoff = 1.0
         while not stopping.is_set():
             started = loop.time()
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "audifi_kit.cli", "serve", name
+                sys.executable,
+                "-m",
+                "audifi_kit.cli",
+                *(command or ("serve", name)),
+                env={**os.environ, **(env or {})},
             )
             log.info("started %s (pid %s)", name, process.pid)
             waiter = asyncio.create_task(process.wait())
@@ -206,4 +253,36 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
                 await asyncio.wait_for(stopping.wait(), backoff)
             backoff = min(backoff * 2, max_backoff)
 
-    await asyncio.gather(*(keep_running(n) for n in ordered(names)))
+    envs: dict[str, dict[str, str]] = {}
+    node: list[asyncio.Task[None]] = []
+    users = [n for n in names if load_app(n).uses_chain]
+    if users and not settings.chain_rpc_url:
+        # One development chain for every process, as `audifi up` has one EVM for all services.
+        from audifi_kit.chain.devnode import dev_private_key
+
+        node_url = settings.chain_node_url
+        node.append(asyncio.create_task(keep_running("chain", ("chain", "node"))))
+        await _wait_until_up(f"{node_url}/health", stopping)
+        for name in users:
+            envs[name] = {
+                "CHAIN_RPC_URL": node_url,
+                "CHAIN_DEPLOYMENT": f"{node_url}/deployment",
+                "CHAIN_PRIVATE_KEY": dev_private_key(name),
+            }
+    await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
+
+
+async def _wait_until_up(url: str, stopping: asyncio.Event, timeout: float = 120.0) -> None:
+    """Until `url` answers 200 (or the supervisor is stopped)."""
+    import httpx
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while not stopping.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{url} did not come up within {timeout:.0f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audifi_kit.bus import Bus
+from audifi_kit.chain.platform import PlatformChain
 from audifi_kit.launch import AppSpec, service_app
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
@@ -13,8 +14,9 @@ from audifi_coin.application import CoinApplication
 spec = ServiceSpec(name="coin", application=CoinApplication)
 
 
-def create_app(settings: Settings, bus: Bus) -> Litestar:
-    return service_app(spec, settings, bus)
+def create_app(settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
+    """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own."""
+    return service_app(spec, settings, bus, chain=chain or PlatformChain(settings))
 
 
-app = AppSpec(name="coin", factory=create_app)
+app = AppSpec(name="coin", factory=create_app, uses_chain=True)

@@ -97,6 +97,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/revenue-pass", "nft"),
     Route("/content", "nft"),
     Route("/artists", "nft"),  # /artists/{id}/content
+    # the chain and the platform contracts' addresses and ABIs, for wallets and dApps
+    Route("/chain", "nft", access=PUBLIC, methods=READS),
     # vstudio: studio sessions, decisions, votes, the lock; its WebSocket (`websocket`)
     Route("/vstudio", "vstudio"),
     # coin: artist coins, staking, pools, the lottery

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from audifi_kit.bus import Bus
+from audifi_kit.chain.platform import PlatformChain
+from audifi_kit.chain.routes import ChainController
 from audifi_kit.launch import AppSpec, service_app
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
@@ -13,8 +15,15 @@ from audifi_nft.application import NftApplication
 spec = ServiceSpec(name="nft", application=NftApplication)
 
 
-def create_app(settings: Settings, bus: Bus) -> Litestar:
-    return service_app(spec, settings, bus)
+def create_app(settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
+    """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own."""
+    return service_app(
+        spec,
+        settings,
+        bus,
+        chain=chain or PlatformChain(settings),
+        route_handlers=[ChainController],
+    )
 
 
-app = AppSpec(name="nft", factory=create_app)
+app = AppSpec(name="nft", factory=create_app, uses_chain=True)
