@@ -22,7 +22,9 @@ def main(argv: list[str]) -> int:
     path = argv[1] if len(argv) > 1 else "/health"
     service = os.environ.get("SERVICE", "").strip()
     try:
-        port = Settings.from_env().port(service)
+        settings = Settings.from_env()
+        # SERVICE=chain: the development chain node (`audifi chain node`) of docker-compose.yml
+        port = settings.chain_node_port if service == "chain" else settings.port(service)
     except LookupError as exc:
         print(f"healthcheck: {exc} (set SERVICE)", file=sys.stderr)
         return 1

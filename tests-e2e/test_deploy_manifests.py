@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 from audifi_kit.bus import EXCHANGE
+from audifi_kit.chain.devnode import dev_private_key
 from audifi_kit.launch import APP_GROUP, deployables, load_app
 from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.spec import ENTRY_POINT_GROUP as SERVICE_GROUP
@@ -49,6 +50,7 @@ RABBITMQ_CONF = DEPLOY / "rabbitmq" / "rabbitmq.conf"
 POSTGRES_INIT = DEPLOY / "postgres" / "init.sql"
 
 INFRA = ("postgres", "rabbitmq", "redis")
+CHAIN_USERS = ("nft", "coin", "payment")  # sign on chain; share compose's development node
 # Metadata only: which deployables `audifi serve NAME` can be asked for (nothing imported).
 DEPLOYABLES = sorted(deployables())
 WITH_DATABASE = sorted({ep.name for ep in entry_points(group=SERVICE_GROUP)})
@@ -292,6 +294,14 @@ def test_healthcheck_is_python_against_health() -> None:
     assert argv[2:] == ["/health"]
 
 
+def test_image_carries_the_compiled_contracts_where_the_settings_point() -> None:
+    copies = [rest.split() for word, rest in final_stage() if word == "COPY"]
+    target = next(dst for src, dst, *_ in copies if src == "contracts-abi/build")
+    env = env_instructions(final_stage())
+    assert Settings.from_env(env).contracts_dir == Path(target)
+    assert env["AUDIFI_CONTRACTS_DIR"] == target
+
+
 def healthcheck_path_in_image() -> str:
     for word, rest in final_stage():
         if word == "COPY" and rest.split()[0] == "deploy/healthcheck.py":
@@ -321,6 +331,7 @@ def test_dockerignore_sends_what_the_build_copies_and_nothing_local() -> None:
         if line.strip() and not line.lstrip().startswith("#")
     ]
     needed = ["pyproject.toml", "uv.lock", "deploy/healthcheck.py"]
+    needed += [p.relative_to(ROOT).as_posix() for p in (ROOT / "contracts-abi/build").glob("*")]
     for tree in ("libs", "services"):
         for member in sorted((ROOT / tree).iterdir()):
             if (member / "pyproject.toml").exists():
@@ -339,6 +350,9 @@ def test_dockerignore_sends_what_the_build_copies_and_nothing_local() -> None:
         "libs/kit/src/audifi_kit/__pycache__/cli.cpython-311.pyc",
         "libs/kit/tests/test_bus.py",
         "docker-compose.yml",
+        "contracts-abi/node_modules/solc/package.json",
+        "contracts-abi/src/MasterShares.sol",
+        "services/nft/build/lib/audifi_nft/app.py",
     ]
     sent = [p for p in local if not _ignored(p, patterns)]
     assert not sent, f"sent to the build context: {sent}"
@@ -406,7 +420,35 @@ def test_healthcheck_fails_when_nothing_listens() -> None:
 
 
 def test_compose_runs_exactly_the_deployables_and_the_servers() -> None:
-    assert set(compose()["services"]) == set(DEPLOYABLES) | set(INFRA)
+    assert set(compose()["services"]) == set(DEPLOYABLES) | set(INFRA) | {"chain"}
+
+
+def test_compose_chain_is_the_development_node_from_the_one_image() -> None:
+    node = compose_service("chain")
+    assert node["image"] == compose_service(DEPLOYABLES[0])["image"]
+    assert node["entrypoint"] == ["audifi", "chain", "node"]
+    settings = Settings.from_env(compose_env("chain"))
+    assert settings.host == "0.0.0.0"
+    assert node["healthcheck"]["test"][1:] == ["python", healthcheck_path_in_image(), "/health"]
+    assert compose_env("chain")["SERVICE"] == "chain"  # the healthcheck's port: the node's
+
+
+@pytest.mark.parametrize("name", CHAIN_USERS)
+def test_compose_chain_users_share_the_node_and_sign_with_their_own_keys(name: str) -> None:
+    settings = Settings.from_env(compose_env(name))
+    node_port = Settings.from_env(compose_env("chain")).chain_node_port
+    assert settings.chain_rpc_url == f"http://chain:{node_port}"
+    assert settings.chain_deployment == f"http://chain:{node_port}/deployment"
+    assert settings.chain_private_key == dev_private_key(name)
+    assert compose_service(name)["depends_on"]["chain"]["condition"] == "service_healthy"
+    assert load_app(name).uses_chain
+
+
+def test_only_the_chain_users_get_a_chain() -> None:
+    users = {name for name in DEPLOYABLES if load_app(name).uses_chain}
+    assert users == set(CHAIN_USERS)
+    for name in set(DEPLOYABLES) - users:
+        assert "CHAIN_PRIVATE_KEY" not in compose_env(name), name
 
 
 def test_compose_servers_have_their_images_and_healthchecks() -> None:
@@ -720,3 +762,19 @@ def test_k8s_secrets_are_placeholders_and_the_signing_key_reaches_auth_only() ->
         assert ("JWT_PRIVATE_KEY" in pod_env(name)) == (name == "auth"), name
     for config in of_kind("ConfigMap").values():
         assert not set(config["data"]) & {*SHARED_SECRETS, "JWT_PRIVATE_KEY"}
+
+
+@pytest.mark.parametrize("name", DEPLOYABLES)
+def test_k8s_chain_settings_reach_the_chain_users_only(name: str) -> None:
+    env = pod_env(name)
+    if name not in CHAIN_USERS:
+        assert "CHAIN_PRIVATE_KEY" not in env and "CHAIN_RPC_URL" not in env
+        return
+    settings = Settings.from_env(env)
+    assert settings.chain_rpc_url and settings.chain_private_key, name
+    assert f"{name}-operator" in settings.chain_private_key  # its own key, not a shared one
+    mounts = {m["name"]: m["mountPath"] for m in container_of(name)["volumeMounts"]}
+    volumes = {v["name"]: v for v in k8s("Deployment", name)["spec"]["template"]["spec"]["volumes"]}
+    deployment_file = Path(settings.chain_deployment or "")
+    (volume,) = [v for v, path in mounts.items() if Path(path) == deployment_file.parent]
+    assert volumes[volume]["configMap"]["name"] == "audifi-chain-deployment"
