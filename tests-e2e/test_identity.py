@@ -187,7 +187,9 @@ def test_two_factor_logins_need_a_valid_code_and_a_recovery_code_works_once(
     assert reused.status_code == 401
 
 
-def test_after_logout_the_access_token_is_refused_at_the_gateway(platform: Platform) -> None:
+def test_after_logout_the_access_token_is_refused_at_the_gateway_and_by_the_services(
+    platform: Platform,
+) -> None:
     tokens = sign_up(platform, email())
     session = f"{platform.gateway}/auth/session"
     assert httpx.get(session, headers=bearer(tokens)).status_code == 200
@@ -200,6 +202,13 @@ def test_after_logout_the_access_token_is_refused_at_the_gateway(platform: Platf
     # Refused at the edge: a service route behind the gateway is not reached either.
     holdings = httpx.get(f"{platform.gateway}/user/holdings", headers=bearer(tokens))
     assert holdings.status_code == 401
+    # Zero trust: a service reached without the gateway refuses the token as well (each
+    # consumes auth.session.revoked itself).
+    direct = f"{platform.url('notify')}/notifications"
+    answer = eventually(
+        lambda: (r := httpx.get(direct, headers=bearer(tokens))).status_code == 401 and r
+    )
+    assert answer.json()["error"]["message"] == "This session has been signed out"
 
 
 def _rows_naming(postgres_url: str, prefix: str, needle: str) -> list[str]:

@@ -30,8 +30,8 @@ import httpx
 import jwt
 from audifi_auth.keys import SigningKey, SigningKeys
 from audifi_gateway.edge_auth import EdgeAuth
-from audifi_gateway.revocations import RedisRevocations
 from audifi_kit.http.auth import JwksKeys, TokenVerifier
+from audifi_kit.http.revocations import RedisRevocations
 from audifi_kit.testing import LOCAL_DEFAULTS, drop_databases, free_port
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis

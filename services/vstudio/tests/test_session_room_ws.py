@@ -199,3 +199,24 @@ async def test_a_client_that_stops_reading_is_dropped_with_1013(vstudio: Vstudio
 
     async with vstudio.connect(session, "alice") as alice:
         assert (await alice.frame())["users"] == []
+
+
+@embedded_only
+async def test_a_token_of_a_signed_out_session_is_closed_with_4401(vstudio: Vstudio) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY
+
+    session = uuid.uuid4()
+    out = vstudio.signing_key.token("alice", sid="session-out")
+    # As the app's consumer of auth.session.revoked records a logout:
+    await vstudio.app.state[REVOCATIONS_STATE_KEY].revoke(
+        "session-out", datetime.now(UTC) + timedelta(minutes=15)
+    )
+    async with vstudio.connect(session, headers={"Authorization": f"Bearer {out}"}) as client:
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.frame()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    still = vstudio.signing_key.token("alice", sid="session-on")
+    async with vstudio.connect(session, headers={"Authorization": f"Bearer {still}"}) as alice:
+        assert (await alice.frame())["users"] == []

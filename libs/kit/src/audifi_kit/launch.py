@@ -31,6 +31,7 @@ from litestar.types import ControllerRouterHandler
 
 from audifi_kit.bus import Bus
 from audifi_kit.http.factory import Lifespan, create_service_app
+from audifi_kit.http.revocations import SessionRevocations
 from audifi_kit.runtime import ServiceRuntime
 from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.spec import ServiceSpec
@@ -84,14 +85,16 @@ def service_app(
     chain: PlatformChain | None = None,
 ) -> Litestar:
     """A service's app: its runtime (event store, relay, projections, consumers) runs while it
-    serves, readiness asks its database and broker, and tokens verify against auth's JWKS.
+    serves, readiness asks its database and broker, and tokens verify against auth's JWKS —
+    a token of a session auth revoked (`auth.session.revoked`) is refused here too.
 
     With `chain`, the platform contracts are deployed (embedded) or found and checked (a node)
     before the app serves, readiness asks the node too, and `app.state.chain` holds it.
     """
     runtime = ServiceRuntime(spec, settings, bus)
+    revocations = SessionRevocations(spec.name, settings, bus)
     checks: dict[str, Callable[[], Any]] = dict(runtime.readiness_checks())
-    lifespans = [runtime.lifespan]
+    lifespans = [runtime.lifespan, _revocations_lifespan(revocations)]
     if chain is not None:
         checks["chain"] = chain.ready
         lifespans.append(_chain_lifespan(chain))
@@ -103,8 +106,23 @@ def service_app(
         lifespan=[*lifespans, *lifespan],
         readiness_checks=checks,
         jwks_url=settings.auth_jwks_url,
+        revocations=revocations.store,
         state=state,
     )
+
+
+def _revocations_lifespan(revocations: SessionRevocations) -> Lifespan:
+    """After the runtime's (which connects the bus): the consumer of auth.session.revoked."""
+
+    @contextlib.asynccontextmanager
+    async def consuming(_: Litestar) -> AsyncIterator[None]:
+        await revocations.start()
+        try:
+            yield
+        finally:
+            await revocations.stop()
+
+    return consuming
 
 
 def _chain_lifespan(chain: PlatformChain) -> Lifespan:

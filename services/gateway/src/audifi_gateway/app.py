@@ -27,6 +27,12 @@ from audifi_kit.bus import Bus
 from audifi_kit.http.auth import JwksKeys, TokenVerifier
 from audifi_kit.http.factory import create_service_app
 from audifi_kit.http.health import ReadinessCheck
+from audifi_kit.http.revocations import (
+    MemoryRevocations,
+    RedisRevocations,
+    RevocationConsumer,
+    RevocationStore,
+)
 from audifi_kit.launch import AppSpec
 from audifi_kit.settings import Settings
 from httpx_aiohttp import AiohttpTransport
@@ -42,12 +48,6 @@ from audifi_gateway.edge_auth import EdgeAuth
 from audifi_gateway.openapi import MergedOpenApi, docs_page, openapi_endpoint
 from audifi_gateway.proxy import HttpProxy
 from audifi_gateway.ratelimit import RateLimiter
-from audifi_gateway.revocations import (
-    MemoryRevocations,
-    RedisRevocations,
-    RevocationConsumer,
-    RevocationStore,
-)
 from audifi_gateway.routes import API_PREFIX, RouteTable
 from audifi_gateway.upstream_health import UpstreamHealth, admin_health_endpoint
 from audifi_gateway.websocket import WebSocketProxy

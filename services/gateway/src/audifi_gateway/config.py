@@ -24,9 +24,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from audifi_kit.http.revocations import revocation_queue
+
 from audifi_gateway.ratelimit import DEFAULT_LIMITS, RateLimit, parse_rate_limits
 
-REVOCATION_QUEUE = "gateway.session-revocations"
+REVOCATION_QUEUE = revocation_queue("gateway")
 
 
 @dataclass(frozen=True, slots=True)

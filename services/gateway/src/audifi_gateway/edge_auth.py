@@ -16,8 +16,7 @@ from __future__ import annotations
 import structlog
 from audifi_kit.http.auth import Identity, TokenVerifier
 from audifi_kit.http.errors import Unauthorized
-
-from audifi_gateway.revocations import RevocationStore
+from audifi_kit.http.revocations import RevocationStore, session_revoked
 
 log = structlog.get_logger("audifi.gateway.auth")
 
@@ -34,18 +33,11 @@ class EdgeAuth:
         if token is None:
             raise Unauthorized("A bearer access token is required")
         identity = await self.verifier.verify(token)
-        if identity.session_id is not None and await self._revoked(identity.session_id):
+        if identity.session_id is not None and await session_revoked(
+            self.revocations, identity.session_id
+        ):
             raise Unauthorized("This session has been signed out")
         return identity
-
-    async def _revoked(self, session_id: str) -> bool:
-        try:
-            return await self.revocations.is_revoked(session_id)
-        except Exception as exc:
-            # Fail open: access tokens live minutes and every service verifies them again; an outage
-            # of Redis must not sign every user out.
-            log.warning("revocation_store_unavailable", error=repr(exc))
-            return False
 
 
 def identity_headers(identity: Identity) -> list[tuple[bytes, bytes]]:

@@ -30,6 +30,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from audifi_kit.http.errors import Forbidden, Unauthorized
+from audifi_kit.http.revocations import RevocationStore, session_revoked
 
 log = structlog.get_logger("audifi.http.auth")
 
@@ -170,18 +171,29 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 class AuthMiddleware(ASGIMiddleware):
-    """Sets `scope["user"]` to the verified `Identity` on every route not marked public."""
+    """Sets `scope["user"]` to the verified `Identity` on every route not marked public.
+
+    With `revocations`, a token of a revoked session (its `sid`) is refused as the gateway
+    refuses it: 401 UNAUTHORIZED.
+    """
 
     exclude_opt_key = PUBLIC_OPT
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, revocations: RevocationStore | None = None) -> None:
         self.verifier = verifier
+        self.revocations = revocations
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         token = bearer_token(scope)
         if token is None:
             raise Unauthorized("A bearer access token is required")
         identity = await self.verifier.verify(token)
+        if (
+            self.revocations is not None
+            and identity.session_id is not None
+            and await session_revoked(self.revocations, identity.session_id)
+        ):
+            raise Unauthorized("This session has been signed out")
         scope["user"] = identity
         with structlog.contextvars.bound_contextvars(user_id=identity.user_id):
             await next_app(scope, receive, send)

@@ -25,6 +25,7 @@ from audifi_kit.http.health import ReadinessCheck, health, readiness_endpoint
 from audifi_kit.http.idempotency import IdempotencyMiddleware
 from audifi_kit.http.metrics import metrics_endpoint
 from audifi_kit.http.requests import RequestContext
+from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, RevocationStore
 from audifi_kit.settings import Settings
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
@@ -42,6 +43,7 @@ def create_service_app(
     jwt_issuer: str | None = None,
     jwt_audience: str | None = None,
     jwks_min_refetch_interval: float = 30.0,
+    revocations: RevocationStore | None = None,
     idempotency_lease: float = 60.0,
     dependencies: Mapping[str, Provide] | None = None,
     middleware: Sequence[Middleware] = (),
@@ -55,6 +57,7 @@ def create_service_app(
     `lifespan` context managers start and stop what the service needs (event store, pools,
     consumers); put the read-model pool at `app.state.db_pool` for idempotent routes.
     `jwks_url` unset: no token is verified (routes needing an identity answer 401).
+    `revocations`: tokens of revoked sessions are refused too (`service_app` feeds it).
     `middleware` runs inside auth and idempotency, so it sees `request.user`. `cors_config`
     answers preflights and adds CORS headers to every response, error envelopes included.
     """
@@ -62,7 +65,7 @@ def create_service_app(
     kit_middleware: list[Middleware] = []
     if keys is not None:
         verifier = TokenVerifier(keys, issuer=jwt_issuer, audience=jwt_audience)
-        kit_middleware.append(AuthMiddleware(verifier))
+        kit_middleware.append(AuthMiddleware(verifier, revocations))
     kit_middleware.append(IdempotencyMiddleware(lease=idempotency_lease))
 
     async def close_jwks() -> None:
@@ -92,7 +95,15 @@ def create_service_app(
         # The kit logs (structlog, with the request id); Litestar's own config would print
         # tracebacks through stdlib logging a second time.
         logging_config=None,
-        state=State({**(state or {}), "service": name, "settings": settings, "jwks": keys}),
+        state=State(
+            {
+                **(state or {}),
+                "service": name,
+                "settings": settings,
+                "jwks": keys,
+                REVOCATIONS_STATE_KEY: revocations,
+            }
+        ),
         debug=debug,
     )
     # Outside routing, so 404/405 answers get a request id and are counted too.

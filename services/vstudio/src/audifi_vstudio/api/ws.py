@@ -35,6 +35,7 @@ from uuid import UUID
 import msgspec
 from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
 from audifi_kit.http.errors import Unauthorized
+from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, session_revoked
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -299,16 +300,26 @@ async def close(
 
 
 async def authenticate(socket: WebSocket[Any, Any, Any]) -> Identity | None:
-    """The caller behind the handshake's bearer token, verified against auth's JWKS."""
+    """The caller behind the handshake's bearer token, verified against auth's JWKS, whose
+    session has not been revoked."""
     token = bearer_token(socket.scope)
     keys = socket.app.state.get(JWKS_STATE_KEY)
     if token is None or keys is None:
         return None
     try:
-        return await TokenVerifier(keys).verify(token)
+        identity = await TokenVerifier(keys).verify(token)
     except Unauthorized as refused:
         log.info("websocket refused: %s", refused.message)
         return None
+    revocations = socket.app.state.get(REVOCATIONS_STATE_KEY)
+    if (
+        revocations is not None
+        and identity.session_id is not None
+        and await session_revoked(revocations, identity.session_id)
+    ):
+        log.info("websocket refused: the session has been signed out")
+        return None
+    return identity
 
 
 def provide_rooms(state: State) -> Rooms:

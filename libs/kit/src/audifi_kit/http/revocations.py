@@ -1,15 +1,18 @@
-"""Revoked sign-in sessions: access tokens of a session that ended are refused at the edge.
+"""Revoked sign-in sessions: access tokens of a session that ended are refused everywhere.
 
 Auth publishes `auth.session.revoked` (logout, refresh-token reuse, erasure, an admin's
 action) with the session id and `accessTokensValidUntil`, when the last access token of that
-session expires. The gateway consumes it from its durable queue
-`gateway.session-revocations` and remembers the session id until then; `EdgeAuth` refuses
-a token whose `sid` is remembered.
+session expires. The gateway and every service consume it, each from its own durable queue
+`<name>.session-revocations`, and remember the session id until then; the gateway's edge check
+and each service's `AuthMiddleware` refuse a token whose `sid` is remembered (zero trust: a
+call that reaches a service without the gateway is refused too).
 
 Where it is remembered: Redis (`SET <prefix>:revoked:<sid> 1 EXAT <valid until>`) when
-REDIS_URL is set, so every gateway replica sees a revocation that any one of them consumed
-(replicas compete for the queue's messages); else process memory, which is right only for
-embedded mode's single gateway.
+REDIS_URL is set, so every replica sees a revocation that any one of them consumed (replicas
+compete for their queue's messages); else process memory, one store per app.
+
+A store that cannot answer (Redis down) lets the token through (`session_revoked` fails
+open): access tokens live minutes, and an outage must not sign every user out.
 """
 
 from __future__ import annotations
@@ -21,12 +24,30 @@ from typing import Protocol
 import structlog
 from audifi_events.auth import SessionRevoked
 from audifi_events.registry import UndecodableEvent, UnknownEventType, registry
-from audifi_kit.bus import Bus, Delivery, QueueSpec, Subscription
 from redis.asyncio import Redis
 
-log = structlog.get_logger("audifi.gateway.revocations")
+from audifi_kit.bus import Bus, Delivery, QueueSpec, Subscription
+from audifi_kit.settings import Settings
+
+log = structlog.get_logger("audifi.revocations")
 
 SESSION_REVOKED = "auth.session.revoked"
+# Where a service app keeps its store (app.state): for checks outside AuthMiddleware (WebSockets).
+REVOCATIONS_STATE_KEY = "revocations"
+
+
+def revocation_queue(name: str) -> str:
+    """The durable queue on which `name` (a service or the gateway) hears of revocations."""
+    return f"{name}.session-revocations"
+
+
+async def session_revoked(store: RevocationStore, session_id: str) -> bool:
+    """Whether the session was revoked; False (logged) when the store cannot answer."""
+    try:
+        return await store.is_revoked(session_id)
+    except Exception as exc:
+        log.warning("revocation_store_unavailable", error=repr(exc))
+        return False
 
 
 class RevocationStore(Protocol):
@@ -110,3 +131,35 @@ class RevocationConsumer:
         await self.store.revoke(event.session_id, event.access_tokens_valid_until)
         log.info("session_revoked", session_id=event.session_id, reason=event.reason)
         await delivery.ack()
+
+
+class SessionRevocations:
+    """What one app needs to refuse revoked sessions: a store and the consumer feeding it.
+
+    Redis when REDIS_URL is set (keys `<prefix>:revoked:<sid>`, shared by the app's replicas),
+    else memory. `start()` once the bus is connected; `stop()` closes what it opened.
+    """
+
+    def __init__(
+        self, name: str, settings: Settings, bus: Bus, *, key_prefix: str | None = None
+    ) -> None:
+        self.redis: Redis | None = None
+        self.store: RevocationStore
+        if settings.redis_url:
+            self.redis = Redis.from_url(
+                settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+            self.store = RedisRevocations(self.redis, key_prefix or f"{settings.db_prefix}sessions")
+        else:
+            self.store = MemoryRevocations()
+        self.consumer = RevocationConsumer(
+            bus, self.store, revocation_queue(name), prefetch=settings.prefetch
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
