@@ -279,7 +279,10 @@ async def main() -> None:
             ("write", lambda s: bench_write(s, args.events)),
             ("relay", lambda s: bench_relay(s, args.events)),
             ("replay", lambda s: bench_replay(s, args.events)),
-            ("latency", lambda s: bench_latency(s, args.latency_seconds, args.rate)),
+            # Half the rate and the rate: below saturation, and where 2 cores shared by the
+            # writer, the relay, RabbitMQ, PostgreSQL and the consumer start to queue.
+            ("latency", lambda s: bench_latency(s, args.latency_seconds, args.rate // 2)),
+            ("latency2", lambda s: bench_latency(s, args.latency_seconds, args.rate)),
         ):
             settings = Settings(database_url=server, amqp_url=amqp, db_prefix=f"{prefix}{name}_")
             await fn(settings)
