@@ -33,11 +33,12 @@ from audifi_kit.settings import Settings
 from audifi_kit.testing import TokenSigner, served
 from kit_sample import spec
 from litestar import Litestar, get
+from litestar.di import NamedDependency
 from redis.asyncio import Redis
 
 
 @get("/me", sync_to_thread=False)
-def me(identity: Identity) -> dict[str, Any]:
+def me(identity: NamedDependency[Identity]) -> dict[str, Any]:
     return {"userId": identity.user_id, "sessionId": identity.session_id}
 
 
