@@ -169,7 +169,8 @@ def test_two_factor_logins_need_a_valid_code_and_a_recovery_code_works_once(
     assert wrong.status_code == 401
     right = httpx.post(
         f"{platform.gateway}/auth/2fa/verify",
-        json={"challengeToken": step["challengeToken"], "code": totp.now()},
+        # the next step's code: the one that turned 2FA on is spent (RFC 6238 §5.2)
+        json={"challengeToken": step["challengeToken"], "code": totp.at(time.time() + 30)},
     )
     assert right.status_code == 200 and right.json()["token"]
 

@@ -9,7 +9,7 @@ from uuid import uuid4
 import base58
 import pytest
 from audifi_auth.crypto_shredding import seal, unseal
-from audifi_auth.domain.account import Account, AccountErased, Role
+from audifi_auth.domain.account import Account, AccountErased, Role, TotpCodeSpent
 from audifi_auth.domain.address_index import AddressIndex, AddressTaken
 from audifi_auth.domain.session import RefreshTokenReused, Session, SessionEnded
 from audifi_auth.domain.sign_in import MagicLink, ProofRefused, TwoFactorChallenge
@@ -176,3 +176,18 @@ def test_sealed_personal_data_opens_only_with_its_key() -> None:
     assert "ada" not in sealed
     assert unseal(key, subject, "email", sealed) == "ada@example.com"
     assert unseal(None, subject, "email", sealed) is None
+
+
+def test_a_totp_time_step_is_accepted_once_and_never_an_earlier_one() -> None:
+    account = new_account()
+    account.issue_totp_secret("JBSWY3DPEHPK3PXP")
+    account.enable_two_factor([], enabled_at=NOW)
+    assert account.totp_step_unused(100)
+
+    account.use_totp_step(100)
+
+    assert not account.totp_step_unused(100) and not account.totp_step_unused(99)
+    with pytest.raises(TotpCodeSpent):
+        account.use_totp_step(100)
+    account.use_totp_step(101)  # the next code still works
+    assert account.last_totp_step == 101

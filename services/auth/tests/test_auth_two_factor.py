@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pyotp
 from auth_support import AuthService
 
@@ -25,8 +28,9 @@ async def test_with_2fa_on_a_login_needs_a_valid_code(auth: AuthService) -> None
         "/auth/2fa/verify", json={"code": "000000"}, headers=auth.bearer(tokens)
     )
     assert wrong.status_code == 401
+    enabling_code = pyotp.TOTP(secret).now()
     enabled = await auth.client.post(
-        "/auth/2fa/verify", json={"code": pyotp.TOTP(secret).now()}, headers=auth.bearer(tokens)
+        "/auth/2fa/verify", json={"code": enabling_code}, headers=auth.bearer(tokens)
     )
     assert enabled.status_code == 200, enabled.text
     recovery = enabled.json()["recoveryCodes"]
@@ -41,17 +45,30 @@ async def test_with_2fa_on_a_login_needs_a_valid_code(auth: AuthService) -> None
         "/auth/2fa/verify", json={"challengeToken": step["challengeToken"], "code": "123456"}
     )
     assert refused.status_code == 401
-    done = await auth.client.post(
+    # The code that turned 2FA on was spent doing so: the next time step's code (accepted for
+    # clock drift) signs in.
+    spent_on_enable = await auth.client.post(
         "/auth/2fa/verify",
-        json={"challengeToken": step["challengeToken"], "code": pyotp.TOTP(secret).now()},
+        json={"challengeToken": step["challengeToken"], "code": enabling_code},
+    )
+    assert spent_on_enable.status_code == 401
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    done = await auth.client.post(
+        "/auth/2fa/verify", json={"challengeToken": step["challengeToken"], "code": code}
     )
     assert done.status_code == 200, done.text
     assert done.json()["userId"] == tokens["userId"] and done.json()["token"]
     reused = await auth.client.post(
-        "/auth/2fa/verify",
-        json={"challengeToken": step["challengeToken"], "code": pyotp.TOTP(secret).now()},
+        "/auth/2fa/verify", json={"challengeToken": step["challengeToken"], "code": code}
     )
     assert reused.status_code == 401
+    # Nor does the same code open another login (RFC 6238 §5.2): someone who saw it, and
+    # knows the password, gets nothing from it.
+    replay = await login(auth, "otp@example.com")
+    replayed = await auth.client.post(
+        "/auth/2fa/verify", json={"challengeToken": replay["challengeToken"], "code": code}
+    )
+    assert replayed.status_code == 401
 
     # A recovery code stands in for the TOTP code, once.
     step = await login(auth, "otp@example.com")
@@ -74,3 +91,28 @@ async def test_enabling_2fa_needs_a_signed_in_caller_and_a_setup(auth: AuthServi
         "/auth/2fa/verify", json={"code": "123456"}, headers=auth.bearer(tokens)
     )
     assert early.status_code == 409
+
+
+async def test_one_code_presented_to_two_logins_at_once_signs_in_one(auth: AuthService) -> None:
+    tokens = await auth.sign_up("race@example.com", PASSWORD)
+    secret = (await auth.client.post("/auth/2fa/setup", headers=auth.bearer(tokens))).json()[
+        "secret"
+    ]
+    enabled = await auth.client.post(
+        "/auth/2fa/verify", json={"code": pyotp.TOTP(secret).now()}, headers=auth.bearer(tokens)
+    )
+    assert enabled.status_code == 200, enabled.text
+    first, second = await login(auth, "race@example.com"), await login(auth, "race@example.com")
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+
+    answers = await asyncio.gather(
+        *(
+            auth.client.post(
+                "/auth/2fa/verify", json={"challengeToken": s["challengeToken"], "code": code}
+            )
+            for s in (first, second)
+        )
+    )
+
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses[0] == 200 and statuses[1] in (401, 409), [a.text for a in answers]

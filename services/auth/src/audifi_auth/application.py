@@ -336,11 +336,29 @@ class AuthApplication(ServiceApplication):
         return SecondFactorNeeded(token, expires_at, position)
 
     def _code_matches(self, account: Account, code: str) -> bool:
-        """A current TOTP code, or an unused recovery code (spent by this call)."""
+        """A current, unused TOTP code, or an unused recovery code (either spent by this call)."""
         code = code.strip().replace(" ", "")
         if code.isdigit() and len(code) == 6:
-            return bool(pyotp.TOTP(account.totp_secret).verify(code, valid_window=1))
+            step = self._totp_step(account.totp_secret, code, account)
+            if step is None:
+                return False
+            account.use_totp_step(step)
+            return True
         return account.use_recovery_code(self.digest("recovery", code.lower()))
+
+    def _totp_step(self, secret: str | None, code: str, account: Account) -> int | None:
+        """The time step (now, or one either side for clock drift) whose code `code` is and
+        that no accepted code has reached yet; None when there is none."""
+        if secret is None or not (code.isdigit() and len(code) == 6):
+            return None
+        totp = pyotp.TOTP(secret)
+        now = totp.timecode(self.clock())
+        for step in (now - 1, now, now + 1):
+            if account.totp_step_unused(step) and hmac.compare_digest(
+                totp.generate_otp(step), code
+            ):
+                return step
+        return None
 
     def complete_second_factor(self, challenge_token: str, code: str) -> SignedIn:
         challenge = self._get(_proof_id("2fa", challenge_token))
@@ -377,7 +395,8 @@ class AuthApplication(ServiceApplication):
         account = self.account(account_id)
         if account.two_factor_enabled or account.pending_totp_secret is None:
             raise TwoFactorStateConflict("Call /auth/2fa/setup first")
-        if not pyotp.TOTP(account.pending_totp_secret).verify(code.strip(), valid_window=1):
+        step = self._totp_step(account.pending_totp_secret, code.strip(), account)
+        if step is None:
             raise InvalidTwoFactorCode()
         codes = [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
         try:
@@ -386,6 +405,7 @@ class AuthApplication(ServiceApplication):
             )
         except (TwoFactorAlreadyOn, TwoFactorNotPending):
             raise TwoFactorStateConflict() from None
+        account.use_totp_step(step)  # the code that turned it on signs nobody in
         return codes, self._save(account)
 
     # --- wallets ------------------------------------------------------------------------

@@ -35,6 +35,10 @@ class TwoFactorAlreadyOn(Exception):
     pass
 
 
+class TotpCodeSpent(Exception):
+    """A code of this time step (or an earlier one) was accepted already."""
+
+
 class WalletAlreadyLinked(Exception):
     pass
 
@@ -94,6 +98,9 @@ class Account(Aggregate):
         self.pending_totp_secret: str | None = None
         self.totp_secret: str | None = None
         self.recovery_code_hashes: list[str] = []
+        # The last TOTP time step a code was accepted for: no code of it or earlier works again
+        # (RFC 6238 §5.2: a verifier must not accept the same one-time password twice).
+        self.last_totp_step: int | None = None
         self.erased = False
 
     # --- commands -----------------------------------------------------------------------
@@ -143,6 +150,16 @@ class Account(Aggregate):
             raise TwoFactorNotPending(str(self.id))
         self._two_factor_enabled(recovery_code_hashes=recovery_code_hashes, enabled_at=enabled_at)
 
+    def totp_step_unused(self, step: int) -> bool:
+        return self.last_totp_step is None or step > self.last_totp_step
+
+    def use_totp_step(self, step: int) -> None:
+        """Records that a code of time step `step` was accepted: it and earlier ones are spent."""
+        self.require_active()
+        if not self.totp_step_unused(step):
+            raise TotpCodeSpent(str(self.id))
+        self._totp_code_used(step=step)
+
     def use_recovery_code(self, code_hash: str) -> bool:
         """Spends a recovery code; False when it is not one of the unused ones."""
         self.require_active()
@@ -183,6 +200,10 @@ class Account(Aggregate):
         self.totp_secret = self.pending_totp_secret
         self.pending_totp_secret = None
         self.recovery_code_hashes = list(recovery_code_hashes)
+
+    @event("TotpCodeUsed")
+    def _totp_code_used(self, step: int) -> None:
+        self.last_totp_step = step
 
     @event("RecoveryCodeUsed")
     def _recovery_code_used(self, code_hash: str) -> None:
