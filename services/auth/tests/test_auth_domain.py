@@ -191,3 +191,19 @@ def test_a_totp_time_step_is_accepted_once_and_never_an_earlier_one() -> None:
         account.use_totp_step(100)
     account.use_totp_step(101)  # the next code still works
     assert account.last_totp_step == 101
+
+
+def test_wrong_second_factor_codes_in_a_row_lock_and_a_right_one_resets_the_count() -> None:
+    account = new_account()
+    lock = timedelta(minutes=15)
+    account.refuse_second_factor(NOW, max_failures=3, lock=lock)
+    account.refuse_second_factor(NOW, max_failures=3, lock=lock)
+    account.use_totp_step(7)  # a right code: the count starts again
+    account.refuse_second_factor(NOW, max_failures=3, lock=lock)
+    account.refuse_second_factor(NOW, max_failures=3, lock=lock)
+    assert account.second_factor_lock(NOW) is None
+
+    account.refuse_second_factor(NOW, max_failures=3, lock=lock)
+
+    assert account.second_factor_lock(NOW) == NOW + lock
+    assert account.second_factor_lock(NOW + lock) is None  # it opens again by itself

@@ -116,3 +116,39 @@ async def test_one_code_presented_to_two_logins_at_once_signs_in_one(auth: AuthS
 
     statuses = sorted(a.status_code for a in answers)
     assert statuses[0] == 200 and statuses[1] in (401, 409), [a.text for a in answers]
+
+
+async def test_wrong_codes_across_logins_lock_the_accounts_second_factor(start_auth) -> None:
+    limits = {"AUTH_2FA_MAX_FAILURES": "3", "AUTH_2FA_LOCK_SECONDS": "600"}
+    async with start_auth(env=limits) as auth:
+        tokens = await auth.sign_up("guess@example.com", PASSWORD)
+        secret = (await auth.client.post("/auth/2fa/setup", headers=auth.bearer(tokens))).json()[
+            "secret"
+        ]
+        enabling = {"code": pyotp.TOTP(secret).now()}
+        on = await auth.client.post("/auth/2fa/verify", json=enabling, headers=auth.bearer(tokens))
+        assert on.status_code == 200, on.text
+        right = pyotp.TOTP(secret).at(time.time() + 30)
+        wrong = "000000" if right != "000000" else "111111"
+
+        # Three wrong codes in a row, spread over two logins (each challenge allows five).
+        first, second = [await login(auth, "guess@example.com") for _ in range(2)]
+        for challenge in (first, first, second):
+            refused = await auth.client.post(
+                "/auth/2fa/verify",
+                json={"challengeToken": challenge["challengeToken"], "code": wrong},
+            )
+            assert refused.status_code == 401, refused.text
+
+        third = await login(auth, "guess@example.com")
+        locked = await auth.client.post(
+            "/auth/2fa/verify", json={"challengeToken": third["challengeToken"], "code": right}
+        )
+        assert locked.status_code == 429, locked.text
+        assert locked.json()["error"]["code"] == "RATE_LIMITED"
+        assert 590 <= int(locked.headers["retry-after"]) <= 600
+        # The lock holds for every login of the account, the right code included.
+        again = await auth.client.post(
+            "/auth/2fa/verify", json={"challengeToken": second["challengeToken"], "code": right}
+        )
+        assert again.status_code == 429

@@ -59,6 +59,7 @@ from audifi_auth.errors import (
     InvalidSignature,
     InvalidToken,
     InvalidTwoFactorCode,
+    SecondFactorLocked,
     TwoFactorStateConflict,
 )
 from audifi_auth.passwords import Passwords
@@ -372,9 +373,17 @@ class AuthApplication(ServiceApplication):
         account = self._get(challenge.account_id)
         if not isinstance(account, Account) or not account.two_factor_enabled:
             raise InvalidToken()
+        locked = account.second_factor_lock(now)
+        if locked is not None:
+            raise SecondFactorLocked(locked - now)
         if not self._code_matches(account, code):
             challenge.fail(now)
-            self._save(challenge)
+            account.refuse_second_factor(
+                now,
+                max_failures=self.config.two_factor_max_failures,
+                lock=self.config.two_factor_lock,
+            )
+            self._save(challenge, account)
             raise InvalidTwoFactorCode()
         challenge.complete(now)
         return self._start_session(account, challenge.method, challenge)

@@ -70,6 +70,9 @@ class AuthConfig:
     limit_window_seconds: int = 300
     login_max_failures: int = 5
     login_max_failures_per_ip: int = 50
+    # Wrong second-factor codes in a row, across logins, before the account's 2FA step locks.
+    two_factor_max_failures: int = 10
+    two_factor_lock: timedelta = timedelta(minutes=15)
     magic_link_max: int = 5
     challenge_max: int = 20
     per_ip_max: int = 100
@@ -101,6 +104,8 @@ class AuthConfig:
             limit_window_seconds=num("AUTH_LIMIT_WINDOW_SECONDS", 300),
             login_max_failures=num("AUTH_LOGIN_MAX_FAILURES", 5),
             login_max_failures_per_ip=num("AUTH_LOGIN_MAX_FAILURES_PER_IP", 50),
+            two_factor_max_failures=num("AUTH_2FA_MAX_FAILURES", 10),
+            two_factor_lock=timedelta(seconds=num("AUTH_2FA_LOCK_SECONDS", 900)),
             magic_link_max=num("AUTH_MAGIC_LINK_MAX", 5),
             challenge_max=num("AUTH_CHALLENGE_MAX", 20),
             per_ip_max=num("AUTH_PER_IP_MAX", 100),

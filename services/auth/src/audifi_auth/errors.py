@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from audifi_kit.http import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+import math
+from datetime import timedelta
+
+from audifi_kit.http import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 
 
 class InvalidCredentials(Unauthorized):
@@ -28,6 +38,16 @@ class InvalidSignature(Unauthorized):
 class InvalidTwoFactorCode(Unauthorized):
     code = "INVALID_2FA_CODE"
     default_message = "The code is not valid"
+
+
+class SecondFactorLocked(RateLimited):
+    """Too many wrong codes in a row for this account, across logins: the 2FA step waits."""
+
+    default_message = "Too many wrong codes; try again later"
+
+    def __init__(self, wait: timedelta) -> None:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        super().__init__(headers={"Retry-After": str(seconds)}, details={"retryAfter": seconds})
 
 
 class AccountNotFound(NotFound):

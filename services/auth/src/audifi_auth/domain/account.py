@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
@@ -101,6 +101,9 @@ class Account(Aggregate):
         # The last TOTP time step a code was accepted for: no code of it or earlier works again
         # (RFC 6238 §5.2: a verifier must not accept the same one-time password twice).
         self.last_totp_step: int | None = None
+        # Wrong second-factor codes in a row (across logins) and the lock they led to.
+        self.second_factor_failures = 0
+        self.second_factor_locked_until: datetime | None = None
         self.erased = False
 
     # --- commands -----------------------------------------------------------------------
@@ -160,6 +163,17 @@ class Account(Aggregate):
             raise TotpCodeSpent(str(self.id))
         self._totp_code_used(step=step)
 
+    def second_factor_lock(self, now: datetime) -> datetime | None:
+        """Until when the second-factor step is locked; None when it is open."""
+        until = self.second_factor_locked_until
+        return until if until is not None and now < until else None
+
+    def refuse_second_factor(self, now: datetime, *, max_failures: int, lock: timedelta) -> None:
+        """A wrong code: the `max_failures`-th in a row locks the step until `now + lock`."""
+        self.require_active()
+        locked = now + lock if self.second_factor_failures + 1 >= max_failures else None
+        self._second_factor_refused(refused_at=now, locked_until=locked)
+
     def use_recovery_code(self, code_hash: str) -> bool:
         """Spends a recovery code; False when it is not one of the unused ones."""
         self.require_active()
@@ -204,10 +218,20 @@ class Account(Aggregate):
     @event("TotpCodeUsed")
     def _totp_code_used(self, step: int) -> None:
         self.last_totp_step = step
+        self.second_factor_failures = 0
+
+    @event("SecondFactorRefused")
+    def _second_factor_refused(self, refused_at: datetime, locked_until: datetime | None) -> None:
+        if locked_until is None:
+            self.second_factor_failures += 1
+        else:
+            self.second_factor_failures = 0
+            self.second_factor_locked_until = locked_until
 
     @event("RecoveryCodeUsed")
     def _recovery_code_used(self, code_hash: str) -> None:
         self.recovery_code_hashes.remove(code_hash)
+        self.second_factor_failures = 0
 
     @event("Erased")
     def _erased(self, erased_at: datetime) -> None:
