@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 from audifi_auth.keys import SigningKeys
-from audifi_kit.chain.devnode import dev_private_key
-from audifi_kit.settings import DEFAULT_PORTS
+from audifi_kit.launch import chain_envs, load_app
+from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.testing import free_port
 
 # Eight services with their default pools hold about 80 PostgreSQL connections; tests that
@@ -29,7 +29,7 @@ SMALL_FOOTPRINT = {"AUDIFI_POOL_SIZE": "3", "AUDIFI_SMTP_SINK_PORT": "0"}
 
 DEPLOYABLES = tuple(DEFAULT_PORTS)  # gateway first in the table; started last below
 CHAIN = "chain"  # the development chain node (`audifi chain node`), started first
-CHAIN_USERS = ("nft", "coin", "payment")
+CHAIN_USERS = tuple(n for n in DEPLOYABLES if load_app(n).uses_chain)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,14 +97,8 @@ class Platform:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def _process_env(self, name: str) -> dict[str, str]:
-        if name not in CHAIN_USERS:
-            return self.env
-        return {
-            **self.env,
-            "CHAIN_RPC_URL": self.url(CHAIN),
-            "CHAIN_DEPLOYMENT": f"{self.url(CHAIN)}/deployment",
-            "CHAIN_PRIVATE_KEY": dev_private_key(name),
-        }
+        extra = chain_envs(CHAIN_USERS, Settings.from_env(self.env), self.env).get(name, {})
+        return {**self.env, **extra}
 
     @property
     def gateway(self) -> str:

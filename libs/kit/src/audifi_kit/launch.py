@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from audifi_kit.bus import Bus
-from audifi_kit.http.factory import Lifespan, create_service_app
+from audifi_kit.http.factory import Lifespan, create_service_app, while_serving
 from audifi_kit.http.revocations import SessionRevocations
 from audifi_kit.runtime import ServiceRuntime
 from audifi_kit.settings import DEFAULT_PORTS, Settings
@@ -94,11 +94,12 @@ def service_app(
     runtime = ServiceRuntime(spec, settings, bus)
     revocations = SessionRevocations(spec.name, settings, bus)
     checks: dict[str, Callable[[], Any]] = dict(runtime.readiness_checks())
-    lifespans = [runtime.lifespan, _revocations_lifespan(revocations)]
+    # After the runtime's lifespan (which connects the bus): the consumer of revocations.
+    lifespans = [runtime.lifespan, while_serving(revocations.start, revocations.stop)]
     if chain is not None:
         checks["chain"] = chain.ready
-        lifespans.append(_chain_lifespan(chain))
-        state = {**(state or {}), "chain": chain}
+        lifespans.append(while_serving(chain.start, chain.close))
+        state = {**(state or {}), "chain": chain}  # CHAIN_STATE_KEY (not imported: web3)
     return create_service_app(
         spec.name,
         route_handlers=route_handlers,
@@ -109,32 +110,6 @@ def service_app(
         revocations=revocations.store,
         state=state,
     )
-
-
-def _revocations_lifespan(revocations: SessionRevocations) -> Lifespan:
-    """After the runtime's (which connects the bus): the consumer of auth.session.revoked."""
-
-    @contextlib.asynccontextmanager
-    async def consuming(_: Litestar) -> AsyncIterator[None]:
-        await revocations.start()
-        try:
-            yield
-        finally:
-            await revocations.stop()
-
-    return consuming
-
-
-def _chain_lifespan(chain: PlatformChain) -> Lifespan:
-    @contextlib.asynccontextmanager
-    async def started(_: Litestar) -> AsyncIterator[None]:
-        await chain.start()
-        try:
-            yield
-        finally:
-            await chain.close()
-
-    return started
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -271,23 +246,50 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
                 await asyncio.wait_for(stopping.wait(), backoff)
             backoff = min(backoff * 2, max_backoff)
 
-    envs: dict[str, dict[str, str]] = {}
     node: list[asyncio.Task[None]] = []
     users = [n for n in names if load_app(n).uses_chain]
     if users and not settings.chain_rpc_url:
         # One development chain for every process, as `audifi up` has one EVM for all services.
+        node.append(asyncio.create_task(keep_running("chain", ("chain", "node"))))
+        await _wait_until_up(f"{settings.chain_node_url}/health", stopping)
+    envs = chain_envs(users, settings, os.environ)
+    await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
+
+
+def chain_envs(
+    users: Sequence[str], settings: Settings, environ: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """What each chain-using service's process gets on top of the supervisor's environment.
+
+    No CHAIN_RPC_URL: the development node's URL and deployment, and the development key of the
+    account the service would sign with in one process. A real node: `<NAME>_CHAIN_PRIVATE_KEY`
+    as its CHAIN_PRIVATE_KEY — one key in two processes would be two nonce counters for one
+    account, so sharing CHAIN_PRIVATE_KEY between services is warned about.
+    """
+    if not settings.chain_rpc_url:
         from audifi_kit.chain.devnode import dev_private_key
 
-        node_url = settings.chain_node_url
-        node.append(asyncio.create_task(keep_running("chain", ("chain", "node"))))
-        await _wait_until_up(f"{node_url}/health", stopping)
-        for name in users:
-            envs[name] = {
-                "CHAIN_RPC_URL": node_url,
-                "CHAIN_DEPLOYMENT": f"{node_url}/deployment",
+        node = settings.chain_node_url
+        return {
+            name: {
+                "CHAIN_RPC_URL": node,
+                "CHAIN_DEPLOYMENT": f"{node}/deployment",
                 "CHAIN_PRIVATE_KEY": dev_private_key(name),
             }
-    await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
+            for name in users
+        }
+    envs = {
+        name: {"CHAIN_PRIVATE_KEY": key}
+        for name in users
+        if (key := environ.get(f"{name.upper()}_CHAIN_PRIVATE_KEY", "").strip())
+    }
+    shared = [n for n in users if n not in envs]
+    if len(shared) > 1:
+        log.warning(
+            "%s would all sign with CHAIN_PRIVATE_KEY: set <NAME>_CHAIN_PRIVATE_KEY for each",
+            ", ".join(shared),
+        )
+    return envs
 
 
 async def _wait_until_up(url: str, stopping: asyncio.Event, timeout: float = 120.0) -> None:

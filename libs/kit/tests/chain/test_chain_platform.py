@@ -421,3 +421,17 @@ async def test_a_node_mode_deployment_url_that_is_not_one_is_refused(node: str) 
         await platform.close()
 
     assert refused.value.details["source"] == node + "/health"
+
+
+async def test_a_fresh_chain_gets_the_same_addresses_every_time() -> None:
+    """Deployed one transaction after another: a development chain's addresses are predictable
+    (and a dev node that was restarted reuses them)."""
+    addresses = []
+    for _ in range(2):
+        chain = PlatformChain(Settings())
+        try:
+            deployment = await chain.start()
+            addresses.append({n: c.address for n, c in deployment.contracts.items()})
+        finally:
+            await chain.close()
+    assert addresses[0] == addresses[1]

@@ -14,8 +14,7 @@ Routes: `POST /` JSON-RPC 2.0 (single or batch, as a node answers it, reverts in
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -23,6 +22,7 @@ from litestar import Litestar, Request, Response, get, post
 
 from audifi_kit.chain.embedded import EmbeddedChain
 from audifi_kit.chain.platform import EMBEDDED_ACCOUNTS, PlatformChain
+from audifi_kit.http.factory import while_serving
 from audifi_kit.settings import Settings
 
 JSON = "application/json"
@@ -104,12 +104,6 @@ def create_node_app(settings: Settings, chain: EmbeddedChain | None = None) -> L
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @contextlib.asynccontextmanager
-    async def deployed(_: Litestar) -> AsyncIterator[None]:
-        await platform.start()
-        try:
-            yield
-        finally:
-            await platform.close()
-
-    return Litestar([rpc, deployment, health], lifespan=[deployed])
+    return Litestar(
+        [rpc, deployment, health], lifespan=[while_serving(platform.start, platform.close)]
+    )

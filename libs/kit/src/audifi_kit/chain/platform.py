@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -142,6 +143,12 @@ def artifact(name: str, settings: Settings | None = None) -> Artifact:
         raise BlockchainError(
             f"No compiled contract {name} in {path.parent}", details={"contract": name}
         )
+    return _load_artifact(path)
+
+
+@functools.cache
+def _load_artifact(path: Path) -> Artifact:
+    """Read once per process: services ask for contracts on every call they make."""
     return Artifact.load(path)
 
 
@@ -177,23 +184,20 @@ async def deploy_platform(
         )
         handles[name] = contract
 
+    # One transaction after another, in a fixed order: the same deployer on a fresh chain gets
+    # the same addresses every time (a development chain's are predictable).
     me = deployer.address
-    first = [
-        put("MasterShares", MASTER_SHARES_URI, me),
-        put("RevenueDistributor", operators["nft"]),
-        put("ArtistCoinFactory", operators["coin"]),
-        put("MilestoneEscrow"),
-    ]
+    await put("MasterShares", MASTER_SHARES_URI, me)
+    await put("RevenueDistributor", operators["nft"])
+    await put("ArtistCoinFactory", operators["coin"])
+    await put("MilestoneEscrow")
     if payment_token is None:
-        first.append(put("DevUSD", operators["payment"]))
-    await asyncio.gather(*first)
+        await put("DevUSD", operators["payment"])
     token = payment_token or deployed["DevUSD"].address
     shares = handles["MasterShares"]
-    await asyncio.gather(
-        put("Lottery", token, shares.address, operators["coin"]),
-        deployer.transact(shares, "grantRole", MINTER_ROLE, operators["nft"]),
-        deployer.transact(shares, "grantRole", DEFAULT_ADMIN_ROLE, operators["nft"]),
-    )
+    await put("Lottery", token, shares.address, operators["coin"])
+    await deployer.transact(shares, "grantRole", MINTER_ROLE, operators["nft"])
+    await deployer.transact(shares, "grantRole", DEFAULT_ADMIN_ROLE, operators["nft"])
     if operators["nft"].lower() != me.lower():
         await deployer.transact(shares, "renounceRole", DEFAULT_ADMIN_ROLE, me)
     return Deployment(

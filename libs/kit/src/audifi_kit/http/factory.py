@@ -8,8 +8,8 @@ bearer-token auth on every route not marked `opt={"public": True}`. Routes marke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
@@ -29,6 +29,22 @@ from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, RevocationStore
 from audifi_kit.settings import Settings
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
+
+
+def while_serving(
+    start: Callable[[], Awaitable[Any]], stop: Callable[[], Awaitable[Any]]
+) -> Lifespan:
+    """A lifespan that awaits `start()` before the app serves and `stop()` after it has."""
+
+    @asynccontextmanager
+    async def running(_: Litestar) -> AsyncIterator[None]:
+        await start()
+        try:
+            yield
+        finally:
+            await stop()
+
+    return running
 
 
 def create_service_app(
@@ -111,4 +127,4 @@ def create_service_app(
     return app
 
 
-__all__ = ["Lifespan", "create_service_app"]
+__all__ = ["Lifespan", "create_service_app", "while_serving"]
