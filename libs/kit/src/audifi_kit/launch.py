@@ -97,7 +97,7 @@ def service_app(
     # After the runtime's lifespan (which connects the bus): the consumer of revocations.
     lifespans = [runtime.lifespan, while_serving(revocations.start, revocations.stop)]
     if chain is not None:
-        checks["chain"] = chain.ready
+        checks["chain"] = chain.check
         lifespans.append(while_serving(chain.start, chain.close))
         state = {**(state or {}), "chain": chain}  # CHAIN_STATE_KEY (not imported: web3)
     return create_service_app(

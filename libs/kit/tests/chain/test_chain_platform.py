@@ -341,7 +341,7 @@ async def test_a_service_starts_on_a_node_from_its_deployment_url_and_mints(node
 
         assert platform.embedded is None
         assert nft.address == deployment.operators["nft"]
-        assert await platform.ready() is True
+        await platform.check()  # ready: raises otherwise
         await nft.transact(shares, "openIpo", 3, 50, ROYALTIES, 250)
         await nft.transact(shares, "mint", FAN, 3, 4)
         assert await nft.call(shares, "balanceOf", FAN, 3) == 4
@@ -372,29 +372,27 @@ async def test_a_deployment_file_of_another_chain_is_refused(node: str, tmp_path
 async def test_a_deployment_with_an_address_without_code_names_that_contract(
     node: str, tmp_path: Path
 ) -> None:
-    # A second, fresh node: the deployment read from the first matches it (same chain id, the
-    # same deterministic addresses), all but the one address that points at nothing.
-    async with served(create_node_app(Settings())) as fresh:
-        deployment = await load_deployment(node + "/deployment")
-        contracts = dict(deployment.contracts)
-        nowhere = Account.from_key("0x" + "b7" * 32).address
-        contracts["RevenueDistributor"] = msgspec.structs.replace(
-            contracts["RevenueDistributor"], address=nowhere
-        )
-        path = tmp_path / "deployment.json"
-        path.write_bytes(msgspec.structs.replace(deployment, contracts=contracts).to_json())
-        intact = tmp_path / "intact.json"
-        intact.write_bytes(deployment.to_json())
+    # The node's own deployment, but with one address that points at nothing.
+    deployment = await load_deployment(node + "/deployment")
+    contracts = dict(deployment.contracts)
+    nowhere = Account.from_key("0x" + "b7" * 32).address
+    contracts["RevenueDistributor"] = msgspec.structs.replace(
+        contracts["RevenueDistributor"], address=nowhere
+    )
+    path = tmp_path / "deployment.json"
+    path.write_bytes(msgspec.structs.replace(deployment, contracts=contracts).to_json())
+    intact = tmp_path / "intact.json"
+    intact.write_bytes(deployment.to_json())
 
-        broken = PlatformChain(node_settings(fresh, str(path)))
-        checked = PlatformChain(node_settings(fresh, str(intact)))
-        try:
-            with pytest.raises(BlockchainError) as refused:
-                await broken.start()
-            assert await checked.start() == deployment
-        finally:
-            await broken.close()
-            await checked.close()
+    broken = PlatformChain(node_settings(node, str(path)))
+    checked = PlatformChain(node_settings(node, str(intact)))
+    try:
+        with pytest.raises(BlockchainError) as refused:
+            await broken.start()
+        assert await checked.start() == deployment
+    finally:
+        await broken.close()
+        await checked.close()
 
     assert refused.value.details == {"contracts": ["RevenueDistributor"]}
     assert "no code" in refused.value.message
@@ -435,3 +433,36 @@ async def test_a_fresh_chain_gets_the_same_addresses_every_time() -> None:
         finally:
             await chain.close()
     assert addresses[0] == addresses[1]
+
+
+async def test_a_reset_node_is_refused_at_start_and_fails_readiness(tmp_path: Path) -> None:
+    """A development node restarted deploys the same addresses again, in other blocks: the
+    services that knew the old deployment refuse to start on it and stop being ready."""
+    async with served(create_node_app(Settings())) as first:
+        old = await load_deployment(first + "/deployment")
+        running = PlatformChain(node_settings(first, first + "/deployment"))
+        await running.start()
+        await running.check()
+    path = tmp_path / "old.json"
+    path.write_bytes(old.to_json())
+    port = int(first.rsplit(":", 1)[1])
+    try:
+        # The node restarted on its port: same chain id, same addresses, other blocks.
+        async with served(create_node_app(Settings()), port=port) as reset:
+            new = await load_deployment(reset + "/deployment")
+            assert {n: c.address for n, c in new.contracts.items()} == {
+                n: c.address for n, c in old.contracts.items()
+            }
+            with pytest.raises(BlockchainError) as not_ready:
+                await running.check()
+            assert "not on this chain any more" in not_ready.value.message
+
+            restarted = PlatformChain(node_settings(reset, str(path)))
+            try:
+                with pytest.raises(BlockchainError) as refused:
+                    await restarted.start()
+                assert "not on this chain any more" in refused.value.message
+            finally:
+                await restarted.close()
+    finally:
+        await running.close()

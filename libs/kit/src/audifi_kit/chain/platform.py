@@ -84,6 +84,9 @@ class DeployedContract(msgspec.Struct, frozen=True, rename="camel"):
     address: str
     block: int
     tx_hash: str
+    # The hash of `block`: a chain that was reset (or reorganised below the deployment) has
+    # another block there, even where the addresses come out the same.
+    block_hash: str = ""
 
 
 class Deployment(msgspec.Struct, frozen=True, rename="camel"):
@@ -181,6 +184,7 @@ async def deploy_platform(
             address=contract.address,
             block=receipt["blockNumber"],
             tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_hash=receipt["blockHash"].to_0x_hex(),
         )
         handles[name] = contract
 
@@ -297,7 +301,8 @@ class PlatformChain:
         return deployment
 
     async def verify(self, deployment: Deployment) -> None:
-        """The deployment belongs to this chain: same chain id, code at every address."""
+        """The deployment belongs to this chain: same chain id, code at every address, and the
+        blocks it was deployed in still there (not a node that was reset)."""
         reader = await self._connect("deployer")
         if deployment.chain_id != reader.chain_id:
             raise BlockchainError(
@@ -314,6 +319,27 @@ class PlatformChain:
                 "The chain has no code at the deployment's addresses (another chain, or a "
                 "node that was reset): deploy again with `audifi chain deploy`",
                 details={"contracts": empty},
+            )
+        await self._check_blocks(reader, deployment.contracts)
+
+    @staticmethod
+    async def _check_blocks(
+        reader: ChainAdapter, contracts: Mapping[str, DeployedContract]
+    ) -> None:
+        moved = []
+        try:
+            for name, contract in contracts.items():
+                if contract.block_hash:
+                    block = await reader.w3.eth.get_block(contract.block)
+                    if block["hash"].to_0x_hex() != contract.block_hash:
+                        moved.append(name)
+        except Exception as exc:
+            raise blockchain_error(exc, reader.errors, action="verify deployment") from None
+        if moved:
+            raise BlockchainError(
+                "The blocks the platform was deployed in are not on this chain any more (a "
+                "node that was reset, or a reorganisation): deploy again",
+                details={"contracts": moved},
             )
 
     async def adapter(self, service: str) -> ChainAdapter:
@@ -356,15 +382,23 @@ class PlatformChain:
             "startBlock": d.start_block,
         }
 
-    async def ready(self) -> bool:
-        """Readiness: the node answers (embedded: always)."""
+    async def check(self) -> None:
+        """Readiness (raises when not ready): started, and on a node, the node answers and still
+        holds the block the platform was first deployed in."""
+        deployment = self.deployment
+        if deployment is None:
+            raise BlockchainError("The chain is not started", details={"action": "ready"})
         if self.embedded is not None:
-            return self.deployment is not None
-        with contextlib.suppress(Exception):
-            reader = await self._connect("deployer")
-            await reader.w3.eth.block_number
-            return True
-        return False
+            return
+        reader = await self._connect("deployer")
+        first = min(deployment.contracts.items(), key=lambda item: item[1].block, default=None)
+        if first is None or not first[1].block_hash:
+            try:
+                await reader.w3.eth.block_number
+            except Exception as exc:
+                raise blockchain_error(exc, reader.errors, action="ready") from None
+            return
+        await self._check_blocks(reader, dict([first]))
 
     async def close(self) -> None:
         for adapter in self._adapters.values():
