@@ -466,3 +466,18 @@ async def test_a_reset_node_is_refused_at_start_and_fails_readiness(tmp_path: Pa
                 await restarted.close()
     finally:
         await running.close()
+
+
+async def test_a_contract_is_made_once_per_service_and_bound_to_its_signer(
+    platform: PlatformChain,
+) -> None:
+    nft_shares = await platform.contract("nft", "MasterShares")
+    coin_shares = await platform.contract("coin", "MasterShares")
+
+    assert await platform.contract("nft", "MasterShares") is nft_shares
+    assert coin_shares is not nft_shares and coin_shares.address == nft_shares.address
+    # and still decodes that contract's errors for the service asking
+    coin = await platform.adapter("coin")
+    with pytest.raises(BlockchainError) as refused:
+        await coin.transact(coin_shares, "mint", FAN, 1, 1)
+    assert refused.value.details["error"] == "AccessControlUnauthorizedAccount"

@@ -13,7 +13,6 @@ Routes: `POST /` JSON-RPC 2.0 (single or batch, as a node answers it, reverts in
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,10 +44,6 @@ def _rpc_value(value: Any) -> Any:
     return str(value)
 
 
-def _encode(payload: Any) -> bytes:
-    return msgspec.json.encode(payload)
-
-
 def dev_private_key(service: str) -> str:
     """The development key of `service`: eth-tester's genesis account it signs with embedded
     (eth-tester's default keys are 1, 2, 3, ... as 32-byte integers)."""
@@ -66,16 +61,14 @@ def create_node_app(settings: Settings, chain: EmbeddedChain | None = None) -> L
     # (what it does for web3's own tester provider); `_rpc` encodes them as a node would.
     w3 = embedded.web3()
     w3.middleware_onion.clear()
-    lock = asyncio.Lock()
 
     async def answer(call: Any) -> dict[str, Any]:
         call_id = call.get("id") if isinstance(call, dict) else None
         if not isinstance(call, dict) or not isinstance(call.get("method"), str):
             return {"jsonrpc": "2.0", "id": call_id, "error": INVALID_REQUEST}
         request = await w3.provider.request_func(w3, w3.middleware_onion)
-        try:
-            async with lock:
-                response = dict(await request(call["method"], call.get("params") or []))
+        try:  # the provider runs py-evm in a worker thread, one request at a time
+            response = dict(await request(call["method"], call.get("params") or []))
         except Exception as exc:  # a malformed parameter: an RPC error, as a node answers
             response = {"error": {"code": -32602, "message": f"{type(exc).__name__}: {exc}"}}
         if "error" in response:
@@ -86,14 +79,13 @@ def create_node_app(settings: Settings, chain: EmbeddedChain | None = None) -> L
         try:
             payload = msgspec.json.decode(body)
         except msgspec.DecodeError:
-            return _encode({"jsonrpc": "2.0", "id": None, "error": PARSE_ERROR})
+            return msgspec.json.encode({"jsonrpc": "2.0", "id": None, "error": PARSE_ERROR})
         if isinstance(payload, list):
-            return _encode([await answer(call) for call in payload])
-        return _encode(await answer(payload))
+            return msgspec.json.encode([await answer(call) for call in payload])
+        return msgspec.json.encode(await answer(payload))
 
     @post("/", status_code=200)
     async def rpc(request: Request[Any, Any, Any]) -> Response[bytes]:
-        # The provider runs py-evm off the event loop, one request at a time.
         return Response(await handle(await request.body()), media_type=JSON)
 
     @get("/deployment")

@@ -272,6 +272,7 @@ class PlatformChain:
         )
         self.deployment: Deployment | None = None
         self._adapters: dict[str, ChainAdapter] = {}
+        self._contracts: dict[tuple[str, str], AsyncContract] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> Deployment:
@@ -364,10 +365,15 @@ class PlatformChain:
         return self._adapters[key]
 
     async def contract(self, service: str, name: str) -> AsyncContract:
-        """Platform contract `name` bound to `service`'s adapter (its errors decodable)."""
-        deployment = await self.start()
-        adapter = await self.adapter(service)
-        return adapter.contract(artifact(name, self.settings), deployment.address(name))
+        """Platform contract `name` bound to `service`'s adapter (its errors decodable); made
+        once per service and contract, since services ask for it on every call."""
+        found = self._contracts.get((service, name))
+        if found is None:
+            deployment = await self.start()
+            adapter = await self.adapter(service)
+            found = adapter.contract(artifact(name, self.settings), deployment.address(name))
+            self._contracts[(service, name)] = found
+        return found
 
     def public(self) -> dict[str, Any]:
         """What a client needs to talk to the contracts itself: chain id and addresses."""
@@ -390,7 +396,7 @@ class PlatformChain:
             raise BlockchainError("The chain is not started", details={"action": "ready"})
         if self.embedded is not None:
             return
-        reader = await self._connect("deployer")
+        reader = await self.adapter("deployer")  # under the lock: one adapter per key
         first = min(deployment.contracts.items(), key=lambda item: item[1].block, default=None)
         if first is None or not first[1].block_hash:
             try:
@@ -405,3 +411,4 @@ class PlatformChain:
             with contextlib.suppress(Exception):
                 await adapter.close()
         self._adapters.clear()
+        self._contracts.clear()
