@@ -98,6 +98,18 @@ class Conflict(DomainError):
     default_message = "The request conflicts with the current state"
 
 
+class PayloadTooLarge(DomainError):
+    code = "PAYLOAD_TOO_LARGE"
+    status_code = 413
+    default_message = "The request body is too large"
+
+
+class UnsupportedMediaType(DomainError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status_code = 415
+    default_message = "The request body's media type is not supported"
+
+
 class RateLimited(DomainError):
     code = "RATE_LIMITED"
     status_code = 429
@@ -136,6 +148,8 @@ _BY_STATUS: dict[int, type[DomainError]] = {
     404: NotFound,
     405: MethodNotAllowed,
     409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     429: RateLimited,
     503: Unavailable,
 }
@@ -172,6 +186,8 @@ def to_domain_error(exc: Exception) -> DomainError:
         return NotFound("No such route")
     if isinstance(exc, MethodNotAllowedException):
         allow = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        if allow:
+            allow = ", ".join(sorted(method.strip() for method in allow.split(",")))
         return MethodNotAllowed(headers={"Allow": allow} if allow else None)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         kind = _BY_STATUS.get(exc.status_code)
@@ -194,6 +210,7 @@ def _client_error(exc: HTTPException) -> DomainError:
 
 
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_ABSENT = {"data": "A request body is required"}
 
 
 def _fields(extra: Any) -> dict[str, Any]:
@@ -206,6 +223,10 @@ def _fields(extra: Any) -> dict[str, Any]:
             # msgspec names a missing field only in its message, against the parent's key.
             if missing := _MISSING_FIELD.search(message):
                 field = missing[1] if field in (None, "data") else f"{field}.{missing[1]}"
+            elif field is not None and message == repr(field):
+                # Litestar's text for a kwarg it could not find is the KeyError's: "'data'".
+                message = _ABSENT.get(field, "A value is required")
+                field = None if field == "data" else field
             entry = {"field": field, "message": message}
             source = item.get("source")
             if source is not None:

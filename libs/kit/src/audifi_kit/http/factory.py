@@ -20,10 +20,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler, Middleware
 
 from audifi_kit.http.auth import AuthMiddleware, JwksKeys, TokenVerifier, provide_identity
+from audifi_kit.http.bodies import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_JSON_DEPTH,
+    BodyGuard,
+    RouteGuard,
+)
 from audifi_kit.http.errors import handle_exception
 from audifi_kit.http.health import ReadinessCheck, health, readiness_endpoint
 from audifi_kit.http.idempotency import IdempotencyMiddleware
 from audifi_kit.http.metrics import metrics_endpoint
+from audifi_kit.http.openapi import ErrorResponses
 from audifi_kit.http.requests import RequestContext
 from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, RevocationStore
 from audifi_kit.settings import Settings
@@ -61,6 +68,8 @@ def create_service_app(
     jwks_min_refetch_interval: float = 30.0,
     revocations: RevocationStore | None = None,
     idempotency_lease: float = 60.0,
+    max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
     dependencies: Mapping[str, Provide] | None = None,
     middleware: Sequence[Middleware] = (),
     cors_config: CORSConfig | None = None,
@@ -76,12 +85,19 @@ def create_service_app(
     `revocations`: tokens of revoked sessions are refused too (`service_app` feeds it).
     `middleware` runs inside auth and idempotency, so it sees `request.user`. `cors_config`
     answers preflights and adds CORS headers to every response, error envelopes included.
+    `max_body_size` (bytes, None: unlimited) bounds every request body (413); a route or
+    router may set its own `request_max_body_size`. JSON bodies nested deeper than
+    `max_json_depth` are refused (400) before they are decoded (see `bodies`).
     """
     keys = JwksKeys(jwks_url, min_refetch_interval=jwks_min_refetch_interval) if jwks_url else None
-    kit_middleware: list[Middleware] = []
+    # OPTIONS and an announced oversize body are answered before auth: neither reveals
+    # anything, and neither needs the body. The body itself is read only for a caller
+    # auth let through, and checked before idempotency or a handler reads it.
+    kit_middleware: list[Middleware] = [RouteGuard()]
     if keys is not None:
         verifier = TokenVerifier(keys, issuer=jwt_issuer, audience=jwt_audience)
         kit_middleware.append(AuthMiddleware(verifier, revocations))
+    kit_middleware.append(BodyGuard(max_json_depth=max_json_depth))
     kit_middleware.append(IdempotencyMiddleware(lease=idempotency_lease))
 
     async def close_jwks() -> None:
@@ -99,6 +115,7 @@ def create_service_app(
         on_shutdown=[close_jwks],
         exception_handlers={Exception: handle_exception},
         middleware=[*kit_middleware, *middleware],
+        request_max_body_size=max_body_size,
         cors_config=cors_config,
         dependencies={"identity": Provide(provide_identity), **(dependencies or {})},
         openapi_config=OpenAPIConfig(
@@ -108,6 +125,8 @@ def create_service_app(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
             ),
         ),
+        # Each operation documents the envelope for every error status it can answer.
+        plugins=[ErrorResponses()],
         # The kit logs (structlog, with the request id); Litestar's own config would print
         # tracebacks through stdlib logging a second time.
         logging_config=None,
