@@ -20,6 +20,7 @@ from uuid import UUID, uuid4, uuid5
 
 import pyotp
 from audifi_kit.eventstore import ServiceApplication
+from audifi_kit.http.fields import EmailAddress, check
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper
@@ -176,6 +177,8 @@ class AuthApplication(ServiceApplication):
         email: str | None = None,
         wallet: Wallet | None = None,
     ) -> tuple[Account, AddressIndex]:
+        if email is not None:
+            check(EmailAddress, email, field="email")  # never an address mail cannot reach
         account_id = uuid4()
         kind, value = ("email", email.lower()) if email else ("wallet", wallet.key)  # type: ignore[union-attr]
         index_id = self.index_id(kind, value)
@@ -493,7 +496,7 @@ class AuthApplication(ServiceApplication):
         self, account_id: UUID, interests: list[str], privacy: dict[str, bool]
     ) -> int:
         self.account(account_id)
-        interests = Preferences.check(interests)
+        interests, privacy = Preferences.check(interests, privacy)
         found = self._get(preferences_id(account_id))
         if isinstance(found, Preferences):
             found.choose(interests, privacy)

@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from audifi_kit.http import Identity, ValidationFailed, require_roles
+from audifi_kit.http.fields import CONTROL, EmailAddress, UuidCursor, query_parameter, text_type
 from email_validator import EmailNotValidError, validate_email
 from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
+from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, TwoFactorRequired, outcome, tokens_for
 from audifi_auth.brute_force import Budget
-from audifi_auth.domain.account import RoleUnknown, parse_role
+from audifi_auth.domain.account import DisplayName, Role, RoleUnknown, parse_role
 from audifi_auth.errors import (
     AccountNotFound,
     InvalidCredentials,
@@ -25,9 +27,23 @@ from audifi_auth.errors import (
     InvalidPassword,
     InvalidRole,
 )
-from audifi_auth.passwords import Passwords, WeakPassword
+from audifi_auth.passwords import MAX_LENGTH, MIN_LENGTH, Passwords, WeakPassword
 
 PUBLIC = {"public": True}
+MAX_PAGE = 200
+
+NewPassword = text_type(
+    f"[^{CONTROL}]*",
+    min_length=MIN_LENGTH,
+    max_length=MAX_LENGTH,
+    description=f"{MIN_LENGTH} to {MAX_LENGTH} characters, without control characters",
+)
+Password = text_type(
+    f"[^{CONTROL}]*",
+    min_length=1,
+    max_length=MAX_LENGTH,
+    description=f"The account's password (at most {MAX_LENGTH} characters)",
+)
 
 
 def normalised_email(raw: str) -> str:
@@ -37,9 +53,14 @@ def normalised_email(raw: str) -> str:
         raise InvalidEmail() from None
 
 
+class SignUp(msgspec.Struct, rename="camel"):
+    email: EmailAddress
+    password: NewPassword
+
+
 class Credentials(msgspec.Struct, rename="camel"):
-    email: str
-    password: str
+    email: EmailAddress
+    password: Password
 
 
 class UserView(msgspec.Struct, rename="camel", kw_only=True):
@@ -53,11 +74,13 @@ class UserView(msgspec.Struct, rename="camel", kw_only=True):
 
 
 class ProfileEdit(msgspec.Struct, rename="camel", kw_only=True):
-    display_name: str | None = None
+    """`displayName`: trimmed; blank or null clears it."""
+
+    display_name: DisplayName | None = None
 
 
 class RoleGrant(msgspec.Struct, rename="camel"):
-    role: str
+    role: Role
 
 
 class UserPage(msgspec.Struct, rename="camel"):
@@ -96,9 +119,9 @@ def _account_id(identity: Identity) -> UUID:
 class AccountController(Controller):
     dependencies = {"auth": Provide(provide_auth)}
 
-    @post("/auth/signup", opt=PUBLIC, status_code=201)
+    @post("/auth/signup", opt=PUBLIC, status_code=201, raises=refusals.SIGN_UP)
     async def sign_up(
-        self, data: JSONBody[Credentials], auth: NamedDependency[AuthContext], request: Request
+        self, data: JSONBody[SignUp], auth: NamedDependency[AuthContext], request: Request
     ) -> TokenResponse:
         email = normalised_email(data.email)
         try:
@@ -109,7 +132,7 @@ class AccountController(Controller):
         signed_in = await auth.run(auth.app.sign_up, email, data.password)
         return await tokens_for(auth, signed_in)
 
-    @post("/auth/login", opt=PUBLIC, status_code=200)
+    @post("/auth/login", opt=PUBLIC, status_code=200, raises=refusals.LOG_IN)
     async def log_in(
         self, data: JSONBody[Credentials], auth: NamedDependency[AuthContext], request: Request
     ) -> TokenResponse | TwoFactorRequired:
@@ -126,13 +149,13 @@ class AccountController(Controller):
             raise
         return await outcome(auth, result)
 
-    @get("/users/me")
+    @get("/users/me", raises=refusals.OWN_ACCOUNT)
     async def me(
         self, identity: NamedDependency[Identity], auth: NamedDependency[AuthContext]
     ) -> UserView:
         return await user_view(auth, _account_id(identity))
 
-    @put("/users/me")
+    @put("/users/me", raises=refusals.OWN_ACCOUNT)
     async def edit_me(
         self,
         data: JSONBody[ProfileEdit],
@@ -140,12 +163,12 @@ class AccountController(Controller):
         auth: NamedDependency[AuthContext],
     ) -> UserView:
         account_id = _account_id(identity)
-        name = (data.display_name or "").strip()[:100] or None
+        name = (data.display_name or "").strip() or None
         position = await auth.run(auth.app.edit_profile, account_id, name)
         await auth.settle(position)
         return await user_view(auth, account_id)
 
-    @delete("/users/me", status_code=204)
+    @delete("/users/me", status_code=204, raises=refusals.OWN_ACCOUNT)
     async def erase_me(
         self, identity: NamedDependency[Identity], auth: NamedDependency[AuthContext]
     ) -> None:
@@ -167,10 +190,9 @@ class AccountController(Controller):
     async def list_users(
         self,
         auth: NamedDependency[AuthContext],
-        limit: FromQuery[int] = 50,
-        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+        cursor: Annotated[str | None, query_parameter(UuidCursor)] = None,
     ) -> UserPage:
-        limit = max(1, min(limit, 200))
         try:
             after = UUID(cursor) if cursor else UUID(int=0)
         except ValueError:
@@ -183,7 +205,12 @@ class AccountController(Controller):
         items = [_view(r) for r in rows[:limit]]
         return UserPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
 
-    @post("/users/{user_id:uuid}/roles", guards=[require_roles("admin")], status_code=200)
+    @post(
+        "/users/{user_id:uuid}/roles",
+        guards=[require_roles("admin")],
+        status_code=200,
+        raises=refusals.GRANT_ROLE,
+    )
     async def grant_role(
         self,
         user_id: FromPath[UUID],

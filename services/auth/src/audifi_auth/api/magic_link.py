@@ -10,10 +10,12 @@ from __future__ import annotations
 import secrets
 
 import msgspec
+from audifi_kit.http.fields import EmailAddress, Token
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.api import refusals
 from audifi_auth.api.accounts import normalised_email
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, TwoFactorRequired, outcome
@@ -24,7 +26,7 @@ PUBLIC = {"public": True}
 
 
 class MagicLinkRequest(msgspec.Struct, rename="camel"):
-    email: str
+    email: EmailAddress
 
 
 class MagicLinkAccepted(msgspec.Struct, rename="camel"):
@@ -33,13 +35,13 @@ class MagicLinkAccepted(msgspec.Struct, rename="camel"):
 
 
 class MagicLinkVerification(msgspec.Struct, rename="camel"):
-    token: str
+    token: Token
 
 
 class MagicLinkController(Controller):
     dependencies = {"auth": Provide(provide_auth)}
 
-    @post("/auth/magic-link", opt=PUBLIC, status_code=202)
+    @post("/auth/magic-link", opt=PUBLIC, status_code=202, raises=refusals.MAGIC_LINK)
     async def request_link(
         self, data: JSONBody[MagicLinkRequest], auth: NamedDependency[AuthContext], request: Request
     ) -> MagicLinkAccepted:
@@ -56,7 +58,12 @@ class MagicLinkController(Controller):
             success=True, message="If the address can receive mail, a sign-in link is on its way"
         )
 
-    @post("/auth/verify-magic-link", opt=PUBLIC, status_code=200)
+    @post(
+        "/auth/verify-magic-link",
+        opt=PUBLIC,
+        status_code=200,
+        raises=refusals.VERIFY_MAGIC_LINK,
+    )
     async def verify(
         self,
         data: JSONBody[MagicLinkVerification],

@@ -10,14 +10,22 @@ from litestar import Controller, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, provide_auth
-from audifi_auth.domain.preferences import TooManyInterests
+from audifi_auth.domain.preferences import MAX_INTERESTS, Interests, Privacy, TooManyInterests
 from audifi_auth.errors import AccountNotFound
 
 
 class PreferencesView(msgspec.Struct, rename="camel", kw_only=True):
     interests: list[str] = []
     privacy: dict[str, bool] = {}
+
+
+class PreferencesChoice(msgspec.Struct, rename="camel", kw_only=True):
+    """`interests` are trimmed; blank and repeated ones are dropped."""
+
+    interests: Interests = []
+    privacy: Privacy = {}
 
 
 def _account_id(identity: Identity) -> UUID:
@@ -38,16 +46,16 @@ class PreferencesController(Controller):
     path = "/mediaid/preferences"
     dependencies = {"auth": Provide(provide_auth)}
 
-    @get()
+    @get(raises=refusals.OWN_ACCOUNT)
     async def read(
         self, identity: NamedDependency[Identity], auth: NamedDependency[AuthContext]
     ) -> PreferencesView:
         return await _current(auth, _account_id(identity))
 
-    @put()
+    @put(raises=refusals.OWN_ACCOUNT)
     async def choose(
         self,
-        data: JSONBody[PreferencesView],
+        data: JSONBody[PreferencesChoice],
         identity: NamedDependency[Identity],
         auth: NamedDependency[AuthContext],
     ) -> PreferencesView:
@@ -55,5 +63,5 @@ class PreferencesController(Controller):
         try:
             await auth.run(auth.app.choose_preferences, account_id, data.interests, data.privacy)
         except TooManyInterests:
-            raise ValidationFailed("At most 50 interests") from None
+            raise ValidationFailed(f"At most {MAX_INTERESTS} interests") from None
         return await _current(auth, account_id)

@@ -8,10 +8,12 @@ from uuid import UUID
 
 import msgspec
 from audifi_kit.http import Identity
+from audifi_kit.http.fields import Token
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, tokens_for
 from audifi_auth.application import Revoked
@@ -31,7 +33,7 @@ class SessionView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Tr
 
 
 class RefreshRequest(msgspec.Struct, rename="camel"):
-    refresh_token: str
+    refresh_token: Token
 
 
 class LoggedOut(msgspec.Struct, rename="camel"):
@@ -65,7 +67,7 @@ class SessionController(Controller):
             view.expires_at = row["expires_at"]
         return view
 
-    @post("/auth/refresh", opt={"public": True}, status_code=200)
+    @post("/auth/refresh", opt={"public": True}, status_code=200, raises=refusals.REFRESH)
     async def refresh(
         self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthContext]
     ) -> TokenResponse:

@@ -14,10 +14,12 @@ from uuid import UUID
 import msgspec
 from audifi_kit.http import Identity, TokenVerifier, Unauthorized
 from audifi_kit.http.auth import bearer_token
+from audifi_kit.http.fields import Token, text_type
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, tokens_for
 from audifi_auth.brute_force import Budget
@@ -29,9 +31,19 @@ class SetupResponse(msgspec.Struct, rename="camel"):
     otpauth_uri: str
 
 
+# Authenticator apps show a TOTP code as "123 456"; a recovery code is handed out as
+# "xxxxxx-xxxxxx" (hex).
+SecondFactorCode = text_type(
+    "[0-9]{6}|[0-9]{3} [0-9]{3}|[0-9a-fA-F]{6}-[0-9a-fA-F]{6}",
+    max_length=13,
+    description="A 6-digit TOTP code (a space after the third digit is allowed), or one of the "
+    "recovery codes (6 hex digits, '-', 6 hex digits) when completing a login",
+)
+
+
 class CodeRequest(msgspec.Struct, rename="camel", kw_only=True):
-    code: str
-    challenge_token: str | None = None
+    code: SecondFactorCode
+    challenge_token: Token | None = None
 
 
 class TwoFactorOn(msgspec.Struct, rename="camel"):
@@ -49,14 +61,19 @@ def _account_id(identity: Identity) -> UUID:
 class TwoFactorController(Controller):
     dependencies = {"auth": Provide(provide_auth)}
 
-    @post("/auth/2fa/setup", status_code=200)
+    @post("/auth/2fa/setup", status_code=200, raises=refusals.TWO_FACTOR_SETUP)
     async def set_up(
         self, identity: NamedDependency[Identity], auth: NamedDependency[AuthContext]
     ) -> SetupResponse:
         secret, uri = await auth.run(auth.app.set_up_two_factor, _account_id(identity))
         return SetupResponse(secret=secret, otpauth_uri=uri)
 
-    @post("/auth/2fa/verify", opt={"public": True}, status_code=200)
+    @post(
+        "/auth/2fa/verify",
+        opt={"public": True},
+        status_code=200,
+        raises=refusals.TWO_FACTOR_VERIFY,
+    )
     async def verify(
         self,
         data: JSONBody[CodeRequest],
@@ -65,15 +82,16 @@ class TwoFactorController(Controller):
     ) -> TokenResponse | TwoFactorOn:
         budget = Budget("2fa-ip", client_ip(request), auth.config.login_max_failures_per_ip)
         await auth.guard.check(budget)
+        code = data.code.replace(" ", "")
         try:
             if data.challenge_token:
                 signed_in = await auth.run(
-                    auth.app.complete_second_factor, data.challenge_token, data.code
+                    auth.app.complete_second_factor, data.challenge_token, code
                 )
                 return await tokens_for(auth, signed_in)
             identity = await self._caller(request)
             codes, position = await auth.run(
-                auth.app.enable_two_factor, _account_id(identity), data.code
+                auth.app.enable_two_factor, _account_id(identity), code
             )
         except (InvalidTwoFactorCode, InvalidToken):
             await auth.guard.fail(budget)

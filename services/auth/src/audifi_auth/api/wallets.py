@@ -8,10 +8,12 @@ from uuid import UUID
 
 import msgspec
 from audifi_kit.http import Identity
+from audifi_kit.http.fields import MultiLineText, WalletAddress, text_type
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, tokens_for
 from audifi_auth.brute_force import Budget
@@ -21,8 +23,17 @@ from audifi_auth.errors import AccountNotFound, InvalidSignature, InvalidWalletA
 PUBLIC = {"public": True}
 
 
+# EVM: 0x and 130 hex digits; Solana: 64 bytes in base58 or base64.
+Signature = text_type(
+    "[A-Za-z0-9+/=]+",
+    max_length=256,
+    description="The wallet's signature of the challenge: 0x-hex (EVM), base58 or base64 (Solana)",
+)
+Challenge = MultiLineText(4096, description="The challenge exactly as request-challenge gave it")
+
+
 class ChallengeRequest(msgspec.Struct, rename="camel"):
-    wallet_address: str
+    wallet_address: WalletAddress
 
 
 class ChallengeResponse(msgspec.Struct, rename="camel"):
@@ -31,9 +42,9 @@ class ChallengeResponse(msgspec.Struct, rename="camel"):
 
 
 class VerifyRequest(msgspec.Struct, rename="camel"):
-    wallet_address: str
-    signature: str
-    challenge: str
+    wallet_address: WalletAddress
+    signature: Signature
+    challenge: Challenge
 
 
 class WalletLinkedView(msgspec.Struct, rename="camel"):
@@ -52,7 +63,12 @@ def _wallet(address: str) -> Wallet:
 class WalletController(Controller):
     dependencies = {"auth": Provide(provide_auth)}
 
-    @post("/auth/request-challenge", opt=PUBLIC, status_code=200)
+    @post(
+        "/auth/request-challenge",
+        opt=PUBLIC,
+        status_code=200,
+        raises=refusals.REQUEST_CHALLENGE,
+    )
     async def request_challenge(
         self, data: JSONBody[ChallengeRequest], auth: NamedDependency[AuthContext], request: Request
     ) -> ChallengeResponse:
@@ -79,19 +95,29 @@ class WalletController(Controller):
             raise
         return await tokens_for(auth, signed_in)
 
-    @post("/auth/verify-signature", opt=PUBLIC, status_code=200)
+    @post(
+        "/auth/verify-signature",
+        opt=PUBLIC,
+        status_code=200,
+        raises=refusals.VERIFY_SIGNATURE,
+    )
     async def verify_signature(
         self, data: JSONBody[VerifyRequest], auth: NamedDependency[AuthContext], request: Request
     ) -> TokenResponse:
         return await self._sign_in(data, auth, client_ip(request))
 
-    @post("/auth/connect-wallet", opt=PUBLIC, status_code=200)
+    @post(
+        "/auth/connect-wallet",
+        opt=PUBLIC,
+        status_code=200,
+        raises=refusals.VERIFY_SIGNATURE,
+    )
     async def connect_wallet(
         self, data: JSONBody[VerifyRequest], auth: NamedDependency[AuthContext], request: Request
     ) -> TokenResponse:
         return await self._sign_in(data, auth, client_ip(request))
 
-    @post("/auth/wallet/link", status_code=200)
+    @post("/auth/wallet/link", status_code=200, raises=refusals.LINK_WALLET)
     async def link_wallet(
         self,
         data: JSONBody[VerifyRequest],

@@ -7,9 +7,12 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
+from audifi_kit.http.fields import SingleLineText, check
 from eventsourcing.domain import Aggregate, event
 
 from audifi_auth.domain.personal_data import CarriesPersonalData
+
+DisplayName = SingleLineText(100, description="The name the account shows")
 
 
 class Role(StrEnum):
@@ -122,6 +125,9 @@ class Account(Aggregate):
 
     def set_display_name(self, display_name: str | None) -> None:
         self.require_active()
+        if display_name is not None:
+            # Whatever the caller, a name the projection could not store is never recorded.
+            check(DisplayName, display_name, field="displayName")
         if display_name != self.display_name:
             self._display_name_set(display_name=display_name)
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 import asyncpg
 import msgspec
-from audifi_kit.http import DB_POOL_STATE_KEY, Forbidden, Identity, ValidationFailed
+from audifi_kit.http import DB_POOL_STATE_KEY, Forbidden, Identity
+from audifi_kit.http.fields import (
+    TimeCursor,
+    UuidText,
+    query_parameter,
+    time_cursor,
+    time_cursor_position,
+)
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -19,10 +24,6 @@ from litestar.params import QueryParameter
 from audifi_notify.projections.history import TABLE
 
 MAX_LIMIT = 100
-
-
-class InvalidCursor(ValidationFailed):
-    default_message = "The cursor is not one this endpoint gave out"
 
 
 class NotYourNotifications(Forbidden):
@@ -45,20 +46,6 @@ class NotificationPage(msgspec.Struct, rename="camel"):
     next_cursor: str | None
 
 
-def _cursor(created_at: datetime, notification_id: UUID) -> str:
-    raw = f"{created_at.isoformat()}|{notification_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _position(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, _, notification_id = raw.partition("|")
-        return datetime.fromisoformat(created_at), UUID(notification_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor() from None
-
-
 class NotificationController(Controller):
     path = "/notifications"
 
@@ -67,10 +54,15 @@ class NotificationController(Controller):
         self,
         state: State,
         identity: NamedDependency[Identity],
-        account_id: Annotated[str | None, QueryParameter(name="accountId")] = None,
+        # Named as the query key: a validation error names the argument, not an alias.
+        accountId: Annotated[
+            str | None, query_parameter(UuidText, description="Whose history (an admin's)")
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 20,
-        cursor: Annotated[str | None, QueryParameter()] = None,
+        cursor: Annotated[str | None, query_parameter(TimeCursor)] = None,
     ) -> NotificationPage:
+        # As auth writes account ids: lower case.
+        account_id = str(UUID(accountId)) if accountId is not None else None
         if not identity.has_any("admin"):
             if account_id is not None and account_id != identity.user_id:
                 raise NotYourNotifications()
@@ -81,7 +73,7 @@ class NotificationController(Controller):
             args.append(account_id)
             conditions.append(f"account_id = ${len(args)}")
         if cursor is not None:
-            created_at, notification_id = _position(cursor)
+            created_at, notification_id = time_cursor_position(cursor)
             args += [created_at, notification_id]
             conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -95,5 +87,5 @@ class NotificationController(Controller):
         more = len(rows) > limit
         return NotificationPage(
             items=items,
-            next_cursor=_cursor(items[-1].created_at, items[-1].id) if more else None,
+            next_cursor=time_cursor(items[-1].created_at, items[-1].id) if more else None,
         )
