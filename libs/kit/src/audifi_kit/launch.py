@@ -20,19 +20,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from audifi_kit.bus import Bus
 from audifi_kit.http.factory import Lifespan, create_service_app, while_serving
 from audifi_kit.http.revocations import SessionRevocations
+from audifi_kit.recursion import restore_recursion_limit
 from audifi_kit.runtime import ServiceRuntime
+from audifi_kit.server import build_servers
 from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.spec import ServiceSpec
 
@@ -122,14 +123,6 @@ def make_bus(settings: Settings) -> Bus:
     return InProcessBus()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without its own signal handling: `serve` stops all servers at once."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def ordered(names: Sequence[str]) -> list[str]:
     return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
@@ -143,22 +136,16 @@ async def serve(names: Sequence[str], settings: Settings) -> None:
         from audifi_kit.chain.platform import PlatformChain
 
         chain = PlatformChain(settings)
-    servers: list[_Server] = []
     order = ordered(names)
-    for name in order:
-        app = apps[name].build(settings, shared or make_bus(settings), chain)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port(name),
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            ws="websockets-sansio",
-            timeout_graceful_shutdown=5,
-            forwarded_allow_ips=settings.trusted_proxies,
-        )
-        servers.append(_Server(config))
+    apps_built = {
+        name: apps[name].build(settings, shared or make_bus(settings), chain) for name in order
+    }
+    # A service that imports eth_account (auth) without the chain package has the limit py_ecc
+    # set; put it back before anything is served (audifi_kit.recursion).
+    restore_recursion_limit()
+    # Who may name the client, malformed HTTP in the envelope, one connection ceiling for the
+    # process: see audifi_kit.server.
+    servers = build_servers(apps_built, settings)
 
     loop = asyncio.get_running_loop()
 

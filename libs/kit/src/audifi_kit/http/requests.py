@@ -24,6 +24,7 @@ from typing import IO, Any
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from audifi_kit import logsafety
 from audifi_kit import metadata as meta
 from audifi_kit.http.metrics import observe_request
 
@@ -123,26 +124,17 @@ def serving(scope: Scope, request_id: str) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------- logging
 
-_SECRET_KEYS = re.compile(
-    r"authorization|cookie|password|passwd|secret|token|api[_-]?key|private[_-]?key|jwt",
-    re.IGNORECASE,
-)
-_REDACTED = "***"
+_SECRET_KEYS = logsafety.SECRET_KEYS
+_REDACTED = logsafety.REDACTED
 
 
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """A log line never carries a credential, whatever a caller passed (ARCHITECTURE §9)."""
-    for key in list(event_dict):
-        if key != "event" and _SECRET_KEYS.search(key):
-            event_dict[key] = _REDACTED
-        elif isinstance(event_dict[key], dict):
-            event_dict[key] = {
-                k: (_REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else v)
-                for k, v in event_dict[key].items()
-            }
-    return event_dict
+    """A log line never carries a credential, whatever a caller passed (ARCHITECTURE §9): a
+    value under a secret-looking key, at any depth, is replaced; every string (the message
+    included) loses JWT-shaped tokens and secret query, form and JSON parameters."""
+    return logsafety.redact_event_dict(event_dict)  # type: ignore[arg-type]
 
 
 _HANDLER_MARK = "_audifi_json_handler"
@@ -155,6 +147,9 @@ def configure_logging(
 
     Each line carries the service, the level, an ISO UTC timestamp and whatever the context
     has bound (the request id while serving a request). Calling it again replaces the handler.
+    Credentials are redacted last, after exceptions are rendered, for structlog's lines and
+    for the stdlib's (uvicorn's, asyncio's) alike; a warning repeated per attempt by the
+    server's loggers is written once per interval (`logsafety`).
     """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -162,7 +157,6 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_service(service),
-        redact_secrets,
     ]
     structlog.configure(
         processors=[
@@ -182,6 +176,7 @@ def configure_logging(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redact_secrets,
                 structlog.processors.JSONRenderer(),
             ],
         )
@@ -192,6 +187,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    logsafety.install_repeat_filter()
 
 
 def _add_service(service: str) -> Any:
