@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from uuid import UUID
 
 import asyncpg
 from audifi_kit.bus.rabbitmq import RabbitBus
 from audifi_kit.eventstore import EventStore
 from audifi_kit.inbox import InboxWorker
-from audifi_kit.projections import ProjectionRunner
+from audifi_kit.projections import ProjectionRunner, list_parked
 from audifi_kit.settings import Settings
-from flow_support import delete_queues, eventually, ledger_total, run_cli
+from flow_support import TESTS_DIR, delete_queues, eventually, ledger_total, run_cli
 from kit_sample import Balances, Bank, ledger_consumer
+from parking_sample import POISON, rename
 
 
 async def view_rows(bank: EventStore[Bank]) -> list[tuple]:
@@ -84,16 +89,17 @@ async def test_events_tail_prints_the_log_as_json_lines(
     bank: EventStore[Bank], settings: Settings
 ) -> None:
     account_id = await bank.call(bank.app.open_account, "Ada")
-    await bank.call(bank.app.credit, account_id, 10)
+    credited = await bank.call(bank.app.credit, account_id, 10)
 
     result = run_cli(settings, "events", "tail", "sample", "--from", "0", "--no-follow")
 
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [(x["id"], x["event"].rsplit(".", 1)[-1], x["aggregate"]) for x in lines] == [
-        (1, "Opened", str(account_id)),
-        (2, "Credited", str(account_id)),
+    assert [(x["event"].rsplit(".", 1)[-1], x["aggregate"]) for x in lines] == [
+        ("Opened", str(account_id)),
+        ("Credited", str(account_id)),
     ]
+    assert lines[0]["id"] < lines[1]["id"] == credited  # sparse ids, in log order
     assert lines[1]["data"]["amount"] == 10
 
 
@@ -112,7 +118,7 @@ async def test_republish_to_one_queue_is_deduplicated_by_its_consumer(
     try:
         account_id = await bank.call(bank.app.open_account, "Ada")
         await bank.call(bank.app.credit, account_id, 10)
-        await bank.call(bank.app.credit, account_id, 20)
+        last = await bank.call(bank.app.credit, account_id, 20)
 
         first = run_cli(settings, "republish", "sample", "--from", "1", "--queue", consumer.name)
         assert first.returncode == 0, first.stderr
@@ -120,8 +126,9 @@ async def test_republish_to_one_queue_is_deduplicated_by_its_consumer(
         await eventually(lambda: _equals(ledger_pool, account_id, (30, 2)))
 
         again = run_cli(
-            settings, "republish", "sample", "--from", "3", "--to", "3", "--queue", consumer.name
-        )
+            settings, "republish", "sample", "--from", str(last), "--to", str(last),
+            "--queue", consumer.name,
+        )  # fmt: skip
         assert "republished 1 message(s)" in again.stdout
         await eventually(lambda: _true(worker.duplicates == 1))
         assert await ledger_total(ledger_pool, account_id) == (30, 2)
@@ -181,3 +188,99 @@ async def test_the_cli_finds_the_embedded_database_without_database_url(tmp_path
     finally:
         store.close()
         stop_embedded_server(embedded.var_dir)
+
+
+# ------------------------------------------------------------- parked projection events
+
+
+def run_fixed_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`audifi` after the fix of `balances` was deployed (parking_sample's spec)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "AUDIFI_DB_PREFIX": settings.db_prefix,
+        "AUDIFI_SERVICE_SPECS": "parking_sample:spec",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "audifi_kit.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def park_a_rename(bank: EventStore[Bank]) -> tuple[UUID, int]:
+    """Ada's account with a rename `balances` parked, and a credit after it applied."""
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    poison = await bank.call(rename, bank.app, account_id, POISON)
+    last = await bank.call(bank.app.credit, account_id, 10)
+    runner = ProjectionRunner(bank, Balances())
+    await runner.start()
+    try:
+        await runner.wait(last, timeout=5)
+    finally:
+        await runner.stop()
+    assert await view_rows(bank) == [(account_id, "Ada", 10, 2)]
+    return account_id, poison
+
+
+async def parked_now(bank: EventStore[Bank]) -> list[tuple[int, int]]:
+    conn = await bank.connect()
+    try:
+        return [(p.notification_id, p.attempts) for p in await list_parked(conn, "balances")]
+    finally:
+        await conn.close()
+
+
+async def test_projections_parked_lists_what_each_projection_skipped(
+    bank: EventStore[Bank], settings: Settings
+) -> None:
+    _, poison = await park_a_rename(bank)
+
+    every = run_cli(settings, "projections", "parked", "sample")
+    other = run_cli(settings, "projections", "parked", "sample", "balances_copy")
+    unknown = run_cli(settings, "projections", "parked", "sample", "nope")
+
+    assert every.returncode == 0, every.stderr
+    assert "1 parked" in every.stdout
+    [line] = [x for x in every.stdout.splitlines() if "Account.Renamed" in x]
+    assert f" {poison} " in line and "CharacterNotInRepertoireError" in line
+    assert "0 parked" in other.stdout
+    assert unknown.returncode == 2 and "has no projection 'nope'" in unknown.stdout
+
+
+async def test_projections_retry_applies_a_parked_event_once_its_handler_is_fixed(
+    bank: EventStore[Bank], settings: Settings
+) -> None:
+    account_id, poison = await park_a_rename(bank)
+
+    unfixed = run_cli(settings, "projections", "retry", "sample", "balances")
+    assert unfixed.returncode == 1
+    assert "applied 0 event(s) to sample.balances; 1 still parked" in unfixed.stdout
+    assert await parked_now(bank) == [(poison, 4)]
+
+    fixed = run_fixed_cli(settings, "projections", "retry", "sample", "balances")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "applied 1 event(s) to sample.balances; 0 still parked" in fixed.stdout
+    assert await view_rows(bank) == [(account_id, "Ada Lovelace", 10, 3)]
+    assert await parked_now(bank) == []
+
+    again = run_fixed_cli(settings, "projections", "retry", "sample", "balances")
+    assert "applied 0 event(s)" in again.stdout
+    assert await view_rows(bank) == [(account_id, "Ada Lovelace", 10, 3)]
+
+
+async def test_projections_discard_drops_parked_events_for_good(
+    bank: EventStore[Bank], settings: Settings
+) -> None:
+    account_id, poison = await park_a_rename(bank)
+
+    result = run_cli(settings, "projections", "discard", "sample", "balances", "--id", str(poison))
+
+    assert result.returncode == 0, result.stderr
+    assert "discarded 1 parked event(s) of sample.balances" in result.stdout
+    assert await parked_now(bank) == []
+    assert await view_rows(bank) == [(account_id, "Ada", 10, 2)]

@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
 
+import asyncpg
 import pytest
 from audifi_kit.eventstore import EventStore
-from audifi_kit.projections import ProjectionRunner, rebuild
-from kit_sample import Balances, BalancesCopy, Bank
+from audifi_kit.projections import ParkedEvent, ProjectionRunner, handles, list_parked, rebuild
+from kit_sample import Account, Balances, BalancesCopy, Bank
+from parking_sample import POISON, ScrubbedBalances, rename
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 
 @pytest.fixture
@@ -42,10 +48,10 @@ async def test_each_event_changes_the_view_exactly_once_across_restarts(
 ) -> None:
     account_id = await bank.call(bank.app.open_account, "Ada")
     for _ in range(30):
-        await bank.call(bank.app.credit, account_id, 1)
+        thirtieth = await bank.call(bank.app.credit, account_id, 1)
     first = ProjectionRunner(bank, Balances(), page_size=7)
     await first.start()
-    await first.wait(31)
+    await first.wait(thirtieth)  # notification ids are sparse: wait for the id itself
     await first.stop()
     for _ in range(10):
         last = await bank.call(bank.app.credit, account_id, 1)
@@ -149,3 +155,120 @@ async def test_raising_the_version_rebuilds_the_view_at_start(bank: EventStore[B
         )
     finally:
         await conn.close()
+
+
+# ------------------------------------------------------------ events a handler cannot apply
+
+
+def parked_total() -> float:
+    sample = REGISTRY.get_sample_value(
+        "audifi_projection_events_parked_total", {"service": "sample", "projection": "balances"}
+    )
+    return sample or 0.0
+
+
+async def parked(bank: EventStore[Bank]) -> list[ParkedEvent]:
+    conn = await bank.connect()
+    try:
+        return await list_parked(conn, "balances")
+    finally:
+        await conn.close()
+
+
+async def poisoned_account(bank: EventStore[Bank]) -> tuple[UUID, int, int]:
+    """Ada's account: opened, credited 5, renamed with a NUL (the poison), credited 10."""
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    await bank.call(bank.app.credit, account_id, 5)
+    poison = await bank.call(rename, bank.app, account_id, POISON)
+    last = await bank.call(bank.app.credit, account_id, 10)
+    return account_id, poison, last
+
+
+async def test_an_event_the_view_cannot_take_is_parked_and_the_events_after_it_are_applied_once(
+    bank: EventStore[Bank],
+) -> None:
+    account_id, poison, last = await poisoned_account(bank)
+    counted = parked_total()
+    runner = ProjectionRunner(bank, Balances(), page_size=100)  # all four events: one page
+    with capture_logs() as logs:
+        await runner.start()
+        try:
+            await runner.wait(last, timeout=5)  # a read waiting for its write is answered
+        finally:
+            await runner.stop()
+
+    # The rename is missing (owner still Ada, 3 events counted), each credit counted once.
+    assert await rows(bank, "balances") == [(account_id, "Ada", 15, 3)]
+    [entry] = await parked(bank)
+    assert (entry.notification_id, entry.attempts) == (poison, 3)
+    assert entry.topic.endswith("Account.Renamed")
+    assert entry.originator_id == account_id
+    assert entry.error_type == "asyncpg.exceptions.CharacterNotInRepertoireError"
+    assert "0x00" in entry.error_message
+    assert [
+        line["notification_id"] for line in logs if line["event"] == "projection_event_parked"
+    ] == [poison]
+    assert parked_total() == counted + 1
+
+
+async def test_a_transient_error_is_retried_and_nothing_is_parked(
+    bank: EventStore[Bank],
+) -> None:
+    class Flaky(Balances):
+        failures_left = 5  # more than a parked event's attempts
+
+        @handles(Account.Credited)
+        async def credited(self, conn: asyncpg.Connection, e: Any, n: object) -> None:
+            if self.failures_left:
+                self.failures_left -= 1
+                raise ConnectionResetError("the database went away")
+            await super().credited(conn, e, n)
+
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    last = await bank.call(bank.app.credit, account_id, 7)
+    runner = ProjectionRunner(bank, Flaky(), retry_delay=0.01)
+    await runner.start()
+    try:
+        await runner.wait(last, timeout=10)
+    finally:
+        await runner.stop()
+    assert await rows(bank, "balances") == [(account_id, "Ada", 7, 2)]
+    assert await parked(bank) == []
+
+
+async def test_a_handler_failing_on_every_event_stalls_the_view_rather_than_parking_them_all(
+    bank: EventStore[Bank],
+) -> None:
+    class Broken(Balances):
+        @handles(Account.Credited)
+        async def credited(self, conn: asyncpg.Connection, e: Any, n: object) -> None:
+            raise ValueError("a bug in the new release")
+
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    for amount in (1, 2, 3, 4):
+        await bank.call(bank.app.credit, account_id, amount)
+    runner = ProjectionRunner(bank, Broken(), max_parked_in_a_row=2, retry_delay=0.01)
+    await runner.start()
+    try:
+        await _until(lambda: runner.failures >= 2)
+    finally:
+        await runner.stop()
+    assert runner.position == 0
+    assert await parked(bank) == []
+
+
+async def test_a_rebuild_parks_again_what_still_fails_and_takes_in_what_the_fix_applies(
+    bank: EventStore[Bank],
+) -> None:
+    account_id, poison, last = await poisoned_account(bank)
+    runner = ProjectionRunner(bank, Balances())
+    await runner.start()
+    await runner.wait(last, timeout=5)
+    await runner.stop()
+
+    assert await rebuild(bank, Balances()) == last
+    assert [(p.notification_id, p.attempts) for p in await parked(bank)] == [(poison, 3)]
+
+    assert await rebuild(bank, ScrubbedBalances()) == last
+    assert await parked(bank) == []
+    assert await rows(bank, "balances") == [(account_id, "Ada Lovelace", 15, 4)]

@@ -20,6 +20,7 @@ from litestar import get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
+from parking_sample import POISON, rename
 
 
 class AccountNotFound(NotFound):
@@ -145,3 +146,105 @@ async def test_readiness_names_the_database_when_it_is_gone(
             return (await client.get("/ready")).status_code == 200
 
         await eventually(ready_again, timeout=15)
+
+
+async def _ready(client: AsyncTestClient) -> tuple[int, dict[str, Any]]:
+    response = await client.get("/ready")
+    return response.status_code, response.json()
+
+
+async def test_ready_reports_each_projection_lag_and_parked_events(
+    settings: Settings, sample_spec: ServiceSpec
+) -> None:
+    from audifi_kit.bus.inprocess import InProcessBus
+
+    sample = ServiceRuntime(sample_spec, settings, InProcessBus(), gauge_interval=0.1)
+    app = create_service_app(
+        "sample",
+        route_handlers=[account],
+        settings=settings,
+        lifespan=[sample.lifespan],
+        readiness_checks=sample.readiness_checks(),
+    )
+    async with AsyncTestClient(app=app) as client:
+        status, body = await _ready(client)
+        assert status == 200 and body["status"] == "ok", body
+        assert body["checks"]["projections"]["details"]["projections"]["balances"]["parked"] == 0
+
+        account_id = await sample.store.call(sample.store.app.open_account, "Ada")
+        poison = await sample.store.call(rename, sample.store.app, account_id, POISON)
+
+        async def parked_reported() -> bool:
+            status, body = await _ready(client)
+            view = body["checks"]["projections"]["details"]["projections"]["balances"]
+            return status == 200 and view["parked"] == 1 and view["lag"] == 0
+
+        await eventually(parked_reported, timeout=10)  # the view moved on: it serves
+        status, body = await _ready(client)
+        assert body["status"] == "degraded"
+        check = body["checks"]["projections"]
+        assert check["status"] == "degraded"
+        assert check["details"]["projections"]["balances"] == {
+            "position": poison,
+            "head": poison,
+            "lag": 0,
+            "parked": 1,
+            "stalled": False,
+            "running": True,
+        }
+
+        labels = '{projection="balances",service="sample"}'
+
+        async def gauges_set() -> bool:
+            exposition = (await client.get("/metrics")).text
+            return (
+                f"audifi_projection_lag{labels} 0.0" in exposition
+                and f"audifi_projection_parked_events{labels} 1.0" in exposition
+            )
+
+        await eventually(gauges_set, timeout=10)
+
+
+async def test_a_stalled_projection_fails_readiness_until_it_moves_again(
+    settings: Settings, sample_spec: ServiceSpec
+) -> None:
+    from audifi_kit.bus.inprocess import InProcessBus
+
+    sample = ServiceRuntime(sample_spec, settings, InProcessBus(), stall_after=1.0)
+    app = create_service_app(
+        "sample",
+        route_handlers=[account],
+        settings=settings,
+        lifespan=[sample.lifespan],
+        readiness_checks=sample.readiness_checks(),
+    )
+    async with AsyncTestClient(app=app) as client:
+        assert (await client.get("/ready")).status_code == 200
+        blocker = await sample.store.connect()
+        try:
+            # Another session holds the view's position row: the runner's next step waits.
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute(
+                "SELECT position FROM kit_projection_positions WHERE name='balances' FOR UPDATE"
+            )
+            account_id = await sample.store.call(sample.store.app.open_account, "Ada")
+
+            async def stalled() -> bool:
+                return (await client.get("/ready")).status_code == 503
+
+            await eventually(stalled, timeout=10)
+            down = (await client.get("/ready")).json()
+            assert down["error"]["code"] == "UNAVAILABLE"
+            assert down["error"]["details"]["failing"] == ["projections"]
+            view = down["error"]["details"]["checks"]["projections"]["details"]["projections"]
+            assert view["balances"]["stalled"] is True and view["balances"]["lag"] >= 1
+            await transaction.rollback()
+        finally:
+            await blocker.close()
+
+        async def ready_again() -> bool:
+            return (await client.get("/ready")).status_code == 200
+
+        await eventually(ready_again, timeout=10)
+        assert (await client.get(f"/accounts/{account_id}")).json()["owner"] == "Ada"

@@ -1,4 +1,5 @@
-"""`audifi`: the operator's command line — replay, republish, dead letters, history, tail.
+"""`audifi`: the operator's command line — replay, republish, dead letters, parked projection
+events, history, tail.
 
 It reads the same environment as the services (DATABASE_URL, AMQP_URL, ...); with no
 DATABASE_URL it uses the embedded PostgreSQL under ./var that `make run` started.
@@ -27,7 +28,14 @@ from audifi_kit.eventstore import EventStore, open_event_store
 from audifi_kit.http.requests import configure_logging
 from audifi_kit.messages import Message
 from audifi_kit.notifications import NotificationLog
-from audifi_kit.projections import rebuild
+from audifi_kit.projections import (
+    ParkedEvent,
+    discard_parked,
+    ensure_positions,
+    list_parked,
+    rebuild,
+    retry_parked,
+)
 from audifi_kit.relay import build_messages
 from audifi_kit.settings import Settings
 
@@ -38,6 +46,10 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(events_app, name="events")
 chain_app = typer.Typer(help="The platform's contracts on a chain: deploy them, run a dev node.")
 app.add_typer(chain_app, name="chain")
+projections_app = typer.Typer(
+    help="Events a projection could not apply (parked): list, retry or discard them."
+)
+app.add_typer(projections_app, name="projections")
 console = Console()
 T = TypeVar("T")
 
@@ -196,6 +208,96 @@ def dlq_discard(
     console.print(f"discarded {dropped} message(s) from {queue}.parking")
 
 
+def _parked_row(p: ParkedEvent) -> list[str]:
+    return [
+        p.projection,
+        str(p.notification_id),
+        p.topic.rsplit(":", 1)[-1],
+        f"{p.originator_id} v{p.originator_version}",
+        str(p.attempts),
+        p.parked_at.isoformat(timespec="seconds") if p.parked_at else "",
+        f"{p.error_type.rsplit('.', 1)[-1]}: {p.error_message}",
+    ]
+
+
+def _parked_table(parked: list[ParkedEvent], title: str) -> Table:
+    table = Table(
+        "projection", "event id", "event", "aggregate", "attempts", "parked", "error", title=title
+    )
+    for p in parked:
+        table.add_row(*_parked_row(p))
+    return table
+
+
+@projections_app.command("parked")
+def projections_parked(
+    service: str,
+    projection: Annotated[str | None, typer.Argument(help="Only this projection")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Show the events a service's projections parked (nothing is changed)."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> list[ParkedEvent]:
+        if projection is not None:
+            spec.projection(projection)  # an unknown name is an error, not "0 parked"
+        conn = await store.connect()
+        try:
+            await ensure_positions(conn)
+            return await list_parked(conn, projection, limit=limit)
+        finally:
+            await conn.close()
+
+    parked = _run(_with_store(service, go))
+    title = f"{service}.{projection}" if projection else service
+    console.print(_parked_table(parked, f"parked events of {title}"))
+    console.print(f"{len(parked)} parked")
+
+
+@projections_app.command("retry")
+def projections_retry(
+    service: str,
+    projection: str,
+    event_id: Annotated[list[int] | None, typer.Option("--id", help="Only these event ids")] = None,
+) -> None:
+    """Apply parked events again with the handlers as deployed now; those that apply leave the
+    parked list, the others stay (their attempts counted)."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> Any:
+        return await retry_parked(store, spec.projection(projection)(), event_id or None)
+
+    outcome = _run(_with_store(service, go))
+    if outcome.still_parked:
+        console.print(_parked_table(outcome.still_parked, "still parked"))
+    console.print(
+        f"applied {len(outcome.applied)} event(s) to {service}.{projection}; "
+        f"{len(outcome.still_parked)} still parked"
+    )
+    if outcome.still_parked:
+        raise typer.Exit(1)
+
+
+@projections_app.command("discard")
+def projections_discard(
+    service: str,
+    projection: str,
+    event_id: Annotated[list[int] | None, typer.Option("--id", help="Only these event ids")] = None,
+) -> None:
+    """Drop parked events for good: the view stays without them (`audifi replay` rebuilds it
+    from the log, where every event still is)."""
+
+    async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> int:
+        spec.projection(projection)
+        conn = await store.connect()
+        try:
+            await ensure_positions(conn)
+            return await discard_parked(conn, projection, event_id or None)
+        finally:
+            await conn.close()
+
+    dropped = _run(_with_store(service, go))
+    console.print(f"discarded {dropped} parked event(s) of {service}.{projection}")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, UUID | Decimal):
         return str(value)
@@ -264,7 +366,7 @@ def events_tail(
         try:
             position = from_
             if position is None:
-                position = max(await notification_log.max_id(conn) - limit, 0)
+                position = await notification_log.position_before_last(conn, limit)
             while True:
                 page = await notification_log.read(conn, position, 500)
                 for n in page:

@@ -8,6 +8,31 @@ Rebuild (`audifi replay`) fills a shadow schema from position 0 while the live v
 following the log, then — holding the projection's position row, which every live step also
 locks first — applies what is left, renames the shadow into place and stores the position,
 all in one transaction. Readers see the old view or the new one, never a mix.
+
+Parking. An event the handler cannot apply must not stop the view for every later event (and
+every read waiting for one). Errors are told apart:
+
+- transient (`TRANSIENT_ERRORS`: a lost connection, serialization failures and deadlocks, a
+  server shutting down or out of resources, a cancelled statement): the page is retried with
+  backoff, for as long as it takes; nothing is skipped. Readiness reports the runner stalled.
+- anything else raised while decoding or applying one event (a data error such as a NUL in a
+  text column, a handler bug): the page's transaction rolls back, its events are applied again
+  one at a time (each in a savepoint, so each still changes the view exactly once), and the
+  event that fails `max_attempts` times in a row is *parked*: recorded in `kit_projection_parked`
+  (projection, notification id, topic, aggregate, error type and message, attempts) in the same
+  transaction that moves the position past it. It is logged once (`projection_event_parked`)
+  and counted (`audifi_projection_events_parked_total`); readiness shows the parked count.
+
+A view that skipped an event may be wrong for that aggregate from then on: later events of the
+aggregate are applied to a row that lacks the parked one's change (a rename lost, a row never
+inserted so later updates match nothing). That is why parking alerts, and why it is undone by
+an operator: `audifi projections retry` applies parked events through the current (fixed)
+handler code — out of their original order, so it is exact only for handlers whose writes do
+not depend on order — and `audifi replay` rebuilds the view from the log, which is exact.
+
+A handler that fails on every event is a bug, not a bad event: after `max_parked_in_a_row`
+parked events with no applied one between them the runner stops parking and retries instead
+(the view stalls and readiness fails), so a bad deploy never silently empties a view.
 """
 
 from __future__ import annotations
@@ -16,17 +41,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
+from uuid import UUID
 
 import asyncpg
+import structlog
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from audifi_kit.eventstore import EventStore
+from audifi_kit.http import metrics
 from audifi_kit.notifications import LogWatcher, NotificationLog
 
 log = logging.getLogger(__name__)
+events_log = structlog.get_logger("audifi.projections")
 
 POSITIONS_DDL = """
 CREATE TABLE IF NOT EXISTS kit_projection_positions (
@@ -36,6 +67,36 @@ CREATE TABLE IF NOT EXISTS kit_projection_positions (
     rebuilt_at timestamptz
 )
 """
+
+PARKED_DDL = """
+CREATE TABLE IF NOT EXISTS kit_projection_parked (
+    projection text NOT NULL,
+    notification_id bigint NOT NULL,
+    topic text NOT NULL,
+    originator_id uuid NOT NULL,
+    originator_version bigint NOT NULL,
+    error_type text NOT NULL,
+    error_message text NOT NULL,
+    attempts integer NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, notification_id)
+)
+"""
+
+# Failures of the database or the way to it, not of the event: retried, never parked.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,  # the connection is closed or busy
+    asyncpg.PostgresConnectionError,
+    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
+    asyncpg.OperatorInterventionError,  # shutdown, cancelled statement (statement_timeout)
+    asyncpg.LockNotAvailableError,
+    asyncpg.ReadOnlySQLTransactionError,  # a failover in progress
+    asyncpg.InvalidCachedStatementError,  # a rebuild swapped the view under a cached plan
+)
+MAX_ERROR_MESSAGE = 2000
 
 ApplyFn = Callable[[Any, asyncpg.Connection, Any, Notification], Awaitable[None]]
 
@@ -85,6 +146,56 @@ class Projection:
         await getattr(self, self._topics[notification.topic])(conn, domain_event, notification)
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    """An event a projection skipped because its handler could not apply it."""
+
+    projection: str
+    notification_id: int
+    topic: str
+    originator_id: UUID
+    originator_version: int
+    error_type: str
+    error_message: str
+    attempts: int
+    parked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, projection: str, n: Notification, error: Exception, attempts: int) -> ParkedEvent:
+        return cls(
+            projection=projection,
+            notification_id=n.id,
+            topic=n.topic,
+            originator_id=n.originator_id,
+            originator_version=int(n.originator_version),
+            error_type=_error_type(error),
+            error_message=_error_message(error),
+            attempts=attempts,
+        )
+
+
+class TooManyParked(RuntimeError):
+    """Events fail one after another: the handler is broken, parking them all would hide it."""
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS)
+
+
+def _error_type(error: Exception) -> str:
+    cls = type(error)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _error_message(error: Exception) -> str:
+    # Only the message, never asyncpg's DETAIL (it quotes the row's values). A NUL in the
+    # message would make the parking insert fail the way the event did.
+    text = str(error) or repr(error)
+    return text.replace("\x00", "\\x00")[:MAX_ERROR_MESSAGE]
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -94,7 +205,7 @@ async def _apply_page(
     store: EventStore[Any],
     projection: Projection,
     page: list[Notification],
-) -> None:
+) -> int:
     handled = [n for n in page if projection.handles_topic(n.topic)]
     # Decoding (decryption, decompression, a service's own mapper) is blocking work: one
     # worker-thread call per page, never on the event loop, and not in one of the store's
@@ -102,6 +213,116 @@ async def _apply_page(
     events = await asyncio.to_thread(lambda: [store.decode(n)[0] for n in handled])
     for n, domain_event in zip(handled, events, strict=True):
         await projection.apply(conn, domain_event, n)
+    return len(handled)
+
+
+async def _apply_one(
+    conn: asyncpg.Connection, store: EventStore[Any], projection: Projection, n: Notification
+) -> None:
+    async with conn.transaction():  # a savepoint: a failed event leaves no trace
+        domain_event = (await asyncio.to_thread(store.decode, n))[0]
+        await projection.apply(conn, domain_event, n)
+
+
+@dataclass(slots=True)
+class _Parking:
+    """How many attempts an event gets, and the parked-in-a-row count that says "a bug"."""
+
+    max_attempts: int
+    max_in_a_row: int
+    in_a_row: int = 0
+
+
+async def _apply_parking(
+    conn: asyncpg.Connection,
+    store: EventStore[Any],
+    projection: Projection,
+    page: list[Notification],
+    parking: _Parking,
+) -> list[ParkedEvent]:
+    """Apply `page` in `conn`'s transaction; return the events it could not apply (not applied).
+
+    The whole page first, in one savepoint (the common case costs one round trip more); when
+    that fails for a reason of the events, one event at a time, each `max_attempts` times.
+    """
+    try:
+        async with conn.transaction():
+            if await _apply_page(conn, store, projection, page):
+                parking.in_a_row = 0
+        return []
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.warning(
+            "projection %s: the page from event %s failed (%s); applying its events one by one",
+            projection.name,
+            page[0].id,
+            _error_type(exc),
+        )
+    parked: list[ParkedEvent] = []
+    for n in page:
+        if not projection.handles_topic(n.topic):
+            continue
+        for attempt in range(1, parking.max_attempts + 1):
+            try:
+                await _apply_one(conn, store, projection, n)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                if attempt < parking.max_attempts:
+                    continue
+                parking.in_a_row += 1
+                if parking.in_a_row > parking.max_in_a_row:
+                    raise TooManyParked(
+                        f"projection {projection.name}: {parking.in_a_row} events in a row "
+                        f"failed (the last: {n.id}, {_error_type(exc)}); not parking them"
+                    ) from exc
+                parked.append(ParkedEvent.of(projection.name, n, exc, attempt))
+            else:
+                parking.in_a_row = 0
+                break
+    return parked
+
+
+async def _park(conn: asyncpg.Connection, parked: Sequence[ParkedEvent]) -> None:
+    await conn.executemany(
+        "INSERT INTO kit_projection_parked (projection, notification_id, topic, originator_id, "
+        "originator_version, error_type, error_message, attempts) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (projection, notification_id) DO UPDATE SET "
+        "attempts = kit_projection_parked.attempts + excluded.attempts, "
+        "error_type = excluded.error_type, error_message = excluded.error_message, "
+        "parked_at = now()",
+        [
+            (
+                p.projection,
+                p.notification_id,
+                p.topic,
+                p.originator_id,
+                p.originator_version,
+                p.error_type,
+                p.error_message,
+                p.attempts,
+            )
+            for p in parked
+        ],
+    )
+
+
+def _announce(service: str, parked: Sequence[ParkedEvent]) -> None:
+    for p in parked:
+        # The message stays in the table: it may quote the event's (personal) data.
+        events_log.error(
+            "projection_event_parked",
+            projection=p.projection,
+            notification_id=p.notification_id,
+            topic=p.topic,
+            aggregate=str(p.originator_id),
+            aggregate_version=p.originator_version,
+            error_type=p.error_type,
+            attempts=p.attempts,
+        )
+        metrics.projection_events_parked.labels(service, p.projection).inc()
 
 
 async def _set_search_path(conn: asyncpg.Connection, schema: str) -> None:
@@ -109,20 +330,43 @@ async def _set_search_path(conn: asyncpg.Connection, schema: str) -> None:
 
 
 async def ensure_positions(conn: asyncpg.Connection) -> None:
-    with contextlib.suppress(asyncpg.UniqueViolationError):  # two first starts racing
-        await conn.execute(POSITIONS_DDL)
+    """The kit's projection tables: positions and parked events."""
+    for ddl in (POSITIONS_DDL, PARKED_DDL):
+        with contextlib.suppress(asyncpg.UniqueViolationError):  # two first starts racing
+            await conn.execute(ddl)
 
 
 class ProjectionRunner:
+    """Follows the log into one projection's view (see the module for errors and parking).
+
+    `position` is what this process has applied (what `wait()` waits for); `last_step_at`
+    (monotonic) is when a step last finished — an idle runner steps every poll interval, so
+    a runner behind the log whose last step is old is stuck (readiness says "stalled").
+    """
+
     def __init__(
-        self, store: EventStore[Any], projection: Projection, *, page_size: int = 500
+        self,
+        store: EventStore[Any],
+        projection: Projection,
+        *,
+        page_size: int = 500,
+        max_attempts: int = 3,
+        max_parked_in_a_row: int = 10,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 10.0,
     ) -> None:
         self.store = store
         self.projection = projection
         self.page_size = page_size
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
         self.log = NotificationLog(store.table)
         self.position = 0
         self.applied = 0
+        self.parked = 0
+        self.failures = 0  # steps failed in a row
+        self.last_step_at = time.monotonic()
+        self._parking = _Parking(max_attempts, max_parked_in_a_row)
         self._conn: asyncpg.Connection | None = None
         self._watcher: LogWatcher | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,12 +376,21 @@ class ProjectionRunner:
     def name(self) -> str:
         return self.projection.name
 
+    @property
+    def running(self) -> bool:
+        """The runner's task is alive (it ends only when stopped, or by a bug)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         conn = await self.store.connect()
         try:
             await self.prepare(conn)
+            self.position = await conn.fetchval(
+                "SELECT position FROM kit_projection_positions WHERE name=$1", self.name
+            )
         finally:
             await conn.close()
+        self.last_step_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"projection-{self.name}")
 
     async def stop(self) -> None:
@@ -168,9 +421,16 @@ class ProjectionRunner:
             log.info(
                 "projection %s: v%s -> v%s, rebuilding", self.name, stored, self.projection.version
             )
-            await rebuild(self.store, self.projection, page_size=self.page_size)
+            await rebuild(
+                self.store,
+                self.projection,
+                page_size=self.page_size,
+                max_attempts=self._parking.max_attempts,
+                max_parked_in_a_row=self._parking.max_in_a_row,
+            )
 
     async def _run(self) -> None:
+        delay = self.retry_delay
         while True:
             try:
                 self._conn = await self.store.connect()
@@ -181,13 +441,20 @@ class ProjectionRunner:
                 )
                 await self._watcher.start()
                 while True:
-                    if not await self.step():
+                    moved = await self.step()
+                    delay = self.retry_delay
+                    if not moved:
                         await self._watcher.wait()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("projection %s failed; restarting its loop", self.name)
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                self.failures += 1
+                if is_transient(exc):
+                    log.warning(
+                        "projection %s: %s; retrying in %.1fs", self.name, _error_type(exc), delay
+                    )
+                else:
+                    log.exception("projection %s failed; retrying in %.1fs", self.name, delay)
             finally:
                 if self._watcher is not None:
                     await self._watcher.close()
@@ -196,12 +463,17 @@ class ProjectionRunner:
                     with contextlib.suppress(Exception):
                         await self._conn.close()
                     self._conn = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_delay)
 
     async def step(self) -> int:
-        """Apply one page after the stored position, in one transaction with the new position."""
+        """Apply one page after the stored position, in one transaction with the new position
+        and the page's parked events."""
         assert self._conn is not None
         conn = self._conn
+        parking = _Parking(self._parking.max_attempts, self._parking.max_in_a_row)
         for attempt in (1, 2):
+            parking.in_a_row = self._parking.in_a_row
             try:
                 async with conn.transaction():
                     position = await conn.fetchval(
@@ -209,9 +481,14 @@ class ProjectionRunner:
                         self.name,
                     )
                     page = await self.log.read(conn, position, self.page_size)
+                    parked: list[ParkedEvent] = []
                     if page:
                         await _set_search_path(conn, self.name)
-                        await _apply_page(conn, self.store, self.projection, page)
+                        parked = await _apply_parking(
+                            conn, self.store, self.projection, page, parking
+                        )
+                        if parked:
+                            await _park(conn, parked)
                         position = page[-1].id
                         await conn.execute(
                             "UPDATE kit_projection_positions SET position=$2 WHERE name=$1",
@@ -222,8 +499,13 @@ class ProjectionRunner:
             except asyncpg.InvalidCachedStatementError:
                 if attempt == 2:  # the view was swapped under a cached statement: once more
                     raise
-        self.applied += len(page)
+        self._parking.in_a_row = parking.in_a_row
+        _announce(self.store.service, parked)
+        self.applied += len(page) - len(parked)
+        self.parked += len(parked)
+        self.failures = 0
         self.position = position
+        self.last_step_at = time.monotonic()
         async with self._moved:
             self._moved.notify_all()
         return len(page)
@@ -250,12 +532,20 @@ async def rebuild(
     *,
     page_size: int = 1000,
     progress: Progress | None = None,
+    max_attempts: int = 3,
+    max_parked_in_a_row: int = 10,
 ) -> int:
-    """Rebuild the view from position 0 in a shadow schema, swap it in; returns the position."""
+    """Rebuild the view from position 0 in a shadow schema, swap it in; returns the position.
+
+    Events the current code cannot apply are parked as the live runner parks them; the parked
+    entries of the old view are replaced by the rebuild's in the swapping transaction.
+    """
     name = projection.name
     shadow = f"{name}__rebuild"
     old = f"{name}__old"
     notification_log = NotificationLog(store.table)
+    parking = _Parking(max_attempts, max_parked_in_a_row)
+    parked: list[ParkedEvent] = []
     conn = await store.connect()
     try:
         await ensure_positions(conn)
@@ -275,11 +565,11 @@ async def rebuild(
                 if not page:
                     return
                 if in_transaction:
-                    await _apply_page(conn, store, projection, page)
+                    parked.extend(await _apply_parking(conn, store, projection, page, parking))
                 else:
                     async with conn.transaction():
                         await _set_search_path(conn, shadow)
-                        await _apply_page(conn, store, projection, page)
+                        parked.extend(await _apply_parking(conn, store, projection, page, parking))
                 position = page[-1].id
                 done += len(page)
                 if progress:
@@ -317,8 +607,130 @@ async def rebuild(
                 position,
                 projection.version,
             )
+            await conn.execute("DELETE FROM kit_projection_parked WHERE projection=$1", name)
+            if parked:
+                await _park(conn, parked)
+        _announce(store.service, parked)
         if progress:
             progress(done, done)
         return position
     finally:
         await conn.close()
+
+
+# ------------------------------------------------------------------ parked events, for operators
+
+
+_PARKED_COLUMNS = (
+    "projection, notification_id, topic, originator_id, originator_version, error_type, "
+    "error_message, attempts, parked_at"
+)
+
+
+async def list_parked(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    projection: str | None = None,
+    *,
+    ids: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> list[ParkedEvent]:
+    """Parked events, oldest notification first (of one projection, or of all)."""
+    rows = await conn.fetch(
+        f"SELECT {_PARKED_COLUMNS} FROM kit_projection_parked "
+        "WHERE ($1::text IS NULL OR projection = $1) "
+        "AND ($2::bigint[] IS NULL OR notification_id = ANY($2)) "
+        "ORDER BY projection, notification_id LIMIT $3",
+        projection,
+        list(ids) if ids else None,
+        limit,
+    )
+    return [ParkedEvent(**dict(r)) for r in rows]
+
+
+async def parked_counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT projection, count(*) AS n FROM kit_projection_parked GROUP BY projection"
+    )
+    return {r["projection"]: r["n"] for r in rows}
+
+
+async def discard_parked(
+    conn: asyncpg.Connection, projection: str, ids: Sequence[int] | None = None
+) -> int:
+    """Forget parked events for good (the view stays without them)."""
+    status = await conn.execute(
+        "DELETE FROM kit_projection_parked WHERE projection = $1 "
+        "AND ($2::bigint[] IS NULL OR notification_id = ANY($2))",
+        projection,
+        list(ids) if ids else None,
+    )
+    return int(status.split()[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    applied: list[int]
+    still_parked: list[ParkedEvent]
+
+
+async def retry_parked(
+    store: EventStore[Any], projection: Projection, ids: Sequence[int] | None = None
+) -> RetryOutcome:
+    """Apply parked events again through `projection`'s (current) handlers, oldest first.
+
+    Each in its own transaction holding the projection's position row, so it never interleaves
+    with a live runner's page. An event that applies leaves the parked table in that
+    transaction (so at most once); one that fails again stays, its attempts counted.
+    """
+    name = projection.name
+    notification_log = NotificationLog(store.table)
+    applied: list[int] = []
+    still: list[ParkedEvent] = []
+    conn = await store.connect()
+    try:
+        await ensure_positions(conn)
+        for entry in await list_parked(conn, name, ids=ids):
+            async with conn.transaction():
+                await conn.fetchval(
+                    "SELECT position FROM kit_projection_positions WHERE name=$1 FOR UPDATE", name
+                )
+                current = await conn.fetchval(
+                    "SELECT attempts FROM kit_projection_parked "
+                    "WHERE projection=$1 AND notification_id=$2 FOR UPDATE",
+                    name,
+                    entry.notification_id,
+                )
+                if current is None:  # retried or discarded by someone else meanwhile
+                    continue
+                page = await notification_log.read(
+                    conn, entry.notification_id - 1, 1, upto=entry.notification_id
+                )
+                await _set_search_path(conn, name)
+                try:
+                    if not page:
+                        raise LookupError(f"event {entry.notification_id} is not in the log")
+                    await _apply_one(conn, store, projection, page[0])
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    again = await conn.fetchrow(
+                        f"UPDATE kit_projection_parked SET attempts = attempts + 1, "
+                        "error_type = $3, error_message = $4 "
+                        f"WHERE projection=$1 AND notification_id=$2 RETURNING {_PARKED_COLUMNS}",
+                        name,
+                        entry.notification_id,
+                        _error_type(exc),
+                        _error_message(exc),
+                    )
+                    still.append(ParkedEvent(**dict(again)))
+                else:
+                    await conn.execute(
+                        "DELETE FROM kit_projection_parked WHERE projection=$1 "
+                        "AND notification_id=$2",
+                        name,
+                        entry.notification_id,
+                    )
+                    applied.append(entry.notification_id)
+    finally:
+        await conn.close()
+    return RetryOutcome(applied, still)

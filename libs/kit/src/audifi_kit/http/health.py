@@ -3,6 +3,12 @@
 A readiness check is an async callable that returns when its dependency is usable and raises
 otherwise (`SELECT 1` on the pool, a broker channel open, ...). Each runs with a timeout; all run
 concurrently. The failure's text is logged, never returned: it may name hosts or credentials.
+
+A check may also say more, in public terms (names and numbers, never error texts): it returns
+a `CheckReport` (its `details`; `degraded=True` when it works but needs an operator — the
+service stays ready and `/ready` says `"status": "degraded"`), or raises `CheckFailed` with
+details (the check fails, its details are shown). Projections report this way (lag, parked
+events, stalled).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -20,7 +27,23 @@ from audifi_kit.http.errors import Unavailable
 
 log = structlog.get_logger("audifi.http.health")
 
-ReadinessCheck = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What a passing check may return: public details, and whether it is degraded."""
+
+    details: Mapping[str, Any] = field(default_factory=dict)
+    degraded: bool = False
+
+
+class CheckFailed(Exception):
+    """A failing check whose `details` (names and numbers only) `/ready` may show."""
+
+    def __init__(self, message: str, details: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.details = dict(details)
 
 
 @get("/health", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -35,17 +58,26 @@ def readiness_endpoint(
 
     async def run(name: str, check: ReadinessCheck) -> dict[str, Any]:
         started = time.perf_counter()
+        outcome: Any = None
         try:
             async with asyncio.timeout(timeout):
-                await check()
+                outcome = await check()
         except TimeoutError:
             log.warning("readiness_check_timed_out", check=name, timeout=timeout)
-            result = {"status": "fail", "reason": "timeout"}
+            result: dict[str, Any] = {"status": "fail", "reason": "timeout"}
+        except CheckFailed as exc:
+            log.warning("readiness_check_failed", check=name, error=str(exc))
+            result = {"status": "fail", "reason": "error", "details": exc.details}
         except Exception as exc:
             log.warning("readiness_check_failed", check=name, error=repr(exc))
             result = {"status": "fail", "reason": "error"}
         else:
             result = {"status": "ok"}
+            if isinstance(outcome, CheckReport):
+                result = {
+                    "status": "degraded" if outcome.degraded else "ok",
+                    "details": dict(outcome.details),
+                }
         result["durationMs"] = round((time.perf_counter() - started) * 1000, 2)
         return result
 
@@ -53,12 +85,13 @@ def readiness_endpoint(
     async def ready() -> Response[dict[str, Any]]:
         results = await asyncio.gather(*(run(n, c) for n, c in frozen.items()))
         by_name = dict(zip(frozen, results, strict=True))
-        failing = sorted(n for n, r in by_name.items() if r["status"] != "ok")
+        failing = sorted(n for n, r in by_name.items() if r["status"] == "fail")
         if failing:
             raise Unavailable(
                 f"Not ready: {', '.join(failing)}",
                 details={"failing": failing, "checks": by_name},
             )
-        return Response({"status": "ok", "checks": by_name})
+        degraded = any(r["status"] == "degraded" for r in results)
+        return Response({"status": "degraded" if degraded else "ok", "checks": by_name})
 
     return ready

@@ -11,6 +11,13 @@ labelled by `service` and `queue` (for the relay: the exchange it publishes to):
 - `consumer_lag`: messages waiting in a consumer's queue (ready, not yet delivered).
 - `parked_messages`: messages in a consumer's `<queue>.parking` awaiting an operator.
 
+Projections (labelled by `service` and `projection`):
+
+- `projection_lag`: notifications in the log after the position this process's runner applied.
+- `projection_parked`: events the projection skipped (parked) and that await an operator
+  (`audifi projections retry|discard`).
+- `projection_events_parked`: a counter of events parked (alert on any increase).
+
 Usage: `metrics.relay_lag.labels(service="nft", queue="audifi.events").set(n)`.
 
 All metrics live in prometheus_client's default registry, so in embedded mode (every service in
@@ -54,6 +61,22 @@ parked_messages = Gauge(
     ("service", "queue"),
 )
 
+projection_lag = Gauge(
+    "audifi_projection_lag",
+    "Notifications in the service's log after the position its projection runner applied",
+    ("service", "projection"),
+)
+projection_parked = Gauge(
+    "audifi_projection_parked_events",
+    "Events a projection could not apply and skipped, awaiting retry or discard",
+    ("service", "projection"),
+)
+projection_events_parked = Counter(
+    "audifi_projection_events_parked",
+    "Events a projection parked (skipped) because its handler failed on them",
+    ("service", "projection"),
+)
+
 
 def observe_request(
     service: str, method: str, route: str | None, status: int, started: float
@@ -79,5 +102,8 @@ __all__ = [
     "metrics_endpoint",
     "observe_request",
     "parked_messages",
+    "projection_events_parked",
+    "projection_lag",
+    "projection_parked",
     "relay_lag",
 ]
