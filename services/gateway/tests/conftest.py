@@ -22,12 +22,14 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import uvicorn
 from audifi_gateway.app import create_app
 from audifi_gateway.config import GatewayConfig
 from audifi_gateway.routes import RouteTable
 from audifi_kit.bus import Bus
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.http.factory import create_service_app
+from audifi_kit.server import server_config
 from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.testing import TokenSigner, free_port, served
 from litestar import Litestar, Request, Response, WebSocket, get, route, websocket
@@ -72,32 +74,56 @@ ECHO_PATHS = [
 ]
 
 
-@route(
-    ECHO_PATHS,
-    http_method=["GET", "POST", "PUT", "PATCH", "DELETE"],
-    opt=PUBLIC,
-    include_in_schema=False,
-)
-async def echo(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """What arrived: method, path, query, headers (in order, repeats kept) and the body's
-    length and SHA-256, read as a stream."""
-    digest, length = hashlib.sha256(), 0
-    async for chunk in request.stream():
-        digest.update(chunk)
-        length += len(chunk)
-    return Response(
-        {
-            "method": request.method,
-            "path": request.scope["path"],
-            "query": request.scope["query_string"].decode(),
-            "headers": [[k.decode(), v.decode()] for k, v in request.scope["headers"]],
-            "bodyLength": length,
-            "bodySha256": digest.hexdigest(),
-        },
-        # Hop-by-hop headers a proxy must not pass on, and one it must.
-        headers={"Keep-Alive": "timeout=99", "Proxy-Authenticate": "Basic", "X-Upstream": "yes"},
-        status_code=200,
+@dataclass
+class UpstreamLog:
+    """The requests the echo upstreams received, as (method, path, X-Request-Id)."""
+
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def saw(self, request_id: str) -> bool:
+        return any(seen_id == request_id for _, _, seen_id in self.seen)
+
+
+def echo_route(upstream_log: UpstreamLog) -> Any:
+    @route(
+        ECHO_PATHS,
+        http_method=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        opt=PUBLIC,
+        include_in_schema=False,
+        # An upload route names its own limit (a kit app's default is 1 MiB): the gateway's
+        # limits are what these tests exercise.
+        request_max_body_size=None,
     )
+    async def echo(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """What arrived: method, path, query, headers (in order, repeats kept), the client's
+        address and the body's length and SHA-256, read as a stream."""
+        upstream_log.seen.append(
+            (request.method, request.scope["path"], request.headers.get("x-request-id"))
+        )
+        digest, length = hashlib.sha256(), 0
+        async for chunk in request.stream():
+            digest.update(chunk)
+            length += len(chunk)
+        return Response(
+            {
+                "method": request.method,
+                "path": request.scope["path"],
+                "query": request.scope["query_string"].decode(),
+                "headers": [[k.decode(), v.decode()] for k, v in request.scope["headers"]],
+                "client": request.client.host if request.client else None,
+                "bodyLength": length,
+                "bodySha256": digest.hexdigest(),
+            },
+            # Hop-by-hop headers a proxy must not pass on, and one it must.
+            headers={
+                "Keep-Alive": "timeout=99",
+                "Proxy-Authenticate": "Basic",
+                "X-Upstream": "yes",
+            },
+            status_code=200,
+        )
+
+    return echo
 
 
 @get("/masters/{master_id:str}/card", opt=PUBLIC)
@@ -126,7 +152,7 @@ class FeedLog:
     reader_gone: bool = False
 
 
-def nft_app(feed: FeedLog | None = None) -> Litestar:
+def nft_app(feed: FeedLog | None = None, upstream_log: UpstreamLog | None = None) -> Litestar:
     feed = feed or FeedLog()
 
     @get("/masters/feed", opt=PUBLIC, include_in_schema=False)
@@ -145,12 +171,18 @@ def nft_app(feed: FeedLog | None = None) -> Litestar:
 
     return create_service_app(
         "nft",
-        route_handlers=[master_card, big_download, failing, endless_feed, echo],
+        route_handlers=[
+            master_card,
+            big_download,
+            failing,
+            endless_feed,
+            echo_route(upstream_log or UpstreamLog()),
+        ],
         settings=Settings(),
     )
 
 
-def auth_app(jwks: dict[str, Any]) -> Litestar:
+def auth_app(jwks: dict[str, Any], upstream_log: UpstreamLog) -> Litestar:
     @get("/.well-known/jwks.json", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
     def keys() -> dict[str, Any]:
         return jwks
@@ -160,7 +192,9 @@ def auth_app(jwks: dict[str, Any]) -> Litestar:
         return AccountCard(user_id=user_id, email="fan@example.com")
 
     return create_service_app(
-        "auth", route_handlers=[keys, account_card, echo], settings=Settings()
+        "auth",
+        route_handlers=[keys, account_card, echo_route(upstream_log)],
+        settings=Settings(),
     )
 
 
@@ -245,13 +279,20 @@ def feed_log() -> FeedLog:
 
 
 @pytest.fixture
+def upstream_log() -> UpstreamLog:
+    return UpstreamLog()
+
+
+@pytest.fixture
 async def upstreams(
-    signer: Signer, studio_log: StudioLog, feed_log: FeedLog
+    signer: Signer, studio_log: StudioLog, feed_log: FeedLog, upstream_log: UpstreamLog
 ) -> AsyncIterator[dict[str, str]]:
-    """auth, nft and vstudio served at once (started and stopped together: it is quicker)."""
+    """auth, nft and vstudio served at once (started and stopped together: it is quicker).
+
+    Each believes X-Forwarded-For from loopback, as a service believes the gateway's."""
     servers = {
-        "auth": served(auth_app(signer.jwks())),
-        "nft": served(nft_app(feed_log)),
+        "auth": served(auth_app(signer.jwks(), upstream_log)),
+        "nft": served(nft_app(feed_log, upstream_log)),
         "vstudio": served(vstudio_app(studio_log)),
     }
     urls = await asyncio.gather(*(s.__aenter__() for s in servers.values()))
@@ -300,7 +341,8 @@ StartGateway = Callable[..., contextlib.AbstractAsyncContextManager[str]]
 @pytest.fixture
 def start_gateway(gateway_config: GatewayConfig) -> StartGateway:
     """`async with start_gateway(settings, bus=..., config=..., routes=...) as url:` serves one
-    gateway app with uvicorn, as `audifi serve gateway` does."""
+    gateway app with uvicorn configured as `audifi serve gateway` configures it (it believes
+    X-Forwarded-For only from AUDIFI_TRUSTED_PROXIES: by default from nobody)."""
 
     @asynccontextmanager
     async def start(
@@ -313,10 +355,30 @@ def start_gateway(gateway_config: GatewayConfig) -> StartGateway:
         app: Litestar = create_app(
             settings, bus or InProcessBus(), config=config or gateway_config, routes=routes
         )
-        async with served(app) as url:
+        async with serving(server_config(app, "gateway", settings, port=0)) as url:
             yield url
 
     return start
+
+
+@asynccontextmanager
+async def serving(config: uvicorn.Config) -> AsyncIterator[str]:
+    """Serve with uvicorn as configured (the kit's `served` uses uvicorn's defaults, which
+    believe anyone's X-Forwarded-For on loopback); yields the base URL."""
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{config.host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture

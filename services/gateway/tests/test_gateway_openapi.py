@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs
+from audifi_gateway.openapi import merge
+from audifi_gateway.routes import RouteTable
+from audifi_kit.http.openapi import error_envelope_components
+
 
 async def test_the_merged_document_lists_each_service_under_api_v1(gateway, client) -> None:
     response = await client.get(f"{gateway}/api/v1/openapi.json")
@@ -68,3 +73,79 @@ async def test_admin_health_is_200_when_every_upstream_is_up(
     report = response.json()
     assert report["status"] == "ok"
     assert {s["status"] for s in report["services"].values()} == {"up"}
+
+
+def _error_responses(document: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    return [
+        (method, path, status, response)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "responses" in operation
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+    ]
+
+
+async def test_every_error_is_documented_as_the_one_envelope_with_the_gateways_own(
+    gateway, client
+) -> None:
+    document = (await client.get(f"{gateway}/api/v1/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    assert [name for name in schemas if "ErrorEnvelope" in name] == ["ErrorEnvelope"]
+    assert set(schemas["ErrorEnvelope"]["required"]) == {"error", "requestId"}
+    errors = _error_responses(document)
+    assert errors, "no error response documented"
+    for method, path, status, response in errors:
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, status)
+
+    # nft's own (a path parameter: 404), the gateway's (limits, breakers, framing) and, on a
+    # route the gateway authenticates though the service's handler is public, 401.
+    card = document["paths"]["/api/v1/masters/{master_id}/card"]["get"]["responses"]
+    assert {"400", "401", "404", "414", "429", "500", "503"} <= set(card)
+    assert "RATE_LIMITED" in card["429"]["description"]
+    users = document["paths"]["/api/v1/users/{user_id}/card"]["get"]["responses"]
+    assert {"401", "404", "429", "503"} <= set(users)
+
+
+async def test_an_error_the_gateway_answers_fits_the_schema_it_documents(gateway, client) -> None:
+    document = (await client.get(f"{gateway}/api/v1/openapi.json")).json()
+    response = await client.get(f"{gateway}/api/v1/masters/7/card")  # no token
+    assert response.status_code == 401
+    documented = document["paths"]["/api/v1/masters/{master_id}/card"]["get"]["responses"]
+    schema = documented["401"]["content"]["application/json"]["schema"]
+    jsonschema_rs.validate({**schema, "components": document["components"]}, response.json())
+
+
+def test_a_service_documenting_errors_otherwise_keeps_them_and_gains_the_envelope() -> None:
+    """A service not built with the kit (or an older kit) still gets the gateway's errors, and
+    the envelope component they refer to, beside its own differently named one."""
+    theirs = {
+        "paths": {
+            "/chain": {
+                "get": {
+                    "responses": {
+                        "200": {"description": "ok"},
+                        "502": {"description": "node down"},
+                    }
+                }
+            },
+            "/masters": {
+                "post": {
+                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                    "responses": {"200": {"description": "ok"}},
+                }
+            },
+        },
+        "components": {"schemas": {"ErrorEnvelope": {"type": "string"}}},
+    }
+    document = merge(RouteTable(), {"nft": theirs})
+    chain = document["paths"]["/api/v1/chain"]["get"]["responses"]
+    assert chain["502"] == {"description": "node down"}
+    assert {"400", "414", "429", "500", "503"} <= set(chain) and "401" not in chain
+    masters = document["paths"]["/api/v1/masters"]["post"]["responses"]
+    # an authenticated route, with a body
+    assert {"401", "408", "413", "429", "503"} <= set(masters)
+    schemas = document["components"]["schemas"]
+    assert schemas["ErrorEnvelope"] == error_envelope_components()["ErrorEnvelope"]
+    assert schemas["nft_ErrorEnvelope"] == {"type": "string"}

@@ -50,8 +50,11 @@ async def test_hop_by_hop_headers_do_not_cross_the_gateway(gateway, client, sign
     assert "Keep-Alive" not in response.headers
 
 
-async def test_a_large_upload_streams_through_unchanged(gateway, client, signer, big_body) -> None:
+async def test_a_large_upload_within_its_routes_limit_passes_through_unchanged(
+    start_gateway, upstream_settings, client, signer, big_body
+) -> None:
     chunk_size, chunks = big_body
+    routes = RouteTable([Route("/content", "nft", max_body=chunk_size * chunks)])
     digest = hashlib.sha256()
 
     async def body() -> AsyncIterator[bytes]:
@@ -60,9 +63,10 @@ async def test_a_large_upload_streams_through_unchanged(gateway, client, signer,
             digest.update(chunk)
             yield chunk
 
-    response = await client.post(
-        f"{gateway}/api/v1/content/upload", content=body(), headers=bearer(signer)
-    )
+    async with start_gateway(upstream_settings(), routes=routes) as gateway:
+        response = await client.post(
+            f"{gateway}/api/v1/content/upload", content=body(), headers=bearer(signer)
+        )
     assert response.status_code == 200
     echo = response.json()
     assert echo["bodyLength"] == chunk_size * chunks
@@ -207,6 +211,11 @@ async def test_cors_preflights_are_answered_by_the_gateway(
             headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "POST"},
         )
         assert "Access-Control-Allow-Origin" not in stranger.headers
+
+        # Not a preflight (no Origin): the gateway says what the path takes, as without CORS.
+        plain = await client.options(f"{url}/api/v1/chain")
+        assert plain.status_code == 204
+        assert plain.headers["Allow"] == "GET, HEAD, OPTIONS"
 
         # An actual cross-origin call, even a refused one, carries the CORS headers.
         refused = await client.get(

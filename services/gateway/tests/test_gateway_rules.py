@@ -88,6 +88,15 @@ def test_only_the_ways_to_get_a_token_signed_webhooks_and_public_reads_are_publi
     assert TABLE.match("/chain", "POST") is None  # nothing to write there
 
 
+def test_a_path_allows_the_methods_of_every_entry_that_takes_it() -> None:
+    everything = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    assert TABLE.allowed("/chain/contracts") == ("GET", "HEAD", "OPTIONS")
+    assert TABLE.allowed("/projects/3") == everything  # public reads, authenticated writes
+    assert TABLE.allowed("/auth/login") == everything
+    assert TABLE.allowed("/nowhere") == ()
+    assert TABLE.match("/auth/login", "TRACE") is None
+
+
 def test_every_route_names_a_known_service_and_rate_class() -> None:
     assert set(TABLE.services) == set(DEFAULT_PORTS) - {"gateway"}
     assert {r.rate_class for r in ROUTES} <= set(DEFAULT_LIMITS)
@@ -166,6 +175,12 @@ def test_rate_limits_are_read_from_the_environment() -> None:
     assert config.cors_origins == ("https://a.test", "https://b.test")
     with pytest.raises(ValueError, match="AUDIFI_RATE_LIMITS"):
         parse_rate_limits("auth=lots")
+
+
+def test_body_limits_are_read_from_the_environment() -> None:
+    assert (GatewayConfig().max_body, GatewayConfig().body_timeout) == (1024 * 1024, 10.0)
+    config = GatewayConfig.from_env({"AUDIFI_MAX_BODY": "2048", "AUDIFI_BODY_TIMEOUT": "2.5"})
+    assert (config.max_body, config.body_timeout) == (2048, 2.5)
 
 
 def test_the_gateway_is_discovered_as_a_deployable() -> None:

@@ -1,6 +1,7 @@
 """Admission: what a client request or WebSocket passes before it may reach a service.
 
-1. its path is routed (`routes`): 404 NOT_FOUND when no route takes it;
+1. its path is routed (`routes`): 404 NOT_FOUND when no route takes it, 405
+   METHOD_NOT_ALLOWED (with `Allow`) when routes take the path but not with this method;
 2. on an authenticated route the caller is verified at the edge (`edge_auth`): 401;
 3. the caller (user, else IP address) is within the route class's rate limit: 429;
 4. the upstream's circuit breaker is not open: 503.
@@ -15,7 +16,7 @@ from urllib.parse import unquote
 
 import structlog
 from audifi_kit.http.auth import Identity
-from audifi_kit.http.errors import NotFound, Unavailable
+from audifi_kit.http.errors import MethodNotAllowed, NotFound, Unavailable
 from litestar.types import Scope
 
 from audifi_gateway import metrics
@@ -58,15 +59,30 @@ class Admission:
     def route(self, scope: Scope) -> tuple[Route, bytes]:
         """The route of the request and the path to ask its upstream for."""
         found = client_path(scope)
-        route = None if found is None else self.table.match(found[0], scope.get("method", "GET"))
-        if route is None or found is None:
+        if found is None:
+            raise NotFound("No such route")
+        route = self.table.match(found[0], scope.get("method", "GET"))
+        if route is None:
+            if allowed := self.table.allowed(found[0]):
+                raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
             raise NotFound("No such route")
         # The kit labels request metrics by route template: the prefix, never the raw path.
         scope["path_template"] = f"{API_PREFIX}{route.prefix}"
         return route, found[1]
 
+    def allowed(self, scope: Scope) -> tuple[str, ...]:
+        """The methods the routes take the request's path with; () for none."""
+        found = client_path(scope)
+        return () if found is None else self.table.allowed(found[0])
+
     async def admit(self, scope: Scope, route: Route, token: str | None) -> Identity | None:
         """The verified caller (None on a public route); raises 401, 429 or 503."""
+        identity = await self.admit_caller(scope, route, token)
+        self.admit_upstream(scope, route)
+        return identity
+
+    async def admit_caller(self, scope: Scope, route: Route, token: str | None) -> Identity | None:
+        """Steps 2 and 3: the verified caller (None on a public route); raises 401 or 429."""
         identity = None
         if not route.public:
             identity = await self.auth.verify(token)
@@ -75,9 +91,16 @@ class Admission:
             structlog.contextvars.bind_contextvars(user_id=identity.user_id)
         caller = f"user:{identity.user_id}" if identity else f"ip:{client_address(scope)}"
         await self.limiter.hit(route.rate_class, caller)
+        return identity
+
+    def admit_upstream(self, scope: Scope, route: Route) -> None:
+        """Step 4, last before the upstream is asked: its breaker is not open (else 503).
+
+        The proxy reads a request's body between the steps, so that a half-open breaker's
+        one probe is never held by a client that is slow to send it.
+        """
         try:
             self.breakers[route.service].admit()
         except Unavailable:
             metrics.proxied_requests.labels(route.service, scope.get("method", "WS"), "503").inc()
             raise
-        return identity

@@ -95,7 +95,7 @@ def create_app(
         cooldown=config.breaker_cooldown,
     )
     admission = Admission(table, EdgeAuth(TokenVerifier(keys), store), limiter, breakers)
-    http_proxy = HttpProxy(admission, settings)
+    http_proxy = HttpProxy(admission, settings, config)
     websocket_proxy = WebSocketProxy(admission, settings)
     merged = MergedOpenApi(table, settings, cache_seconds=config.openapi_cache_seconds)
     health = UpstreamHealth(table.services, settings, timeout=config.health_timeout)

@@ -16,6 +16,10 @@ What every deployable shares (service URLs, REDIS_URL, AMQP_URL, the JWKS URL) i
 - `AUDIFI_OPENAPI_CACHE_SECONDS`: how long the merged OpenAPI document is reused. Default 10.
 - `AUDIFI_HEALTH_TIMEOUT`: seconds `/api/v1/admin/health` waits for each upstream's `/ready`.
   Default 2.
+- `AUDIFI_MAX_BODY`: largest request body in bytes the gateway takes on a route that does not
+  name its own (`routes.Route.max_body`); larger is refused with 413. Default 1048576 (1 MiB).
+- `AUDIFI_BODY_TIMEOUT`: seconds a client has to send its whole request body; slower is
+  refused with 408, and the upstream never sees the request. Default 10.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class GatewayConfig:
     breaker_cooldown: float = 10.0
     openapi_cache_seconds: float = 10.0
     health_timeout: float = 2.0
+    max_body: int = 1024 * 1024
+    body_timeout: float = 10.0
     # Fixed by the architecture (`<consumer>.<purpose>`); a field so tests can use their own.
     revocation_queue: str = REVOCATION_QUEUE
 
@@ -60,4 +66,6 @@ class GatewayConfig:
             breaker_cooldown=float(opt("AUDIFI_BREAKER_COOLDOWN") or 10.0),
             openapi_cache_seconds=float(opt("AUDIFI_OPENAPI_CACHE_SECONDS") or 10.0),
             health_timeout=float(opt("AUDIFI_HEALTH_TIMEOUT") or 2.0),
+            max_body=int(opt("AUDIFI_MAX_BODY") or 1024 * 1024),
+            body_timeout=float(opt("AUDIFI_BODY_TIMEOUT") or 10.0),
         )

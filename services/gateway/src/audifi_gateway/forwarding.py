@@ -4,9 +4,15 @@ Hop-by-hop headers describe one connection, not the message, so they never cross
 and every header it names, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade and Proxy-*.
 Towards a service the gateway also replaces what a client must not choose: `Host` (the
 upstream's), `X-Request-Id` (the kit's id of this request), `X-User-Id` / `X-User-Roles` (set
-only from a verified token) and `X-Forwarded-*` (the gateway says who connected: the client's
-address is appended to `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are what
-the client used). `Authorization` and cookies pass unchanged: services verify the token again.
+only from a verified token) and `X-Forwarded-*` (the gateway says who connected, below;
+`X-Forwarded-Proto` and `X-Forwarded-Host` are what the client used). `Authorization` and
+cookies pass unchanged: services verify the token again.
+
+`X-Forwarded-For` carries one address: the client's, as the gateway's server resolved it
+(`scope["client"]`: the peer, or what a proxy in AUDIFI_TRUSTED_PROXIES said the peer was).
+Whatever the client itself sent there is dropped: services trust the gateway's word on the
+client's address (per-IP limits, auth's brute-force budgets), so a list the client could add
+to would let any client choose its own address.
 """
 
 from __future__ import annotations
@@ -83,9 +89,7 @@ def upstream_headers(
     """The headers a service receives for this client request."""
     dropped = _REPLACED_UPSTREAM.union(skip)
     headers = [(n, v) for n, v in end_to_end(scope.get("headers", ())) if n not in dropped]
-    earlier = b", ".join(v for n, v in scope.get("headers", ()) if n == b"x-forwarded-for")
-    client = client_address(scope).encode("latin-1")
-    headers.append((b"x-forwarded-for", b"%s, %s" % (earlier, client) if earlier else client))
+    headers.append((b"x-forwarded-for", client_address(scope).encode("latin-1")))
     scheme = scope.get("scheme", "http").replace("ws", "http")
     headers.append((b"x-forwarded-proto", scheme.encode("latin-1")))
     if (host := header(scope, b"host")) is not None:

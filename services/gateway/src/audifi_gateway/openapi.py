@@ -11,7 +11,13 @@ gateway fetches them all concurrently and merges them:
   one's is renamed `<service>_<name>` and its `$ref`s follow; a repeated operationId is
   prefixed with the service in the same way;
 * a service that does not answer is listed under `x-audifi-unavailable` (and in the info text)
-  instead of failing the document.
+  instead of failing the document;
+* every operation keeps the error responses its service documents (the kit's one
+  `ErrorEnvelope` component) and gains those the gateway itself answers before or instead of
+  the service: 400 (a request it cannot frame), 414 (a URL too long to forward), 429 (rate
+  limits), 503 (an upstream down, slow or behind an open breaker), 500; 401 on routes the
+  route table authenticates; 408 and 413 when the operation takes a body (sent too slowly,
+  too large).
 
 The result is kept `AUDIFI_OPENAPI_CACHE_SECONDS` (10 s): the docs page can be reloaded
 without fanning out to every service each time, and a new deployment shows within seconds.
@@ -23,11 +29,13 @@ import asyncio
 import copy
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
 import httpx
 import structlog
+from audifi_kit.http.openapi import ERROR_ENVELOPE_REF, error_envelope_components
 from audifi_kit.settings import Settings
 from litestar import MediaType, Response, get
 
@@ -41,6 +49,24 @@ UPSTREAM_SCHEMA_PATH = "/schema/openapi.json"
 UNAVAILABLE_KEY = "x-audifi-unavailable"
 BEARER_SCHEME = "bearerAuth"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+# Status -> (error codes, why) of what the gateway answers itself, on every operation...
+GATEWAY_ERRORS: dict[int, tuple[tuple[str, ...], str]] = {
+    400: (("VALIDATION_ERROR",), "the request's framing is invalid"),
+    414: ((), "the URL is too long to forward"),
+    429: (("RATE_LIMITED",), "a rate limit of the caller is spent (see Retry-After)"),
+    500: (("INTERNAL",), "the gateway failed"),
+    503: (("UNAVAILABLE",), "the service is down, too slow, or its circuit breaker is open"),
+}
+# ... on operations that take a body...
+GATEWAY_BODY_ERRORS: dict[int, tuple[tuple[str, ...], str]] = {
+    408: ((), "the request body arrived too slowly"),
+    413: ((), "the request body is too large"),
+}
+# ... and on the routes it authenticates itself.
+GATEWAY_AUTH_ERRORS: dict[int, tuple[tuple[str, ...], str]] = {
+    401: (("UNAUTHORIZED",), "no valid access token, or its session was signed out"),
+}
 
 
 class MergedOpenApi:
@@ -87,7 +113,12 @@ def merge(table: RouteTable, documents: Mapping[str, dict[str, Any] | None]) -> 
     """The gateway's document from each service's own (None: the service did not answer)."""
     paths: dict[str, dict[str, Any]] = {}
     bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    components: dict[str, dict[str, Any]] = {"securitySchemes": {BEARER_SCHEME: bearer}}
+    # The kit's envelope first: a service publishing the same one shares it, so the merged
+    # document has one ErrorEnvelope whatever answers.
+    components: dict[str, dict[str, Any]] = {
+        "securitySchemes": {BEARER_SCHEME: bearer},
+        "schemas": copy.deepcopy(error_envelope_components()),
+    }
     tags: list[dict[str, str]] = []
     operation_ids: set[str] = set()
     unavailable = [s for s, d in documents.items() if d is None]
@@ -172,8 +203,29 @@ def _reachable(
             continue
         operation["tags"] = [service]
         operation.setdefault("security", [] if route.public else [{BEARER_SCHEME: []}])
+        _add_gateway_errors(operation, authenticated=not route.public)
         operations[method] = operation
     return operations
+
+
+def _add_gateway_errors(operation: dict[str, Any], *, authenticated: bool) -> None:
+    """The error responses the gateway answers itself, beside the service's own."""
+    responses = operation.setdefault("responses", {})
+    errors = dict(GATEWAY_ERRORS)
+    if "requestBody" in operation:
+        errors |= GATEWAY_BODY_ERRORS
+    if authenticated:
+        errors |= GATEWAY_AUTH_ERRORS
+    for status, (codes, why) in sorted(errors.items()):
+        # A service's own entry names its codes; the gateway's adds only a missing status.
+        named = f" (error code {' or '.join(codes)})" if codes else ""
+        responses.setdefault(
+            str(status),
+            {
+                "description": f"{HTTPStatus(status).phrase}, from the gateway: {why}{named}",
+                "content": {"application/json": {"schema": {"$ref": ERROR_ENVELOPE_REF}}},
+            },
+        )
 
 
 def openapi_endpoint(merged: MergedOpenApi) -> Any:

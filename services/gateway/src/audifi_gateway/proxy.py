@@ -1,10 +1,17 @@
 """The HTTP proxy: a client request under `/api/v1` to the service the route table names.
 
-In order: find the route (404 NOT_FOUND when none), verify the caller on an authenticated
-route (401), count it against its rate limit (429), ask the upstream's breaker (503 while
-open), then forward. Bodies stream both ways, never held whole in memory: the request body
-flows to the service as the client sends it, the response flows back as the service sends it
-(its bytes untouched, compressed or not), and the upstream connection is dropped as soon as
+In order: check the request line and headers (`request_guard`: 400, 414), find the route (404
+NOT_FOUND when none, 405 when the path takes other methods), answer OPTIONS from the route
+table (204 with `Allow`; CORS preflights are the CORS middleware's when CORS is configured),
+check the body's framing (400, 413), verify the caller on an authenticated route (401), count
+it against its rate limit (429), read the request body whole (408, 413; a JSON body's depth
+and encoding: 400), ask the upstream's breaker (503 while open), then forward.
+
+The request body is held whole, up to the route's limit, before the upstream is asked: a
+service then never waits on a slow client, and the upstream's breaker hears only of the
+upstream's own failures (it cannot connect, or does not answer in time while it owes us its
+answer), never of a client that is slow or gone. The response flows back as the service sends
+it (its bytes untouched, compressed or not), and the upstream connection is dropped as soon as
 the client goes away.
 
 Timeouts are per route: connecting, each write and each read of the upstream may take at most
@@ -18,25 +25,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import structlog
-from audifi_kit.http.auth import bearer_token
-from audifi_kit.http.errors import Unavailable
+from audifi_kit.http.auth import Identity, bearer_token
+from audifi_kit.http.errors import DomainError, Unavailable, ValidationFailed
 from audifi_kit.settings import Settings
 from litestar.types import Receive, Scope, Send
 
 from audifi_gateway import metrics
 from audifi_gateway.admission import Admission
+from audifi_gateway.config import GatewayConfig
 from audifi_gateway.forwarding import downstream_headers, upstream_headers
-from audifi_gateway.routes import Route
+from audifi_gateway.request_guard import (
+    CLOSE,
+    ClientDisconnected,
+    check_body,
+    check_request,
+    read_body,
+)
+from audifi_gateway.routes import API_PREFIX, Route
 
 log = structlog.get_logger("audifi.gateway.proxy")
 
-
-class ClientDisconnected(Exception):
-    """The client went away while its request body was being forwarded."""
+# The client's own length would be wrong for what is forwarded after a chunked upload.
+_SET_BY_PROXY = (b"content-length",)
 
 
 class UpstreamAborted(Exception):
@@ -44,9 +57,10 @@ class UpstreamAborted(Exception):
 
 
 class HttpProxy:
-    def __init__(self, admission: Admission, settings: Settings) -> None:
+    def __init__(self, admission: Admission, settings: Settings, config: GatewayConfig) -> None:
         self.admission = admission
         self.settings = settings
+        self.config = config
         # One pooled client for the app's life, set by its lifespan.
         self.client: httpx.AsyncClient | None = None
 
@@ -54,26 +68,34 @@ class HttpProxy:
         client = self.client
         assert client is not None, "the proxy serves only while the app runs"
         method: str = scope["method"]
-        route, raw_path = self.admission.route(scope)
-        identity = await self.admission.admit(scope, route, bearer_token(scope))
+        framing = check_request(scope)
+        body: bytes | None = None
+        try:
+            route, raw_path = self.admission.route(scope)
+            if method == "OPTIONS":
+                await self._options(scope, send, close=framing.has_body)
+                return
+            limit = route.max_body if route.max_body is not None else self.config.max_body
+            framing.check(method, limit)
+            identity = await self.admission.admit_caller(scope, route, bearer_token(scope))
+            if framing.has_body:
+                body = await read_body(receive, limit=limit, timeout=self.config.body_timeout)
+        except ClientDisconnected:
+            return
+        except DomainError as error:
+            if framing.has_body and body is None:
+                # What the client still sends is not worth reading: close instead.
+                error.headers.update(CLOSE)
+            raise
+        if body is not None:
+            check_body(scope, body)
+        request = self._request(client, scope, route, raw_path, identity, body)
+        self.admission.admit_upstream(scope, route)
         breaker = self.admission.breakers[route.service]
 
-        url = self.settings.service_url(route.service) + raw_path.decode("latin-1")
-        if query := scope.get("query_string"):
-            url = f"{url}?{query.decode('latin-1')}"
         started = time.perf_counter()
         try:  # from here on the breaker hears how it went, whatever happens
-            request = client.build_request(
-                method,
-                url,
-                headers=upstream_headers(scope, identity),
-                content=_request_body(receive) if _has_body(scope) else None,
-                timeout=httpx.Timeout(route.timeout),
-            )
             response = await client.send(request, stream=True)
-        except ClientDisconnected:
-            breaker.release()
-            return
         except httpx.PoolTimeout as exc:
             # Our own pool is exhausted: no verdict on the upstream.
             breaker.release()
@@ -102,36 +124,50 @@ class HttpProxy:
                     "headers": downstream_headers(response.headers.raw),
                 }
             )
-            await _relay_body(response, send, receive)
+            await _relay_body(response, send, receive, route)
         finally:
             await response.aclose()
+
+    def _request(
+        self,
+        client: httpx.AsyncClient,
+        scope: Scope,
+        route: Route,
+        raw_path: bytes,
+        identity: Identity | None,
+        body: bytes | None,
+    ) -> httpx.Request:
+        url = self.settings.service_url(route.service) + raw_path.decode("latin-1")
+        if query := scope.get("query_string"):
+            url = f"{url}?{query.decode('latin-1')}"
+        try:
+            return client.build_request(
+                scope["method"],
+                url,
+                headers=upstream_headers(scope, identity, skip=_SET_BY_PROXY),
+                content=body,
+                timeout=httpx.Timeout(route.timeout),
+            )
+        except httpx.InvalidURL as exc:
+            # The target passed the server's and our own checks; httpx is stricter still.
+            raise ValidationFailed("The request target is not a valid URL") from exc
+
+    async def _options(self, scope: Scope, send: Send, *, close: bool) -> None:
+        """OPTIONS asks what a path takes: the route table knows, no token needed."""
+        headers = [(b"allow", ", ".join(self.admission.allowed(scope)).encode("latin-1"))]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
     def _count(route: Route, method: str, status: int) -> None:
         metrics.proxied_requests.labels(route.service, method, str(status)).inc()
 
 
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope.get("headers", ()):
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
-
-
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        if chunk := message.get("body", b""):
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _relay_body(response: httpx.Response, send: Send, receive: Receive) -> None:
+async def _relay_body(response: httpx.Response, send: Send, receive: Receive, route: Route) -> None:
     """Stream the upstream's body to the client until it ends or the client disconnects."""
-    relay = asyncio.ensure_future(_send_chunks(response, send))
+    relay = asyncio.ensure_future(_send_chunks(response, send, route))
     gone = asyncio.ensure_future(_disconnect(receive))
     try:
         await asyncio.wait((relay, gone), return_when=asyncio.FIRST_COMPLETED)
@@ -143,12 +179,18 @@ async def _relay_body(response: httpx.Response, send: Send, receive: Receive) ->
         raise error
 
 
-async def _send_chunks(response: httpx.Response, send: Send) -> None:
+async def _send_chunks(response: httpx.Response, send: Send, route: Route) -> None:
     try:
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except httpx.TransportError as exc:
-        log.warning("upstream_aborted_response", url=str(response.url), error=repr(exc))
+        # The route, not the URL: a query may carry a token, and no log line may.
+        log.warning(
+            "upstream_aborted_response",
+            upstream=route.service,
+            route=f"{API_PREFIX}{route.prefix}",
+            error=repr(exc),
+        )
         raise UpstreamAborted(str(exc)) from exc
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -25,6 +25,14 @@ user). Public are only:
 
 Marking a route public only drops the edge check: services verify tokens again (zero trust).
 
+Methods. An entry limited to some methods answers the others with 405 METHOD_NOT_ALLOWED and
+an `Allow` header, as does any path for a method outside `METHODS` (TRACE, CONNECT, ...); an
+entry for every method takes all of `METHODS`. OPTIONS is the gateway's own to answer, from
+this table.
+
+Bodies. A request body is read whole at the edge before it is forwarded, up to the route's
+`max_body` (None: the gateway's AUDIFI_MAX_BODY); a route that takes uploads names its own.
+
 Rate-limit classes (limits in `ratelimit`): `auth` for the credential endpoints (brute force),
 `write` for calls that move money or mint, `ingest` for analytics event ingestion, `webhook`
 for Stripe, `default` for everything else.
@@ -54,19 +62,29 @@ class Route:
     timeout: float = 10.0
     access: Access = Access.AUTHENTICATED
     rate_class: str = "default"
-    # None: every method; else only these (upper case).
+    # None: every method of METHODS; else only these (upper case).
     methods: frozenset[str] | None = None
+    # Largest request body in bytes; None: the gateway's default (GatewayConfig.max_body).
+    max_body: int | None = None
 
     @property
     def public(self) -> bool:
         return self.access is Access.PUBLIC
 
+    @property
+    def allowed(self) -> frozenset[str]:
+        return METHODS if self.methods is None else self.methods | {"OPTIONS"}
+
+    def takes(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(f"{self.prefix}/")
+
     def covers(self, path: str, method: str) -> bool:
-        return (path == self.prefix or path.startswith(f"{self.prefix}/")) and (
-            self.methods is None or method in self.methods
-        )
+        return self.takes(path) and method in self.allowed
 
 
+# What the gateway forwards at all; OPTIONS it answers itself.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 READS = frozenset({"GET", "HEAD"})
 
 ROUTES: tuple[Route, ...] = (
@@ -165,6 +183,18 @@ class RouteTable:
             if route.covers(path, method):
                 return route
         return None
+
+    def allowed(self, path: str) -> tuple[str, ...]:
+        """Every method some route takes `path` with, in the usual order; () for no route.
+
+        A method one entry refuses may fall through to a shorter prefix that takes it
+        (`match`), so the methods of every entry taking the path count.
+        """
+        methods: set[str] = set()
+        for route in self._by_segment.get(_first_segment(path), ()):
+            if route.takes(path):
+                methods |= route.allowed
+        return tuple(m for m in _METHOD_ORDER if m in methods)
 
     @property
     def services(self) -> Sequence[str]:

@@ -12,11 +12,15 @@ identity, offers the client's subprotocols, and accepts the client with the one 
 Text and binary frames are relayed both ways as they come. When one side closes, the other is
 closed with the same code and reason; a side that vanished without a close frame (1006) is
 reported as 1014 (bad gateway) to the client and 1001 (going away) to vstudio.
+
+Neither the handshake's path and query (which may carry the token) nor its headers are ever
+logged by the gateway: its log lines name the upstream and the error only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from urllib.parse import parse_qsl, urlencode
 
@@ -33,6 +37,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from audifi_gateway import metrics
 from audifi_gateway.admission import Admission
 from audifi_gateway.forwarding import upstream_headers
+from audifi_gateway.request_guard import check_request
 
 log = structlog.get_logger("audifi.gateway.websocket")
 
@@ -50,6 +55,10 @@ _HANDSHAKE_HEADERS = (
     b"user-agent",
 )
 _SENDABLE = {*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)}
+# The websockets client logs each handshake's request line and headers (the token as
+# Authorization) when its logger is at DEBUG: this one never is, whatever the root's level.
+_UPSTREAM_LOG = logging.getLogger("audifi.gateway.websocket.upstream")
+_UPSTREAM_LOG.setLevel(logging.INFO)
 
 
 class WebSocketProxy:
@@ -62,6 +71,7 @@ class WebSocketProxy:
             return
         token = bearer_token(scope) or _query_token(scope)
         try:
+            check_request(scope)
             route, raw_path = self.admission.route(scope)
             if not WEBSOCKET_PATH.fullmatch(raw_path):
                 raise NotFound("No WebSocket at this path")
@@ -86,6 +96,7 @@ class WebSocketProxy:
                 compression=None,
                 proxy=None,
                 user_agent_header=None,
+                logger=_UPSTREAM_LOG,
             )
         except InvalidStatus as exc:
             breaker.record_success()  # it answered: the refusal is the service's to make
@@ -184,7 +195,12 @@ def _websocket_url(base: str, raw_path: bytes, scope: Scope) -> str:
 
 async def _deny(scope: Scope, send: Send, error: DomainError) -> None:
     body = msgspec.json.encode(envelope(error.code, error.message, error.details))
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    # The server closes the connection after a refused handshake and says so itself.
+    headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in error.headers.items()
+        if k.lower() != "connection"
+    ]
     headers.append((b"content-type", b"application/json"))
     await _refuse(scope, send, error.status_code, headers, body)
 
