@@ -38,7 +38,10 @@ def platform(
     redis_url: str,
     signing_keys: SigningKeys,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Platform]:
+    """The platform of one test module; a module's `PLATFORM_ENV` adds to or overrides its
+    environment (the fuzzing suite's own limits)."""
     prefix = f"e2e{uuid.uuid4().hex[:8]}_"
     var_dir = tmp_path_factory.mktemp("platform")
     running = Platform(
@@ -53,6 +56,7 @@ def platform(
             "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
             **SMALL_FOOTPRINT,
             **E2E_AUTH,
+            **getattr(request.module, "PLATFORM_ENV", {}),
         },
         Path(var_dir),
     )
@@ -62,3 +66,12 @@ def platform(
     finally:
         running.stop_all()
         asyncio.run(drop_databases(postgres_url, prefix))
+
+
+LOG_CHECKS_MODULE = "test_platform_logs.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log checks run last, once every other module's platform has stopped (module-scoped
+    platforms are torn down when the run moves on to the next module)."""
+    items.sort(key=lambda item: item.path.name == LOG_CHECKS_MODULE)

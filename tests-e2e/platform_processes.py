@@ -34,9 +34,14 @@ CHAIN_USERS = tuple(n for n in DEPLOYABLES if load_app(n).uses_chain)
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Every log file a platform of this test session wrote (each process's output, `make run` and
+# `make up` included), for the checks that read them after the platforms stopped.
+SESSION_LOGS: list[Path] = []
+
 
 def make(target: str, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`make TARGET` at the repository root, as a developer runs it, in its own process group."""
+    SESSION_LOGS.append(log)
     with log.open("wb") as out:
         return subprocess.Popen(
             ["make", "--no-print-directory", target],
@@ -105,7 +110,9 @@ class Platform:
         return f"{self.url('gateway')}/api/v1"
 
     def start(self, name: str, *, wait: float = 60.0) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")
+        if (path := self.log_dir / f"{name}.log") not in SESSION_LOGS:
+            SESSION_LOGS.append(path)
+        log = open(path, "ab")
         command = ["chain", "node"] if name == CHAIN else ["serve", name]
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "audifi_kit.cli", *command],
