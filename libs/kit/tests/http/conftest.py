@@ -33,7 +33,9 @@ def jwks_server(signing_key: SigningKey) -> Iterator[JwksServer]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(Litestar([jwks]), log_level="warning", lifespan="off", access_log=False)
+    # log_config=None: uvicorn's default config would stop its loggers propagating to the root
+    # handler for the rest of the session (the log redaction tests read what reaches it).
+    config = uvicorn.Config(Litestar([jwks]), log_config=None, lifespan="off", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
