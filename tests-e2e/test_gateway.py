@@ -73,7 +73,7 @@ async def _publish_revocation(amqp_url: str, sid: str, user: str) -> None:
     now = datetime.now(UTC)
     event = SessionRevoked(
         session_id=sid,
-        user_id=user,
+        account_id=user,
         revoked_at=now,
         access_tokens_valid_until=now + timedelta(minutes=15),
         reason="logout",

@@ -177,3 +177,28 @@ def test_an_event_with_positional_fields_is_refused() -> None:
 
     with pytest.raises(TypeError, match="kw_only=True"):
         reg.register("nft.master.positional")(Positional)
+
+
+def test_a_superseded_shape_is_decoded_into_the_current_one(reg: Registry) -> None:
+    @reg.register("vstudio.vote.cast", version=3)
+    class VoteCastV3(IntegrationEvent, kw_only=True):
+        voter_id: str
+        weight: int
+
+    @reg.register(
+        "vstudio.vote.cast", version=2, upcast=lambda v2: VoteCastV3(**msgspec.structs.asdict(v2))
+    )
+    class VoteCastV2(IntegrationEvent, kw_only=True):
+        voter_id: str
+        weight: int
+
+    @reg.register(
+        "vstudio.vote.cast", version=1, upcast=lambda v1: VoteCastV2(voter_id=v1.user_id, weight=1)
+    )
+    class VoteCast(IntegrationEvent, kw_only=True):
+        user_id: str
+
+    assert reg.decode("vstudio.vote.cast", 1, b'{"userId": "u"}') == VoteCastV3(
+        voter_id="u", weight=1
+    )
+    assert reg.get("vstudio.vote.cast", 1).struct is VoteCast

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from audifi_auth.adapters.passwords import Passwords
 from audifi_auth.app import create_app
 from audifi_auth.config import AuthConfig
-from audifi_auth.passwords import Passwords
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.http import configure_logging
 from audifi_kit.postgres import embedded_server

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import base58
+import pyotp
 import pytest
-from audifi_auth.crypto_shredding import seal, unseal
-from audifi_auth.domain.account import Account, AccountErased, Role, TotpCodeSpent
+from audifi_auth.adapters.crypto_shredding import seal, unseal
+from audifi_auth.domain.account import Account, AccountErased, Role, TotpCodeRefused
 from audifi_auth.domain.address_index import AddressIndex, AddressTaken
 from audifi_auth.domain.session import RefreshTokenReused, Session, SessionEnded
 from audifi_auth.domain.sign_in import MagicLink, ProofRefused, TwoFactorChallenge
@@ -29,6 +30,27 @@ from eth_account.messages import encode_defunct
 from nacl.signing import SigningKey
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+STEP = timedelta(seconds=30)
+
+
+def code_at(when: datetime) -> str:
+    return pyotp.TOTP(SECRET).at(when)
+
+
+def recovery_hash(code: str) -> str:
+    return f"hash:{code}"
+
+
+def with_two_factor(recovery_codes: list[str] = ()) -> Account:  # type: ignore[assignment]
+    account = new_account()
+    account.issue_totp_secret(SECRET)
+    account.enable_two_factor(
+        code_at(NOW - STEP), [recovery_hash(c) for c in recovery_codes], enabled_at=NOW
+    )
+    return account
+
+
 REQUEST = SignInRequest(
     domain="audifi.test", uri="https://audifi.test", chain_id=8453, statement="Hi"
 )
@@ -57,13 +79,11 @@ def test_a_role_is_granted_once_and_an_erased_account_changes_no_more() -> None:
 
 
 def test_a_recovery_code_works_once() -> None:
-    account = new_account()
-    account.issue_totp_secret("JBSWY3DPEHPK3PXP")
-    account.enable_two_factor(["h1", "h2"], enabled_at=NOW)
+    account = with_two_factor(["aaa-111", "bbb-222"])
     assert account.two_factor_enabled
-    assert account.use_recovery_code("h1") is True
-    assert account.use_recovery_code("h1") is False
-    assert account.recovery_code_hashes == ["h2"]
+    assert account.accept_second_factor("AAA-111", NOW, recovery_hash) is True
+    assert account.accept_second_factor("aaa-111", NOW, recovery_hash) is False
+    assert account.recovery_code_hashes == [recovery_hash("bbb-222")]
 
 
 def test_an_address_is_held_by_one_account_until_released() -> None:
@@ -178,27 +198,40 @@ def test_sealed_personal_data_opens_only_with_its_key() -> None:
     assert unseal(None, subject, "email", sealed) is None
 
 
-def test_a_totp_time_step_is_accepted_once_and_never_an_earlier_one() -> None:
+def test_two_factor_turns_on_only_with_a_code_of_the_issued_secret() -> None:
     account = new_account()
-    account.issue_totp_secret("JBSWY3DPEHPK3PXP")
-    account.enable_two_factor([], enabled_at=NOW)
-    assert account.totp_step_unused(100)
+    account.issue_totp_secret(SECRET)
+    with pytest.raises(TotpCodeRefused):
+        account.enable_two_factor(code_at(NOW + 10 * STEP), [], enabled_at=NOW)
+    assert not account.two_factor_enabled
 
-    account.use_totp_step(100)
+    account.enable_two_factor(code_at(NOW), [], enabled_at=NOW)
 
-    assert not account.totp_step_unused(100) and not account.totp_step_unused(99)
-    with pytest.raises(TotpCodeSpent):
-        account.use_totp_step(100)
-    account.use_totp_step(101)  # the next code still works
-    assert account.last_totp_step == 101
+    assert account.two_factor_enabled
+    # The code that turned it on signs nobody in.
+    assert account.accept_second_factor(code_at(NOW), NOW, recovery_hash) is False
+
+
+def test_a_totp_code_is_accepted_once_and_never_an_earlier_one() -> None:
+    account = with_two_factor()
+    later = NOW + 10 * STEP
+
+    assert account.accept_second_factor(code_at(later), later, recovery_hash) is True
+
+    assert account.accept_second_factor(code_at(later), later, recovery_hash) is False
+    # One step of clock drift is allowed either side, but not back before an accepted code.
+    assert account.accept_second_factor(code_at(later - STEP), later, recovery_hash) is False
+    assert account.accept_second_factor(code_at(later + STEP), later, recovery_hash) is True
+    assert account.accept_second_factor(code_at(later + 3 * STEP), later, recovery_hash) is False
 
 
 def test_wrong_second_factor_codes_in_a_row_lock_and_a_right_one_resets_the_count() -> None:
-    account = new_account()
+    account = with_two_factor()
+    later = NOW + 10 * STEP
     lock = timedelta(minutes=15)
     account.refuse_second_factor(NOW, max_failures=3, lock=lock)
     account.refuse_second_factor(NOW, max_failures=3, lock=lock)
-    account.use_totp_step(7)  # a right code: the count starts again
+    assert account.accept_second_factor(code_at(later), later, recovery_hash)  # count restarts
     account.refuse_second_factor(NOW, max_failures=3, lock=lock)
     account.refuse_second_factor(NOW, max_failures=3, lock=lock)
     assert account.second_factor_lock(NOW) is None

@@ -4,32 +4,32 @@ drawn from and the value run through the check the handler itself makes."""
 from __future__ import annotations
 
 import re
-from typing import Any, get_args
+from typing import Any
 from uuid import UUID
 
 import base58
 import pytest
+from audifi_auth.adapters.passwords import Passwords
 from audifi_auth.api.accounts import NewPassword, normalised_email
 from audifi_auth.api.two_factor import SecondFactorCode
 from audifi_auth.domain.preferences import Interest, Preferences, PrivacySetting
 from audifi_auth.domain.wallet import NotAWallet, parse_wallet
-from audifi_auth.passwords import Passwords
-from audifi_kit.http.fields import (
+from audifi_kit.fields import (
     EmailAddress,
     EvmAddress,
     SolanaAddress,
     UuidCursor,
     WalletAddress,
     check,
+    rule_of,
 )
 from auth_support import AuthService
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from litestar.params import KwargDefinition
 
 
 def _allowed(field_type: Any) -> st.SearchStrategy[str]:
-    rule = next(m for m in get_args(field_type) if isinstance(m, KwargDefinition))
+    rule = rule_of(field_type)
     low, high = rule.min_length or 0, rule.max_length
     return st.from_regex(rule.pattern).filter(lambda s: low <= len(s) <= high)
 

@@ -17,9 +17,9 @@ async def test_a_fan_states_interests_and_what_brands_may_use(auth: AuthService)
     assert put.json() == expected
     read = await auth.client.get("/mediaid/preferences", headers=auth.bearer(tokens))
     assert read.json() == expected
-    published = await auth.wait_published("auth.preferences.updated")
+    published = await auth.wait_published("auth.preferences.set")
     assert published == {"accountId": tokens["userId"], **expected}
 
     changed = {"interests": ["hip-hop"], "privacy": {"brandAnalytics": True}}
     await auth.client.put("/mediaid/preferences", json=changed, headers=auth.bearer(tokens))
-    await auth.wait_published("auth.preferences.updated", lambda b: b["interests"] == ["hip-hop"])
+    await auth.wait_published("auth.preferences.set", lambda b: b["interests"] == ["hip-hop"])

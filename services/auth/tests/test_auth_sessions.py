@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import jwt
+from audifi_events import encode
+from audifi_events.auth import SessionRevokedV1
+from audifi_kit.messages import Message
 from auth_support import AuthService
 
 
@@ -29,7 +34,7 @@ async def test_a_refresh_token_rotates_and_its_reuse_revokes_the_whole_session(
         "auth.session.revoked", lambda b: b["sessionId"] == first["sessionId"]
     )
     assert revoked["reason"] == "refresh_token_reuse"
-    assert revoked["userId"] == first["userId"]
+    assert revoked["accountId"] == first["userId"]
 
 
 async def test_an_unknown_refresh_token_is_refused(auth: AuthService) -> None:
@@ -60,6 +65,39 @@ async def test_logout_ends_the_session_and_tells_the_platform(auth: AuthService)
         if after.status_code != 200:
             break
         assert after.json()["active"] is False
+        await asyncio.sleep(0.05)
+    assert after.status_code == 401
+    assert after.json()["error"]["message"] == "This session has been signed out"
+
+
+async def test_a_revocation_published_in_its_first_shape_still_signs_the_session_out(
+    auth: AuthService,
+) -> None:
+    """A `userId` revocation queued or parked before version 2 (`accountId`) is read alike."""
+    tokens = await auth.sign_up("old-shape@example.com")
+    now = datetime.now(UTC)
+    old = SessionRevokedV1(
+        session_id=tokens["sessionId"],
+        user_id=tokens["userId"],
+        revoked_at=now,
+        access_tokens_valid_until=now + timedelta(minutes=15),
+        reason="logout",
+    )
+    await auth.app.state["runtime"].bus.publish(
+        [
+            Message(
+                message_id=f"auth-{uuid.uuid4().hex}",
+                routing_key=SessionRevokedV1.routing_key,
+                body=encode(old),
+                schema_version=1,
+            )
+        ]
+    )
+
+    for _ in range(200):
+        after = await auth.client.get("/auth/session", headers=auth.bearer(tokens))
+        if after.status_code != 200:
+            break
         await asyncio.sleep(0.05)
     assert after.status_code == 401
     assert after.json()["error"]["message"] == "This session has been signed out"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from audifi_auth.adapters.signing_keys import SigningKey, SigningKeys
 from audifi_auth.app import create_app
-from audifi_auth.keys import SigningKey, SigningKeys
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.http import JwksKeys, TokenVerifier, Unauthorized
 from audifi_kit.settings import Settings

@@ -39,7 +39,7 @@ def revocation(session_id: str, user_id: str = "user-1") -> Message:
     now = datetime.now(UTC)
     event = SessionRevoked(
         session_id=session_id,
-        user_id=user_id,
+        account_id=user_id,
         revoked_at=now,
         access_tokens_valid_until=now + timedelta(minutes=15),
         reason="logout",

@@ -8,6 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from audifi_notify.adapters.rendering import MailTemplates
+from audifi_notify.adapters.seal_key import SealedLinkUnreadable, SealKey
+from audifi_notify.adapters.smtp import safe_reason
 from audifi_notify.config import NotifyConfig, SmtpServer
 from audifi_notify.domain import (
     Notification,
@@ -17,9 +20,6 @@ from audifi_notify.domain import (
     Template,
     notification_id_for,
 )
-from audifi_notify.rendering import MailTemplates
-from audifi_notify.seal_key import SealedLinkUnreadable, SealKey
-from audifi_notify.smtp import safe_reason
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -20,9 +20,9 @@ import pytest
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.settings import Settings
 from audifi_kit.testing import TokenSigner, drop_databases, served
+from audifi_vstudio.adapters.rooms import Rooms
 from audifi_vstudio.api.ws import ROOMS_STATE_KEY, ConnectionLimits
 from audifi_vstudio.app import create_app
-from audifi_vstudio.rooms import Rooms
 from litestar import Litestar, get
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect

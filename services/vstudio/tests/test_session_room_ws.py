@@ -10,8 +10,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from audifi_vstudio.adapters.rooms import Member, Rooms, rooms_for
 from audifi_vstudio.api.ws import ConnectionLimits
-from audifi_vstudio.rooms import Member, Rooms, rooms_for
 from websockets.exceptions import ConnectionClosedError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
-from audifi_vstudio.rooms import InMemoryRooms, Member, RedisRooms, Rooms
+from audifi_vstudio.adapters.rooms import InMemoryRooms, Member, RedisRooms, Rooms
 from redis.asyncio import Redis
 
 PATIENCE = 10.0  # a guard against a hung test, never a timing assertion

@@ -1,7 +1,7 @@
 """Events the auth service publishes.
 
-Personal data: `AccountRegistered` and `EmailChanged` carry the e-mail address, because notify
-must know where to write. A consumer that keeps it must forget it on `AccountErased`. Nothing
+Personal data: `AccountRegistered` and `EmailAddressReplaced` carry the e-mail address, because
+notify must know where to write. A consumer that keeps it must forget it on `AccountErased`. Nothing
 else here names a person. The magic-link token never travels in clear: auth seals the link to
 notify's public key (a NaCl sealed box), so only notify can open it, only to send it.
 """
@@ -25,9 +25,14 @@ class AccountRegistered(IntegrationEvent, kw_only=True):
     registered_at: datetime
 
 
-@integration_event("auth.account.email_changed")
-class EmailChanged(IntegrationEvent, kw_only=True):
-    """The account's e-mail address is now `email`."""
+@integration_event("auth.account.email_address_replaced")
+class EmailAddressReplaced(IntegrationEvent, kw_only=True):
+    """The account's e-mail address is now `email`.
+
+    Not published yet: auth has no command that replaces an address (none of the seeds asks
+    for one, and one needs the new address proven first). Notify already keeps its address
+    book by it.
+    """
 
     account_id: str
     email: str
@@ -71,7 +76,7 @@ class SessionStarted(IntegrationEvent, kw_only=True):
     started_at: datetime
 
 
-@integration_event("auth.session.revoked")
+@integration_event("auth.session.revoked", version=2)
 class SessionRevoked(IntegrationEvent, kw_only=True):
     """A sign-in session ended (logout, refresh-token reuse, erasure, an admin's action).
 
@@ -81,16 +86,52 @@ class SessionRevoked(IntegrationEvent, kw_only=True):
     """
 
     session_id: str
+    account_id: str
+    revoked_at: datetime
+    access_tokens_valid_until: datetime
+    reason: str
+
+
+def _session_revoked_v2(v1: SessionRevokedV1) -> SessionRevoked:
+    return SessionRevoked(
+        session_id=v1.session_id,
+        account_id=v1.user_id,
+        revoked_at=v1.revoked_at,
+        access_tokens_valid_until=v1.access_tokens_valid_until,
+        reason=v1.reason,
+    )
+
+
+@integration_event("auth.session.revoked", version=1, upcast=_session_revoked_v2)
+class SessionRevokedV1(IntegrationEvent, kw_only=True):
+    """Superseded by version 2 (the account is `accountId`, as in every other event);
+    consumers receive it as version 2."""
+
+    session_id: str
     user_id: str
     revoked_at: datetime
     access_tokens_valid_until: datetime
     reason: str
 
 
-@integration_event("auth.preferences.updated")
-class PreferencesUpdated(IntegrationEvent, kw_only=True):
+@integration_event("auth.preferences.set")
+class PreferencesSet(IntegrationEvent, kw_only=True):
     """MediaID preferences: the account's interests, and which of its data brands' analytics
     may use (`privacy`: setting name -> allowed)."""
+
+    account_id: str
+    interests: list[str]
+    privacy: dict[str, bool]
+
+
+def _preferences_set(old: PreferencesUpdated) -> PreferencesSet:
+    return PreferencesSet(account_id=old.account_id, interests=old.interests, privacy=old.privacy)
+
+
+@integration_event("auth.preferences.updated", upcast=_preferences_set)
+class PreferencesUpdated(IntegrationEvent, kw_only=True):
+    """Superseded by `auth.preferences.set` (events say what happened in the domain's words);
+    consumers receive it as `PreferencesSet`."""
 
     account_id: str
     interests: list[str]

@@ -4,6 +4,11 @@ Every integration event is a frozen msgspec Struct declared with `@integration_e
 routing key `<service>.<aggregate>.<event>` is also its AMQP `type`; the schema version says
 which shape the body has, so a consumer can decode an older message by asking for the exact
 (key, version) pair it received.
+
+A shape that was replaced (a field renamed, an event renamed) stays registered with an
+`upcast` to its successor: `decode` hands consumers the current shape whichever one a message
+was published in, so a message still queued, parked or redriven from before the change is
+read like a new one.
 """
 
 from __future__ import annotations
@@ -54,8 +59,17 @@ class Registry:
         self._latest: dict[str, EventType] = {}
         self._by_struct: dict[type[IntegrationEvent], EventType] = {}
         self._decoders: dict[type[IntegrationEvent], msgspec.json.Decoder[Any]] = {}
+        self._upcasts: dict[type[IntegrationEvent], Callable[[Any], IntegrationEvent]] = {}
 
-    def register(self, routing_key: str, version: int = 1) -> Callable[[E], E]:
+    def register(
+        self,
+        routing_key: str,
+        version: int = 1,
+        *,
+        upcast: Callable[[Any], IntegrationEvent] | None = None,
+    ) -> Callable[[E], E]:
+        """Declares a Struct as the body of `routing_key` at `version`. `upcast` turns a
+        superseded shape into its successor's (which `decode` then answers)."""
         parts = routing_key.split(".")
         if len(parts) != 3 or not all(p.replace("_", "").isalnum() for p in parts):
             raise ValueError(f"routing key must be <service>.<aggregate>.<event>: {routing_key!r}")
@@ -79,6 +93,8 @@ class Registry:
             if latest is None or latest.schema_version < version:
                 self._latest[routing_key] = event_type
             self._decoders[struct] = msgspec.json.Decoder(struct)
+            if upcast is not None:
+                self._upcasts[struct] = upcast
             return struct
 
         return decorate
@@ -107,11 +123,15 @@ class Registry:
             raise UnknownEventType(f"{type(event).__name__} is not registered") from None
 
     def decode(self, routing_key: str, version: int, body: bytes) -> IntegrationEvent:
+        """The event in its current shape (a superseded one upcast)."""
         event_type = self.get(routing_key, version)
         try:
-            return self._decoders[event_type.struct].decode(body)
+            event: IntegrationEvent = self._decoders[event_type.struct].decode(body)
         except msgspec.DecodeError as exc:
             raise UndecodableEvent(f"{routing_key} v{version}: {exc}") from exc
+        while (upcast := self._upcasts.get(type(event))) is not None:
+            event = upcast(event)
+        return event
 
 
 _encoder = msgspec.json.Encoder()

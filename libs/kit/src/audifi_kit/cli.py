@@ -450,7 +450,7 @@ def chain_deploy(
     """
     from audifi_kit.chain import ChainAdapter
     from audifi_kit.chain.platform import deploy_platform
-    from audifi_kit.http.errors import BlockchainError
+    from audifi_kit.errors import BlockchainError
 
     settings = Settings.from_env()
     if not settings.chain_rpc_url:

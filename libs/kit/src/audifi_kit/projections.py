@@ -52,8 +52,8 @@ import structlog
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
+from audifi_kit import metrics
 from audifi_kit.eventstore import EventStore
-from audifi_kit.http import metrics
 from audifi_kit.notifications import LogWatcher, NotificationLog
 
 log = logging.getLogger(__name__)

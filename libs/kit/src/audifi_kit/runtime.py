@@ -27,13 +27,13 @@ from typing import Any
 
 import asyncpg
 
+from audifi_kit import metrics
+from audifi_kit.app_state import DB_POOL_STATE_KEY
 from audifi_kit.bus import Bus, parking_queue
 from audifi_kit.eventstore import EventStore, GroupCommit, open_event_store
-from audifi_kit.http import metrics
-from audifi_kit.http.health import CheckFailed, CheckReport
-from audifi_kit.http.idempotency import DB_POOL_STATE_KEY
 from audifi_kit.inbox import InboxWorker
 from audifi_kit.projections import ProjectionRunner, parked_counts
+from audifi_kit.readiness import CheckFailed, CheckReport
 from audifi_kit.relay import OutboxRelay
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec

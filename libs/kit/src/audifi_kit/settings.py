@@ -78,6 +78,10 @@ class Settings:
     chain_deployment: str | None = None
     # `audifi chain node`'s port: the development chain `make up` runs when CHAIN_RPC_URL is unset.
     chain_node_port: int = 8545
+    # Which service operates which platform contract, where it differs from
+    # `audifi_kit.chain.platform.DEFAULT_ROLES` (AUDIFI_CHAIN_ROLES: `Contract=service` pairs,
+    # comma-separated, e.g. `Lottery=nft`). Read when the contracts are deployed.
+    chain_roles: Mapping[str, str] = field(default_factory=dict)
     # The compiled contracts (contracts-abi/build); unset: found from the working directory.
     contracts_dir: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -125,6 +129,7 @@ class Settings:
             chain_id=int(chain_id) if (chain_id := opt("CHAIN_ID")) else None,
             chain_deployment=opt("CHAIN_DEPLOYMENT"),
             chain_node_port=int(opt("AUDIFI_CHAIN_NODE_PORT") or 8545),
+            chain_roles=_pairs("AUDIFI_CHAIN_ROLES", opt("AUDIFI_CHAIN_ROLES")),
             contracts_dir=Path(d) if (d := opt("AUDIFI_CONTRACTS_DIR")) else None,
         )
 
@@ -193,3 +198,16 @@ def _redact_rpc(url: str | None) -> str | None:
         return url
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/***"
+
+
+def _pairs(name: str, text: str | None) -> dict[str, str]:
+    """`key=value` pairs, comma-separated; a malformed one stops the start, naming `name`."""
+    pairs: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key or not value:
+            raise ValueError(f"{name}: {item.strip()!r} is not a key=value pair")
+        pairs[key] = value
+    return pairs

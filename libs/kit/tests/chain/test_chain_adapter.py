@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from audifi_kit.chain import ChainAdapter, EmbeddedChain
-from audifi_kit.http.errors import BlockchainError, to_domain_error
+from audifi_kit.errors import BlockchainError
+from audifi_kit.http.errors import to_domain_error
 from audifi_kit.settings import Settings
 
 

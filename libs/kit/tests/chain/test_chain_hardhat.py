@@ -17,7 +17,7 @@ import pytest
 from audifi_kit.chain import ChainAdapter
 from audifi_kit.chain.payments import PaymentNotConfirmed, check_payment
 from audifi_kit.chain.platform import Deployment, PlatformChain
-from audifi_kit.http.errors import BlockchainError
+from audifi_kit.errors import BlockchainError
 from audifi_kit.settings import Settings
 from eth_account import Account
 from eth_utils import to_checksum_address

@@ -15,7 +15,7 @@ from audifi_kit.chain.payments import (
     PaymentWrongRecipient,
     check_payment,
 )
-from audifi_kit.http.errors import BlockchainError
+from audifi_kit.errors import BlockchainError
 from eth_utils import to_checksum_address
 from web3.contract import AsyncContract
 

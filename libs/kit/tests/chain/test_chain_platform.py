@@ -12,14 +12,14 @@ import pytest
 from audifi_kit.chain.devnode import create_node_app, dev_private_key
 from audifi_kit.chain.platform import (
     DEFAULT_ADMIN_ROLE,
+    DEFAULT_ROLES,
     MINTER_ROLE,
-    OPERATORS,
     PLATFORM_CONTRACTS,
     Deployment,
     PlatformChain,
     load_deployment,
 )
-from audifi_kit.http.errors import BlockchainError
+from audifi_kit.errors import BlockchainError
 from audifi_kit.settings import Settings
 from audifi_kit.testing import served
 from eth_account import Account
@@ -73,7 +73,7 @@ async def test_start_deploys_every_platform_contract_on_the_embedded_chain(
     assert deployment.payment_token == deployment.address("DevUSD")
     assert deployment.embedded is True
     assert deployment.operators == {
-        s: (await platform.adapter(s)).address for s in set(OPERATORS.values())
+        s: (await platform.adapter(s)).address for s in set(DEFAULT_ROLES.values())
     }
 
 
@@ -161,12 +161,45 @@ async def test_each_ownable_contract_is_owned_by_its_operator(platform: Platform
         "Lottery": deployment.operators["coin"],
         "DevUSD": deployment.operators["payment"],
     }
-    assert {name: OPERATORS[name] for name in owners} == {
+    assert {name: DEFAULT_ROLES[name] for name in owners} == {
         "RevenueDistributor": "nft",
         "ArtistCoinFactory": "coin",
         "Lottery": "coin",
         "DevUSD": "payment",
     }
+
+
+async def test_who_operates_a_contract_is_configuration() -> None:
+    """A deployment may hand a contract to another service than the default one."""
+    env = {"AUDIFI_CHAIN_ROLES": "Lottery=nft, DevUSD=coin"}
+    platform = PlatformChain(Settings.from_env(env))
+    try:
+        deployment = await platform.start()
+        reader = await platform.adapter("deployer")
+        nft = await platform.adapter("nft")
+        shares = await platform.contract("nft", "MasterShares")
+        owners = {
+            name: await reader.call(await platform.contract("deployer", name), "owner")
+            for name in ("Lottery", "DevUSD", "ArtistCoinFactory")
+        }
+
+        assert owners == {
+            "Lottery": deployment.operators["nft"],
+            "DevUSD": deployment.operators["coin"],
+            "ArtistCoinFactory": deployment.operators["coin"],
+        }
+        assert "payment" not in deployment.operators  # it operates nothing here
+        assert await nft.call(shares, "hasRole", MINTER_ROLE, nft.address) is True
+    finally:
+        await platform.close()
+
+
+async def test_a_role_on_a_contract_nobody_operates_is_refused() -> None:
+    with pytest.raises(BlockchainError) as refused:
+        PlatformChain(Settings(chain_roles={"MilestoneEscrow": "nft"}))
+    assert refused.value.details["contracts"] == ["MilestoneEscrow"]
+    with pytest.raises(ValueError, match="AUDIFI_CHAIN_ROLES"):
+        Settings.from_env({"AUDIFI_CHAIN_ROLES": "Lottery"})
 
 
 async def test_payment_mints_dev_usd_and_coin_cannot(platform: PlatformChain) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import msgspec
@@ -27,6 +27,7 @@ from audifi_kit.http.fields import (
     WalletAddress,
     check,
     query_parameter,
+    rule_of,
     text_type,
     time_cursor,
     time_cursor_position,
@@ -35,7 +36,7 @@ from audifi_kit.settings import Settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar import get, put
-from litestar.params import JSONBody, KwargDefinition
+from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 CONTROL_CHARACTERS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
@@ -68,10 +69,6 @@ async def client():
     app = create_service_app("fields", route_handlers=[put_form, page], settings=Settings())
     async with AsyncTestClient(app=app) as client:
         yield client
-
-
-def _rule(field_type: Any) -> KwargDefinition:
-    return next(m for m in get_args(field_type) if isinstance(m, KwargDefinition))
 
 
 def _refused(response: Any) -> dict[str, Any]:
@@ -143,21 +140,21 @@ async def test_the_schema_shows_each_rule_where_the_value_sits(client) -> None:
     document = (await client.get("/schema/openapi.json")).json()
     form = document["components"]["schemas"]["Form"]["properties"]
     assert form["displayName"]["maxLength"] == 10
-    assert form["displayName"]["pattern"] == _rule(Name).pattern
+    assert form["displayName"]["pattern"] == rule_of(Name).pattern
     assert form["displayName"]["description"].startswith("A name (one line")
     assert form["tags"]["maxItems"] == 3
     assert form["tags"]["items"]["maxLength"] == 5 and "pattern" in form["tags"]["items"]
     assert form["flags"]["maxProperties"] == 2
-    assert form["flags"]["propertyNames"] == {"pattern": _rule(Key).pattern, "maxLength": 8}
+    assert form["flags"]["propertyNames"] == {"pattern": rule_of(Key).pattern, "maxLength": 8}
     [cursor] = document["paths"]["/page"]["get"]["parameters"]
-    assert cursor["schema"]["pattern"] == _rule(TimeCursor).pattern
-    assert cursor["schema"]["maxLength"] == _rule(TimeCursor).max_length
+    assert cursor["schema"]["pattern"] == rule_of(TimeCursor).pattern
+    assert cursor["schema"]["maxLength"] == rule_of(TimeCursor).max_length
 
 
 def test_patterns_are_ones_ecma_262_reads_the_same() -> None:
     """No `$` (Python lets a final newline past it), no inline flags, no \\A or \\Z."""
     for field_type in (Name, EmailAddress, WalletAddress, UuidText, TimeCursor, Token):
-        pattern = _rule(field_type).pattern
+        pattern = rule_of(field_type).pattern
         assert pattern.startswith("^") and pattern.endswith(r"(?![\s\S])")
         outside_classes = re.sub(r"\[(?:\\.|[^\]\\])*\]", "", pattern)
         assert not re.search(r"\$|\(\?[aiLmsux]|\\[AZz]", outside_classes), pattern
@@ -185,7 +182,7 @@ def test_check_answers_as_the_decoder_would() -> None:
 
 
 def _allowed(field_type: Any) -> st.SearchStrategy[str]:
-    rule = _rule(field_type)
+    rule = rule_of(field_type)
     low, high = rule.min_length or 0, rule.max_length
     return st.from_regex(rule.pattern).filter(lambda s: low <= len(s) <= high)
 

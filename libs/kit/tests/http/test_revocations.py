@@ -54,7 +54,7 @@ def revocation(session_id: str, valid_for: timedelta = timedelta(minutes=15)) ->
     now = datetime.now(UTC)
     event = SessionRevoked(
         session_id=session_id,
-        user_id="user-1",
+        account_id="user-1",
         revoked_at=now,
         access_tokens_valid_until=now + valid_for,
         reason="logout",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,9 @@ from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_auth.adapters.brute_force import BruteForceGuard
+from audifi_auth.adapters.seal_key import NotifySealKey
+from audifi_auth.adapters.signing_keys import SigningKeys
 from audifi_auth.api.accounts import AccountController
 from audifi_auth.api.dependencies import CONTEXT_STATE_KEY, AuthContext
 from audifi_auth.api.jwks import KEYS_STATE_KEY, jwks
@@ -21,17 +25,19 @@ from audifi_auth.api.preferences import PreferencesController
 from audifi_auth.api.session import SessionController
 from audifi_auth.api.two_factor import TwoFactorController
 from audifi_auth.api.wallets import WalletController
-from audifi_auth.application import AuthApplication
-from audifi_auth.brute_force import BruteForceGuard
+from audifi_auth.bootstrap import on_postgres
 from audifi_auth.config import AuthConfig
-from audifi_auth.keys import SigningKeys
 from audifi_auth.outbox import outbox
 from audifi_auth.projections.accounts import Accounts
 from audifi_auth.projections.sessions import Sessions
-from audifi_auth.seal_key import NotifySealKey
 
+# What the ops CLI opens (it reads the configuration from the environment); the service itself
+# runs a copy built with the configuration `create_app` read.
 spec = ServiceSpec(
-    name="auth", application=AuthApplication, projections=(Accounts, Sessions), outbox=outbox
+    name="auth",
+    application=on_postgres(),  # type: ignore[arg-type]  # a builder: the kit only calls it
+    projections=(Accounts, Sessions),
+    outbox=outbox,
 )
 
 
@@ -50,9 +56,8 @@ def create_app(settings: Settings, bus: Bus) -> Litestar:
     )
 
     @asynccontextmanager
-    async def configured(app: Litestar) -> AsyncIterator[None]:
+    async def adapters(app: Litestar) -> AsyncIterator[None]:
         context.runtime = app.state[RUNTIME_STATE_KEY]
-        context.app.configure(config)
         try:
             yield
         finally:
@@ -60,7 +65,7 @@ def create_app(settings: Settings, bus: Bus) -> Litestar:
             await context.seal_key.close()
 
     return service_app(
-        spec,
+        dataclasses.replace(spec, application=on_postgres(config)),  # type: ignore[arg-type]
         settings,
         bus,
         route_handlers=[
@@ -72,7 +77,7 @@ def create_app(settings: Settings, bus: Bus) -> Litestar:
             TwoFactorController,
             PreferencesController,
         ],
-        lifespan=[configured],
+        lifespan=[adapters],
         state={KEYS_STATE_KEY: keys, CONTEXT_STATE_KEY: context},
     )
 

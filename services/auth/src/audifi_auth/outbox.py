@@ -76,7 +76,7 @@ def _session_revoked(e: Session.Revoked) -> published.SessionRevoked:
     # one access-token lifetime of it.
     return published.SessionRevoked(
         session_id=str(e.originator_id),
-        user_id=str(e.account_id),
+        account_id=str(e.account_id),
         revoked_at=e.revoked_at,
         access_tokens_valid_until=e.revoked_at + ACCESS_TOKEN_TTL,
         reason=e.reason,
@@ -94,9 +94,9 @@ def _magic_link(e: MagicLink.Requested) -> published.MagicLinkRequested:
 
 
 @outbox.maps(Preferences.Chosen, Preferences.ChosenAgain)
-def _preferences(e: Preferences.Chosen) -> published.PreferencesUpdated | None:
+def _preferences(e: Preferences.Chosen) -> published.PreferencesSet | None:
     if e.interests is None:  # erased
         return None
-    return published.PreferencesUpdated(
+    return published.PreferencesSet(
         account_id=str(e.account_id), interests=list(e.interests), privacy=dict(e.privacy)
     )

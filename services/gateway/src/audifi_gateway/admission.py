@@ -15,8 +15,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import structlog
+from audifi_kit.errors import MethodNotAllowed, NotFound, Unavailable
 from audifi_kit.http.auth import Identity
-from audifi_kit.http.errors import MethodNotAllowed, NotFound, Unavailable
 from litestar.types import Scope
 
 from audifi_gateway import metrics

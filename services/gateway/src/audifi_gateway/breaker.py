@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from enum import IntEnum
 
 import structlog
-from audifi_kit.http.errors import Unavailable
+from audifi_kit.errors import Unavailable
 
 from audifi_gateway import metrics
 

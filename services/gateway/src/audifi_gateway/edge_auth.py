@@ -14,8 +14,8 @@ the gateway always drops any a client sent itself.
 from __future__ import annotations
 
 import structlog
+from audifi_kit.errors import Unauthorized
 from audifi_kit.http.auth import Identity, TokenVerifier
-from audifi_kit.http.errors import Unauthorized
 from audifi_kit.http.revocations import RevocationStore, session_revoked
 
 log = structlog.get_logger("audifi.gateway.auth")

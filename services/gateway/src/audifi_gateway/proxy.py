@@ -28,8 +28,8 @@ import time
 
 import httpx
 import structlog
+from audifi_kit.errors import DomainError, Unavailable, ValidationFailed
 from audifi_kit.http.auth import Identity, bearer_token
-from audifi_kit.http.errors import DomainError, Unavailable, ValidationFailed
 from audifi_kit.settings import Settings
 from litestar.types import Receive, Scope, Send
 

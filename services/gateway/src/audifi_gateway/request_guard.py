@@ -31,8 +31,8 @@ import asyncio
 import re
 from dataclasses import dataclass
 
+from audifi_kit.errors import DomainError, PayloadTooLarge, ValidationFailed
 from audifi_kit.http.bodies import check_json_body
-from audifi_kit.http.errors import DomainError, PayloadTooLarge, ValidationFailed
 from litestar.types import Receive, Scope
 
 # Path and query: browsers and proxies handle 8 KiB; no API of the platform needs more.

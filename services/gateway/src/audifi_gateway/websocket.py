@@ -26,8 +26,9 @@ from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 import structlog
+from audifi_kit.errors import DomainError, NotFound, Unavailable
 from audifi_kit.http.auth import bearer_token
-from audifi_kit.http.errors import DomainError, NotFound, Unavailable, envelope
+from audifi_kit.http.errors import envelope
 from audifi_kit.http.requests import current_request_id
 from audifi_kit.settings import Settings
 from litestar.types import Receive, Scope, Send

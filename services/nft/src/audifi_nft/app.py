@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import PlatformChain
-from audifi_kit.chain.routes import ChainController
 from audifi_kit.launch import AppSpec, service_app
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_nft.api.chain import ChainController
 from audifi_nft.application import NftApplication
 
 spec = ServiceSpec(name="nft", application=NftApplication)

@@ -19,27 +19,31 @@ from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_notify import bootstrap
+from audifi_notify.adapters.seal_key import SealKey
+from audifi_notify.adapters.sink import MailSink
+from audifi_notify.adapters.smtp import SmtpTransport
 from audifi_notify.api import NotificationController, dev_mail, seal_key
 from audifi_notify.api.dev_mail import SINK_STATE
 from audifi_notify.api.seal_key import SEAL_KEY_STATE
 from audifi_notify.application import NotifyApplication
 from audifi_notify.config import NotifyConfig
-from audifi_notify.consumers import QUEUE_PURPOSE, Tables, auth_events_consumer
+from audifi_notify.consumers import QUEUE_PURPOSE, auth_events_consumer
 from audifi_notify.projections import NotificationHistory
-from audifi_notify.seal_key import SealKey
 from audifi_notify.sender import Sender
-from audifi_notify.sink import MailSink
-from audifi_notify.smtp import SmtpTransport
 
 SENDER_STATE = "notify_sender"
 
 
-def notify_spec(purpose: str = QUEUE_PURPOSE, tables: Tables | None = None) -> ServiceSpec:
+def notify_spec(
+    purpose: str = QUEUE_PURPOSE, slot: bootstrap.NotifierSlot | None = None
+) -> ServiceSpec:
+    slot = slot or bootstrap.NotifierSlot()
     return ServiceSpec(
         name="notify",
         application=NotifyApplication,
         projections=(NotificationHistory,),
-        consumers=(auth_events_consumer(purpose, tables),),
+        consumers=(auth_events_consumer(slot.get, purpose),),
     )
 
 
@@ -62,25 +66,24 @@ def create_app(
     """`config` defaults to the environment (plus `settings.extra`); `queue_purpose` lets tests
     consume from a queue of their own."""
     config = config or NotifyConfig.from_env({**os.environ, **settings.extra})
-    tables = Tables()
-    service_spec = notify_spec(queue_purpose, tables)
+    slot = bootstrap.NotifierSlot()
+    service_spec = notify_spec(queue_purpose, slot)
     key = load_seal_key(settings, config)
     sink = MailSink(config.sink_port) if config.runs_sink else None
 
     @asynccontextmanager
     async def mail(app: Litestar) -> AsyncIterator[None]:
         runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
-        tables.pool = runtime.pool
         if sink is not None:
             await sink.start()
         server = config.smtp or sink.server  # type: ignore[union-attr]
+        transport = SmtpTransport(server, timeout=config.smtp_timeout)
+        notifier = await bootstrap.on_postgres(runtime.store, runtime.pool, transport, key, config)
+        slot.fill(notifier)
         sender = Sender(
-            runtime.store,
+            notifier,
             runtime.pool,
             runtime.projections[NotificationHistory.name],
-            SmtpTransport(server, timeout=config.smtp_timeout),
-            key,
-            config,
             poll_interval=settings.poll_interval,
         )
         app.state[SENDER_STATE] = sender
@@ -89,7 +92,7 @@ def create_app(
             yield
         finally:
             await sender.stop()
-            tables.pool = None
+            slot.empty()
             if sink is not None:
                 await sink.stop()
 

@@ -11,9 +11,9 @@ from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_vstudio.adapters.rooms import rooms_for
 from audifi_vstudio.api.ws import LIMITS_STATE_KEY, ROOMS_STATE_KEY, ConnectionLimits, session_room
 from audifi_vstudio.application import VstudioApplication
-from audifi_vstudio.rooms import rooms_for
 
 spec = ServiceSpec(name="vstudio", application=VstudioApplication)
 

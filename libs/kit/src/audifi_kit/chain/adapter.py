@@ -30,7 +30,7 @@ from web3.types import TxParams, TxReceipt
 from audifi_kit.chain.artifacts import Artifact
 from audifi_kit.chain.embedded import EmbeddedChain
 from audifi_kit.chain.reverts import ErrorRegistry, blockchain_error
-from audifi_kit.http.errors import BlockchainError
+from audifi_kit.errors import BlockchainError
 from audifi_kit.settings import Settings
 
 ArtifactSource = Artifact | Mapping[str, Any] | str | Path

@@ -54,7 +54,11 @@ def create_node_app(settings: Settings, chain: EmbeddedChain | None = None) -> L
     embedded = chain or EmbeddedChain()
     # The node deploys on its own EVM whatever CHAIN_RPC_URL says: it *is* the node.
     platform = PlatformChain(
-        Settings(var_dir=settings.var_dir, contracts_dir=settings.contracts_dir),
+        Settings(
+            var_dir=settings.var_dir,
+            contracts_dir=settings.contracts_dir,
+            chain_roles=settings.chain_roles,
+        ),
         embedded=embedded,
     )
     # web3's tester middleware turns JSON-RPC params into eth-tester's and its answers back

@@ -50,8 +50,8 @@ from web3._utils.events import get_event_data
 from audifi_kit import metadata as meta
 from audifi_kit.chain.embedded import EmbeddedProvider
 from audifi_kit.chain.reverts import ErrorRegistry, blockchain_error
+from audifi_kit.errors import BlockchainError
 from audifi_kit.eventstore import INBOX_TABLE, EventStore, ServiceApplication
-from audifi_kit.http.errors import BlockchainError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
 from audifi_kit.chain.reverts import ErrorRegistry, blockchain_error
-from audifi_kit.http.errors import Conflict, DomainError, NotFound, ValidationFailed
+from audifi_kit.errors import Conflict, DomainError, NotFound, ValidationFailed
 
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 

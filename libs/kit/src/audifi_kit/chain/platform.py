@@ -1,8 +1,9 @@
 """The platform's contracts on a chain: where they are, who operates them, and deploying them.
 
 A `Deployment` names each platform contract's address on one chain and the account of the
-service that operates it (`OPERATORS`): nft mints master shares and runs dividend
-distributions, coin makes artist coins and runs the lottery, payment mints DevUSD (the
+service that operates it. Which service that is, is configuration (`roles`, contract ->
+service: AUDIFI_CHAIN_ROLES over `DEFAULT_ROLES`): by default nft mints master shares and runs
+dividend distributions, coin makes artist coins and runs the lottery, payment mints DevUSD (the
 development stablecoin; on a public chain the payment token is a real one such as USDC).
 MilestoneEscrow has no operator: each project names its own approver.
 
@@ -38,7 +39,7 @@ from audifi_kit.chain.adapter import ChainAdapter
 from audifi_kit.chain.artifacts import Artifact
 from audifi_kit.chain.embedded import EmbeddedChain
 from audifi_kit.chain.reverts import blockchain_error
-from audifi_kit.http.errors import BlockchainError
+from audifi_kit.errors import BlockchainError
 from audifi_kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ PLATFORM_CONTRACTS = (
     "MilestoneEscrow",
     "Lottery",
 )
-# Which service's account operates which contract (its owner, or its admin and minter).
-OPERATORS: Mapping[str, str] = {
+# Which service's account operates which contract (its owner, or its admin and minter) unless
+# the settings say otherwise (`Settings.chain_roles`); the keys are the contracts that have one.
+DEFAULT_ROLES: Mapping[str, str] = {
     "DevUSD": "payment",
     "MasterShares": "nft",
     "RevenueDistributor": "nft",
@@ -121,6 +123,17 @@ class Deployment(msgspec.Struct, frozen=True, rename="camel"):
         return msgspec.json.decode(data, type=cls)
 
 
+def operator_roles(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Contract -> the service operating it: `DEFAULT_ROLES` with `overrides` on top."""
+    unknown = sorted(set(overrides or {}) - set(DEFAULT_ROLES))
+    if unknown:
+        raise BlockchainError(
+            f"No operator role on {', '.join(unknown)}",
+            details={"contracts": unknown, "operated": sorted(DEFAULT_ROLES)},
+        )
+    return {**DEFAULT_ROLES, **(overrides or {})}
+
+
 def contracts_dir(settings: Settings | None = None) -> Path:
     """The compiled contracts (contracts-abi/build): AUDIFI_CONTRACTS_DIR, else found upward
     from the working directory or from this package's source (a checkout)."""
@@ -159,21 +172,33 @@ async def deploy_platform(
     deployer: ChainAdapter,
     operators: Mapping[str, str],
     *,
+    roles: Mapping[str, str] | None = None,
     payment_token: str | None = None,
     settings: Settings | None = None,
 ) -> Deployment:
     """Deploy the platform contracts with `deployer` and hand each to its operator.
 
-    `operators` maps nft, coin and payment to the addresses they sign with. Without
-    `payment_token` a DevUSD is deployed (owned by payment) and used as the payment token. The
-    deployer keeps no role: MasterShares' admin and minter roles go to nft and the deployer
-    renounces its own admin role; the Ownable contracts are created with their operator as owner.
+    `roles` maps each operated contract to its service (unset: the settings' `chain_roles` over
+    `DEFAULT_ROLES`); `operators` maps those services to the addresses they sign with. Without
+    `payment_token` a DevUSD is deployed (owned by its operator) and used as the payment token.
+    The deployer keeps no role: MasterShares' admin and minter roles go to its operator and the
+    deployer renounces its own admin role; the Ownable contracts are created with their
+    operator as owner.
     """
-    missing = sorted({s for s in OPERATORS.values()} - set(operators))
+    if roles is None:
+        roles = operator_roles(settings.chain_roles if settings else None)
+    else:
+        roles = operator_roles(roles)
+    deploying = [name for name in roles if name != "DevUSD" or payment_token is None]
+    missing = sorted({roles[name] for name in deploying} - set(operators))
     if missing:
         raise BlockchainError(
             f"No operator address for {', '.join(missing)}", details={"missing": missing}
         )
+
+    def operator(contract: str) -> str:
+        return operators[roles[contract]]
+
     arts = {name: artifact(name, settings) for name in PLATFORM_CONTRACTS}
     deployed: dict[str, DeployedContract] = {}
     handles: dict[str, AsyncContract] = {}
@@ -192,17 +217,18 @@ async def deploy_platform(
     # the same addresses every time (a development chain's are predictable).
     me = deployer.address
     await put("MasterShares", MASTER_SHARES_URI, me)
-    await put("RevenueDistributor", operators["nft"])
-    await put("ArtistCoinFactory", operators["coin"])
+    await put("RevenueDistributor", operator("RevenueDistributor"))
+    await put("ArtistCoinFactory", operator("ArtistCoinFactory"))
     await put("MilestoneEscrow")
     if payment_token is None:
-        await put("DevUSD", operators["payment"])
+        await put("DevUSD", operator("DevUSD"))
     token = payment_token or deployed["DevUSD"].address
     shares = handles["MasterShares"]
-    await put("Lottery", token, shares.address, operators["coin"])
-    await deployer.transact(shares, "grantRole", MINTER_ROLE, operators["nft"])
-    await deployer.transact(shares, "grantRole", DEFAULT_ADMIN_ROLE, operators["nft"])
-    if operators["nft"].lower() != me.lower():
+    await put("Lottery", token, shares.address, operator("Lottery"))
+    minter = operator("MasterShares")
+    await deployer.transact(shares, "grantRole", MINTER_ROLE, minter)
+    await deployer.transact(shares, "grantRole", DEFAULT_ADMIN_ROLE, minter)
+    if minter.lower() != me.lower():
         await deployer.transact(shares, "renounceRole", DEFAULT_ADMIN_ROLE, me)
     return Deployment(
         chain_id=deployer.chain_id,
@@ -260,8 +286,17 @@ class PlatformChain:
     first call deploys (embedded) or loads and checks (node) the deployment.
     """
 
-    def __init__(self, settings: Settings, *, embedded: EmbeddedChain | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedded: EmbeddedChain | None = None,
+        roles: Mapping[str, str] | None = None,
+    ) -> None:
+        """`roles`: which service operates which contract when this chain deploys them
+        (embedded); unset, the settings' `chain_roles` over `DEFAULT_ROLES`."""
         self.settings = settings
+        self.roles = operator_roles(settings.chain_roles if roles is None else roles)
         self.embedded = None if settings.chain_rpc_url else (embedded or EmbeddedChain())
         # Embedded, every service signs with its own genesis account: CHAIN_PRIVATE_KEY (one
         # key) would make them share an account behind separate nonce counters.
@@ -284,8 +319,12 @@ class PlatformChain:
     async def _start(self) -> Deployment:
         if self.embedded is not None:
             deployer = await self._connect("deployer")
-            operators = {s: (await self._connect(s)).address for s in set(OPERATORS.values())}
-            deployment = await deploy_platform(deployer, operators, settings=self.settings)
+            operators = {
+                s: (await self._connect(s)).address for s in sorted(set(self.roles.values()))
+            }
+            deployment = await deploy_platform(
+                deployer, operators, roles=self.roles, settings=self.settings
+            )
             log.info(
                 "deployed the platform contracts on the embedded chain",
                 extra={"contracts": {n: c.address for n, c in deployment.contracts.items()}},

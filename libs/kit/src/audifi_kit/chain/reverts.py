@@ -17,7 +17,7 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from audifi_kit.chain.artifacts import abi_type
-from audifi_kit.http.errors import BlockchainError
+from audifi_kit.errors import BlockchainError
 
 ERROR_STRING = bytes.fromhex("08c379a0")
 PANIC = bytes.fromhex("4e487b71")

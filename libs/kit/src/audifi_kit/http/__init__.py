@@ -1,17 +1,16 @@
 """The Litestar service factory every AudiFi service's HTTP app is built with.
 
-See `factory.create_service_app`; errors in `errors`, request ids and logging in `requests`,
-metrics in `metrics`, auth in `auth`, `Idempotency-Key` in `idempotency`.
+See `factory.create_service_app`; the error envelope in `errors`, request ids and logging in
+`requests`, `/metrics` in `metrics`, auth in `auth`, `Idempotency-Key` in `idempotency`.
+
+The error classes come from `audifi_kit.errors` and the pool's state key from
+`audifi_kit.app_state`; both are re-exported here for code that imports them from this
+package, but a domain, an application or an adapter imports them from there: this package
+means Litestar.
 """
 
-from audifi_kit.http import metrics
-from audifi_kit.http.auth import (
-    Identity,
-    JwksKeys,
-    TokenVerifier,
-    require_roles,
-)
-from audifi_kit.http.errors import (
+from audifi_kit.app_state import DB_POOL_STATE_KEY
+from audifi_kit.errors import (
     BlockchainError,
     Conflict,
     DomainError,
@@ -24,11 +23,18 @@ from audifi_kit.http.errors import (
     Unauthorized,
     Unavailable,
     ValidationFailed,
-    envelope,
 )
+from audifi_kit.http import metrics
+from audifi_kit.http.auth import (
+    Identity,
+    JwksKeys,
+    TokenVerifier,
+    require_roles,
+)
+from audifi_kit.http.errors import envelope
 from audifi_kit.http.factory import create_service_app
 from audifi_kit.http.health import ReadinessCheck
-from audifi_kit.http.idempotency import DB_POOL_STATE_KEY, create_idempotency_table
+from audifi_kit.http.idempotency import create_idempotency_table
 from audifi_kit.http.requests import configure_logging, current_request_id
 
 __all__ = [

@@ -1,6 +1,8 @@
 """The error envelope every service answers with (ARCHITECTURE.md §7), mapped in one place.
 
-Handlers raise typed exceptions (`DomainError` subclasses, or the kit's own such as
+The vocabulary itself (`DomainError` and its subclasses) lives in `audifi_kit.errors`, free of
+the web; it is re-exported here for code that already imports it from this module. Handlers
+raise typed exceptions (`DomainError` subclasses, or the kit's own such as
 `ConcurrencyConflict`); one exception handler turns each into
 `{"error": {"code", "message", "details"}, "requestId"}`. Anything unexpected becomes a 500
 INTERNAL whose body says nothing about the exception: its text and traceback go to the log,
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 from litestar import MediaType, Request, Response
@@ -22,123 +24,26 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from audifi_kit.errors import (
+    BlockchainError,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Internal,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PaymentProviderError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from audifi_kit.eventstore import ConcurrencyConflict
 from audifi_kit.http.requests import current_request_id
 
 log = structlog.get_logger("audifi.http")
-
-
-class DomainError(Exception):
-    """A refusal the client should see as it is: a code, a status and a safe message.
-
-    Subclass per meaning (`class MasterNotFound(NotFound): code = "MASTER_NOT_FOUND"`); the
-    message and details must be fit for the client: never a secret, never internal state.
-    """
-
-    code: str = "INTERNAL"
-    status_code: int = 500
-    default_message: ClassVar[str] = "The request could not be completed"
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        details: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        code: str | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        if code is not None:
-            self.code = code
-        if status_code is not None:
-            self.status_code = status_code
-        self.message = message or self.default_message
-        self.details: dict[str, Any] = dict(details or {})
-        self.headers: dict[str, str] = dict(headers or {})
-        super().__init__(self.message)
-
-
-class ValidationFailed(DomainError):
-    code = "VALIDATION_ERROR"
-    status_code = 400
-    default_message = "The request is not valid"
-
-
-class Unauthorized(DomainError):
-    code = "UNAUTHORIZED"
-    status_code = 401
-    default_message = "A valid access token is required"
-
-    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
-        super().__init__(message, **kwargs)
-
-
-class Forbidden(DomainError):
-    code = "FORBIDDEN"
-    status_code = 403
-    default_message = "Not allowed"
-
-
-class NotFound(DomainError):
-    code = "NOT_FOUND"
-    status_code = 404
-    default_message = "Not found"
-
-
-class MethodNotAllowed(DomainError):
-    code = "METHOD_NOT_ALLOWED"
-    status_code = 405
-    default_message = "Method not allowed"
-
-
-class Conflict(DomainError):
-    code = "CONFLICT"
-    status_code = 409
-    default_message = "The request conflicts with the current state"
-
-
-class PayloadTooLarge(DomainError):
-    code = "PAYLOAD_TOO_LARGE"
-    status_code = 413
-    default_message = "The request body is too large"
-
-
-class UnsupportedMediaType(DomainError):
-    code = "UNSUPPORTED_MEDIA_TYPE"
-    status_code = 415
-    default_message = "The request body's media type is not supported"
-
-
-class RateLimited(DomainError):
-    code = "RATE_LIMITED"
-    status_code = 429
-    default_message = "Too many requests"
-
-
-class Internal(DomainError):
-    code = "INTERNAL"
-    status_code = 500
-    default_message = "Internal error"
-
-
-class BlockchainError(DomainError):
-    code = "BLOCKCHAIN_ERROR"
-    status_code = 502
-    default_message = "The blockchain request failed"
-
-
-class PaymentProviderError(DomainError):
-    code = "PAYMENT_PROVIDER_ERROR"
-    status_code = 502
-    default_message = "The payment provider request failed"
-
-
-class Unavailable(DomainError):
-    code = "UNAVAILABLE"
-    status_code = 503
-    default_message = "Service unavailable"
-
 
 # Litestar's own HTTP exceptions by status: their `detail` is fixed text, safe to show.
 _BY_STATUS: dict[int, type[DomainError]] = {
@@ -245,3 +150,25 @@ def handle_exception(_request: Request[Any, Any, Any], exc: Exception) -> Respon
     elif error.status_code >= 500:
         log.warning("request_failed", code=error.code, message=error.message)
     return error_response(error)
+
+
+__all__ = [
+    "BlockchainError",
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "Internal",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PaymentProviderError",
+    "RateLimited",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "envelope",
+    "error_response",
+    "handle_exception",
+    "to_domain_error",
+]

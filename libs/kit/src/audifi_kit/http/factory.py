@@ -27,6 +27,7 @@ from audifi_kit.http.bodies import (
     RouteGuard,
 )
 from audifi_kit.http.errors import handle_exception
+from audifi_kit.http.fields import FieldRuleSchemas
 from audifi_kit.http.health import ReadinessCheck, health, readiness_endpoint
 from audifi_kit.http.idempotency import IdempotencyMiddleware
 from audifi_kit.http.metrics import metrics_endpoint
@@ -125,8 +126,9 @@ def create_service_app(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
             ),
         ),
-        # Each operation documents the envelope for every error status it can answer.
-        plugins=[ErrorResponses()],
+        # Each operation documents the envelope for every error status it can answer; every
+        # field shows its rule wherever it sits.
+        plugins=[ErrorResponses(), FieldRuleSchemas()],
         # The kit logs (structlog, with the request id); Litestar's own config would print
         # tracebacks through stdlib logging a second time.
         logging_config=None,

@@ -1,243 +1,63 @@
-"""Field types for request bodies and query parameters: each rule is declared once, in the type.
+"""The web side of the field rules in `audifi_kit.fields`: query parameters and the schema.
 
-A type made here is `Annotated[str, msgspec.Meta(...), KwargDefinition(...)]`. That one
-declaration has three effects:
+The rules themselves (the types, `check`) live in `audifi_kit.fields`, which a domain may
+import without Litestar; they are re-exported here for code that already imports them from this
+module. What needs Litestar is here:
 
-* msgspec refuses a value outside the rule while decoding the request: 400 VALIDATION_ERROR
-  whose details name the field (`{"fields": [{"field": "displayName", ...}]}`);
-* the OpenAPI schema shows the rule (`pattern`, `minLength`, `maxLength`, `description`), also
-  where the type sits inside a list (Litestar reads the `KwargDefinition` there; msgspec's
-  `Meta` alone shows only on a struct's own fields);
-* `check(Type, value, field=...)` applies the very same rule where a value reaches a domain
-  some other way, so the schema, the decoder and the domain cannot disagree.
-
-Why every client text needs one: a display name with a NUL character was accepted, stored as
-an event, and PostgreSQL refused to project it ever after (issue 9); and rules that lived only
-in handlers made requests the schema allowed fail.
-
-Query parameters: Litestar rebuilds their types from `Parameter(...)` constraints and drops a
-`Meta` nested inside `X | None`, so declare them as
-`Annotated[str | None, query_parameter(Type)]`.
-
-Patterns are read by two regex dialects: Python's `re` (msgspec searches with it) and ECMA-262
-(JSON Schema: client generators, fuzzers). Each pattern starts with `^` and ends with
-`(?![\\s\\S])` ("no character follows"), not `$`: Python's `$` also matches before a final
-newline, which would let `"name\\n"` through. No escape in them is one ECMA's `u` mode refuses.
+* `query_parameter(Type)`: Litestar rebuilds a query parameter's type from `Parameter(...)`
+  constraints and drops a `Meta` nested inside `X | None`, so declare one as
+  `Annotated[str | None, query_parameter(Type)]`;
+* `FieldRuleSchemas`: Litestar shows a `msgspec.Meta` only on a struct's own field; this schema
+  plugin shows it wherever the type sits (a list's items, a union's arm, a mapping's values),
+  so the schema states every rule the decoder enforces.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, get_args
-from uuid import UUID
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+from litestar.openapi.spec import Example
 from litestar.params import KwargDefinition, QueryParameter
+from litestar.plugins import OpenAPISchemaPlugin
 
-from audifi_kit.http.errors import ValidationFailed
-
-END = r"(?![\s\S])"
-# Unicode's control characters (category Cc): C0, DEL and C1. PostgreSQL refuses NUL in text;
-# the others break single-line rendering, logs and mail headers.
-CONTROL = r"\x00-\x1f\x7f-\x9f"
-# Multi-line text keeps tab, line feed and carriage return.
-CONTROL_BUT_LINE_BREAKS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-
-
-def text_type(
-    pattern: str,
-    *,
-    max_length: int,
-    min_length: int | None = None,
-    description: str,
-    examples: list[str] | None = None,
-) -> Any:
-    """A string type refused outside `pattern` (anchored here) and the length bounds."""
-    rule: dict[str, Any] = {
-        "pattern": f"^(?:{pattern}){END}",
-        "max_length": max_length,
-        "description": description,
-    }
-    if min_length:
-        rule["min_length"] = min_length
-    meta = msgspec.Meta(**rule, examples=examples) if examples else msgspec.Meta(**rule)
-    return Annotated[str, meta, KwargDefinition(**rule)]
-
-
-def SingleLineText(max_length: int, *, min_length: int = 0, description: str | None = None) -> Any:
-    """One line of text of at most `max_length` characters, no control character."""
-    rule = f"one line of at most {max_length} characters, without control characters"
-    return text_type(
-        f"[^{CONTROL}]*",
-        max_length=max_length,
-        min_length=min_length,
-        description=f"{description} ({rule})" if description else rule.capitalize(),
-    )
-
-
-def MultiLineText(max_length: int, *, min_length: int = 0, description: str | None = None) -> Any:
-    """Text that may have line breaks and tabs, but no other control character."""
-    rule = f"at most {max_length} characters; line breaks and tabs, no other control characters"
-    return text_type(
-        f"[^{CONTROL_BUT_LINE_BREAKS}]*",
-        max_length=max_length,
-        min_length=min_length,
-        description=f"{description} ({rule})" if description else rule.capitalize(),
-    )
-
-
-def ListOf(item_type: Any, *, max_length: int, description: str | None = None) -> Any:
-    """A list of at most `max_length` items of `item_type`."""
-    meta = msgspec.Meta(max_length=max_length, description=description)
-    return Annotated[list[item_type], meta, KwargDefinition(max_items=max_length)]  # type: ignore[valid-type]
-
-
-def MappingOf(
-    key_type: Any, value_type: Any, *, max_length: int, description: str | None = None
-) -> Any:
-    """An object of at most `max_length` entries whose names are `key_type` texts."""
-    key = _rule(key_type)
-    names = {"pattern": key.pattern, "maxLength": key.max_length}
-    if key.min_length:
-        names["minLength"] = key.min_length
-    # Litestar renders neither a dict's key rule nor its size from msgspec's Meta: they go in
-    # as schema extras (`extra_json_schema["extra"]` is where it reads them on a struct field).
-    extra = {"propertyNames": names, "maxProperties": max_length}
-    meta = msgspec.Meta(
-        max_length=max_length, description=description, extra_json_schema={"extra": extra}
-    )
-    return Annotated[
-        dict[key_type, value_type],  # type: ignore[valid-type]
-        meta,
-        KwargDefinition(description=description, schema_extra=extra),
-    ]
-
-
-# --- e-mail -------------------------------------------------------------------------------
-
-
-def _any_case(word: str) -> str:
-    # ECMA-262 has no inline (?i): each letter gets both cases.
-    return "".join(f"[{c.upper()}{c}]" for c in word)
-
-
-_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"  # RFC 5322 §3.2.3
-# A DNS label (RFC 1123), never with "--" in its 3rd and 4th characters: RFC 5890 keeps those
-# for IDNA ("xn--"), and an A-label must then decode as IDNA, which no pattern can check.
-_LABEL = r"(?![A-Za-z0-9-]{2}--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# Special-use names (RFC 6761, 6762, 7686) have no globally deliverable mail.
-SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
-_SPECIAL = "|".join(_any_case(d) for d in SPECIAL_USE_DOMAINS)
-_TLD = rf"(?!(?:{_SPECIAL}){END})[A-Za-z]{{2,63}}"
-
-EMAIL_MAX_LENGTH = 254  # RFC 5321 §4.5.3.1.3 with errata 1690
-EmailAddress = text_type(
-    rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@(?:{_LABEL}\.)+{_TLD}",
-    max_length=EMAIL_MAX_LENGTH,
-    description=(
-        "An e-mail address: an ASCII dot-atom local part, '@', a domain of DNS labels under a "
-        "letters-only top-level domain; not under a special-use domain ("
-        + ", ".join(f".{d}" for d in SPECIAL_USE_DOMAINS)
-        + "). Either case: letters' case does not tell two accounts apart."
-    ),
-    examples=["fan@example.com"],
+from audifi_kit.fields import (
+    CONTROL,
+    CONTROL_BUT_LINE_BREAKS,
+    EMAIL_MAX_LENGTH,
+    END,
+    SPECIAL_USE_DOMAINS,
+    EmailAddress,
+    EvmAddress,
+    ListOf,
+    MappingOf,
+    MultiLineText,
+    SingleLineText,
+    SolanaAddress,
+    TimeCursor,
+    Token,
+    TotpCode,
+    UuidCursor,
+    UuidText,
+    WalletAddress,
+    check,
+    rule_of,
+    text_type,
+    time_cursor,
+    time_cursor_position,
 )
 
-# --- wallets ------------------------------------------------------------------------------
-
-_EVM = "0x[0-9a-fA-F]{40}"
-_BASE58 = "[1-9A-HJ-NP-Za-km-z]"
-_SOLANA = f"{_BASE58}{{32,44}}"
-
-EvmAddress = text_type(
-    _EVM,
-    max_length=42,
-    description="An EVM address: 0x and 40 hex digits, either case (an EIP-55 checksum is not "
-    "required); answered in its checksummed form",
-    examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"],
-)
-SolanaAddress = text_type(
-    _SOLANA,
-    max_length=44,
-    description="A Solana address: the base58 text of a 32-byte ed25519 public key (32 to 44 "
-    "base58 characters; a text that does not decode to exactly 32 bytes is refused with 400)",
-    examples=["9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"],
-)
-WalletAddress = text_type(
-    f"{_EVM}|{_SOLANA}",
-    max_length=44,
-    description="A wallet address: EVM (0x and 40 hex digits, either case, checksum not "
-    "required) or Solana (base58 of a 32-byte ed25519 public key: 32 to 44 base58 characters; "
-    "one that does not decode to exactly 32 bytes is refused with 400)",
-    examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"],
-)
-
-# --- identifiers, codes and tokens --------------------------------------------------------
-
-_HEX = "[0-9a-fA-F]"
-UuidText = text_type(
-    f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",
-    max_length=36,
-    description="A UUID in its 8-4-4-4-12 hex form, either case",
-    examples=["0b7f3a52-3c44-4d0e-9d7c-5a0e8f1e2c11"],
-)
-TotpCode = text_type(
-    "[0-9]{6}",
-    max_length=6,
-    description="A 6-digit TOTP code (RFC 6238)",
-    examples=["123456"],
-)
-Token = text_type(
-    "[A-Za-z0-9._~-]+",
-    max_length=512,
-    description="An opaque token as the API issued it (URL-safe characters)",
-)
-
-# --- cursors ------------------------------------------------------------------------------
-
-UuidCursor = text_type(
-    f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",
-    max_length=36,
-    description="Where the page starts: the `nextCursor` of the page before (a UUID)",
-)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-# 17 digits of microseconds reach the year 5138: every cursor the pattern allows is a date.
-TimeCursor = text_type(
-    f"[0-9]{{1,17}}_{_HEX}{{32}}",
-    max_length=50,
-    description="Where the page starts: the `nextCursor` of the page before "
-    "(`<microseconds since 1970>_<id as 32 hex digits>`)",
-)
-
-
-def time_cursor(at: datetime, item_id: UUID) -> str:
-    """The `TimeCursor` of an item in a list ordered by (time, id)."""
-    return f"{(at - _EPOCH) // _MICROSECOND}_{item_id.hex}"
-
-
-def time_cursor_position(cursor: str) -> tuple[datetime, UUID]:
-    """The (time, id) a `TimeCursor` names; every value the type allows has one."""
-    check(TimeCursor, cursor, field="cursor")
-    micros, _, item_id = cursor.partition("_")
-    return _EPOCH + int(micros) * _MICROSECOND, UUID(hex=item_id)
-
-
-# --- use ----------------------------------------------------------------------------------
-
-
-def _rule(field_type: Any) -> KwargDefinition:
-    found = next((m for m in get_args(field_type)[1:] if isinstance(m, KwargDefinition)), None)
-    if found is None:
-        raise TypeError(f"{field_type!r} is not a type made by audifi_kit.http.fields")
-    return found
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.openapi.spec import Reference, Schema
+    from litestar.typing import FieldDefinition
 
 
 def query_parameter(field_type: Any, **kwargs: Any) -> QueryParameter:
     """A query parameter holding `field_type`: `Annotated[str | None, query_parameter(T)]`;
     `kwargs` as QueryParameter's (`name=` when the query key differs from the argument)."""
-    rule = _rule(field_type)
+    rule = rule_of(field_type)
     return QueryParameter(
         pattern=rule.pattern,
         min_length=rule.min_length,
@@ -247,25 +67,78 @@ def query_parameter(field_type: Any, **kwargs: Any) -> QueryParameter:
     )
 
 
-def check(field_type: Any, value: Any, *, field: str) -> Any:
-    """`value` when `field_type` allows it; else ValidationFailed naming `field`, as the
-    decoder would have answered. For domains that must refuse what no request may carry."""
-    try:
-        return msgspec.convert(value, field_type)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed(
-            "Request validation failed",
-            details={"fields": [{"field": field, "message": str(exc)}]},
-        ) from None
+class FieldRuleSchemas(OpenAPISchemaPlugin):
+    """Renders a type's `msgspec.Meta` as the schema's constraints wherever the type sits."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        # A struct's own field arrives with Litestar's reading of its Meta already made; any
+        # other annotated type, with an empty definition or none.
+        stated = field_definition.kwarg_definition
+        return (stated is None or stated == type(stated)()) and any(
+            isinstance(m, msgspec.Meta) for m in field_definition.metadata
+        )
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema | Reference:  # type: ignore[override]
+        rules: dict[str, Any] = {}
+        others = []
+        for meta in field_definition.metadata:
+            if isinstance(meta, msgspec.Meta):
+                rules.update(_constraints(meta, field_definition))
+            else:
+                others.append(meta)
+        # Without the Meta the plugin no longer applies: Litestar renders the type as usual,
+        # its constraints now stated the way it reads them.
+        return schema_creator.for_field_definition(
+            dataclasses.replace(
+                field_definition,
+                metadata=tuple(others),
+                kwarg_definition=dataclasses.replace(stated, **rules)
+                if (stated := field_definition.kwarg_definition) is not None
+                else KwargDefinition(**rules),
+            )
+        )
+
+
+def _constraints(meta: msgspec.Meta, field_definition: FieldDefinition) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if meta.title is not None:
+        found["title"] = meta.title
+    if meta.description is not None:
+        found["description"] = meta.description
+    if meta.examples:
+        found["examples"] = [Example(value=example) for example in meta.examples]
+    if meta.extra_json_schema and "extra" in meta.extra_json_schema:
+        found["schema_extra"] = meta.extra_json_schema["extra"]
+    if field_definition.is_subclass_of(str):
+        found |= _present(meta, pattern="pattern", min_length="min_length", max_length="max_length")
+    elif field_definition.is_non_string_sequence:
+        found |= _present(meta, min_items="min_length", max_items="max_length")
+    elif field_definition.is_subclass_of((int, float)):
+        found |= _present(meta, gt="gt", ge="ge", lt="lt", le="le", multiple_of="multiple_of")
+    # A mapping's size and key rule are schema extras (see `MappingOf`): JSON Schema's
+    # maxLength is not a mapping's size.
+    return found
+
+
+def _present(meta: msgspec.Meta, **names: str) -> dict[str, Any]:
+    return {
+        kwarg: getattr(meta, attribute)
+        for kwarg, attribute in names.items()
+        if getattr(meta, attribute) is not None
+    }
 
 
 __all__ = [
     "CONTROL",
+    "CONTROL_BUT_LINE_BREAKS",
     "EMAIL_MAX_LENGTH",
     "END",
     "SPECIAL_USE_DOMAINS",
     "EmailAddress",
     "EvmAddress",
+    "FieldRuleSchemas",
     "ListOf",
     "MappingOf",
     "MultiLineText",
@@ -279,6 +152,7 @@ __all__ = [
     "WalletAddress",
     "check",
     "query_parameter",
+    "rule_of",
     "text_type",
     "time_cursor",
     "time_cursor_position",

@@ -15,35 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from audifi_kit.http.errors import Unavailable
+from audifi_kit.errors import Unavailable
+from audifi_kit.readiness import CheckFailed, CheckReport, ReadinessCheck
 
 log = structlog.get_logger("audifi.http.health")
-
-ReadinessCheck = Callable[[], Awaitable[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckReport:
-    """What a passing check may return: public details, and whether it is degraded."""
-
-    details: Mapping[str, Any] = field(default_factory=dict)
-    degraded: bool = False
-
-
-class CheckFailed(Exception):
-    """A failing check whose `details` (names and numbers only) `/ready` may show."""
-
-    def __init__(self, message: str, details: Mapping[str, Any]) -> None:
-        super().__init__(message)
-        self.details = dict(details)
 
 
 @get("/health", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -95,3 +77,6 @@ def readiness_endpoint(
         return Response({"status": "degraded" if degraded else "ok", "checks": by_name})
 
     return ready
+
+
+__all__ = ["CheckFailed", "CheckReport", "ReadinessCheck", "health", "readiness_endpoint"]

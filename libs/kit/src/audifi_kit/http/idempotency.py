@@ -30,13 +30,13 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from audifi_kit.app_state import DB_POOL_STATE_KEY
+from audifi_kit.errors import Conflict, ValidationFailed
 from audifi_kit.http.auth import Identity
-from audifi_kit.http.errors import Conflict, ValidationFailed
 
 log = structlog.get_logger("audifi.http.idempotency")
 
 IDEMPOTENT_OPT = "idempotent"
-DB_POOL_STATE_KEY = "db_pool"
 TABLE = "kit_idempotency"
 REPLAYED_HEADER = b"idempotent-replayed"
 _SANE_KEY = re.compile(r"[\x21-\x7e]{1,255}")

@@ -8,26 +8,28 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from audifi_kit.http import Identity, ValidationFailed, require_roles
-from audifi_kit.http.fields import CONTROL, EmailAddress, UuidCursor, query_parameter, text_type
+from audifi_kit.errors import ValidationFailed
+from audifi_kit.fields import CONTROL, EmailAddress, UuidCursor, text_type
+from audifi_kit.http import Identity, require_roles
+from audifi_kit.http.fields import query_parameter
 from email_validator import EmailNotValidError, validate_email
 from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from audifi_auth.adapters.brute_force import Budget
+from audifi_auth.adapters.passwords import MAX_LENGTH, MIN_LENGTH, Passwords, WeakPassword
 from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, TwoFactorRequired, outcome, tokens_for
-from audifi_auth.brute_force import Budget
-from audifi_auth.domain.account import DisplayName, Role, RoleUnknown, parse_role
-from audifi_auth.errors import (
+from audifi_auth.application.errors import (
     AccountNotFound,
     InvalidCredentials,
     InvalidEmail,
     InvalidPassword,
     InvalidRole,
 )
-from audifi_auth.passwords import MAX_LENGTH, MIN_LENGTH, Passwords, WeakPassword
+from audifi_auth.domain.account import DisplayName, Role, RoleUnknown, parse_role
 
 PUBLIC = {"public": True}
 MAX_PAGE = 200

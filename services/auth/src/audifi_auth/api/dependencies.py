@@ -12,11 +12,11 @@ from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from litestar import Request
 from litestar.datastructures import State
 
+from audifi_auth.adapters.brute_force import BruteForceGuard
+from audifi_auth.adapters.seal_key import NotifySealKey
+from audifi_auth.adapters.signing_keys import SigningKeys
 from audifi_auth.application import AuthApplication, SignedIn
-from audifi_auth.brute_force import BruteForceGuard
 from audifi_auth.config import AuthConfig
-from audifi_auth.keys import SigningKeys
-from audifi_auth.seal_key import NotifySealKey
 
 T = TypeVar("T")
 CONTEXT_STATE_KEY = "auth_context"

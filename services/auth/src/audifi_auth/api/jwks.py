@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.datastructures import State
 
-from audifi_auth.keys import SigningKeys
+from audifi_auth.adapters.signing_keys import SigningKeys
 
 KEYS_STATE_KEY = "signing_keys"
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import secrets
 
 import msgspec
-from audifi_kit.http.fields import EmailAddress, Token
+from audifi_kit.fields import EmailAddress, Token
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.adapters.brute_force import Budget
 from audifi_auth.api import refusals
 from audifi_auth.api.accounts import normalised_email
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, TwoFactorRequired, outcome
-from audifi_auth.brute_force import Budget
-from audifi_auth.errors import InvalidToken
+from audifi_auth.application.errors import InvalidToken
 
 PUBLIC = {"public": True}
 

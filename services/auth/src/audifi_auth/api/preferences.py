@@ -12,8 +12,8 @@ from litestar.params import JSONBody
 
 from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, provide_auth
+from audifi_auth.application.errors import AccountNotFound
 from audifi_auth.domain.preferences import MAX_INTERESTS, Interests, Privacy, TooManyInterests
-from audifi_auth.errors import AccountNotFound
 
 
 class PreferencesView(msgspec.Struct, rename="camel", kw_only=True):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from audifi_kit.http import RateLimited, Unauthorized, Unavailable
 
-from audifi_auth.errors import (
+from audifi_auth.application.errors import (
     AccountNotFound,
     AddressAlreadyRegistered,
     InvalidCredentials,

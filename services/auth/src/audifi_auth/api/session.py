@@ -7,8 +7,8 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
+from audifi_kit.fields import Token
 from audifi_kit.http import Identity
-from audifi_kit.http.fields import Token
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
@@ -17,7 +17,7 @@ from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, tokens_for
 from audifi_auth.application import Revoked
-from audifi_auth.errors import InvalidRefreshToken
+from audifi_auth.application.errors import InvalidRefreshToken
 
 
 class SessionView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):

@@ -12,18 +12,18 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from audifi_kit.fields import Token, text_type
 from audifi_kit.http import Identity, TokenVerifier, Unauthorized
 from audifi_kit.http.auth import bearer_token
-from audifi_kit.http.fields import Token, text_type
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.adapters.brute_force import Budget
 from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, tokens_for
-from audifi_auth.brute_force import Budget
-from audifi_auth.errors import AccountNotFound, InvalidToken, InvalidTwoFactorCode
+from audifi_auth.application.errors import AccountNotFound, InvalidToken, InvalidTwoFactorCode
 
 
 class SetupResponse(msgspec.Struct, rename="camel"):

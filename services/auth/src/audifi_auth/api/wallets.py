@@ -7,18 +7,18 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
+from audifi_kit.fields import MultiLineText, WalletAddress, text_type
 from audifi_kit.http import Identity
-from audifi_kit.http.fields import MultiLineText, WalletAddress, text_type
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from audifi_auth.adapters.brute_force import Budget
 from audifi_auth.api import refusals
 from audifi_auth.api.dependencies import AuthContext, client_ip, provide_auth
 from audifi_auth.api.signing_in import TokenResponse, tokens_for
-from audifi_auth.brute_force import Budget
+from audifi_auth.application.errors import AccountNotFound, InvalidSignature, InvalidWalletAddress
 from audifi_auth.domain.wallet import NotAWallet, Wallet, parse_wallet
-from audifi_auth.errors import AccountNotFound, InvalidSignature, InvalidWalletAddress
 
 PUBLIC = {"public": True}
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from audifi_kit.http.fields import SingleLineText, check
+from audifi_kit.fields import SingleLineText, check
 from eventsourcing.domain import Aggregate, event
 
+from audifi_auth.domain import totp
 from audifi_auth.domain.personal_data import CarriesPersonalData
 
 DisplayName = SingleLineText(100, description="The name the account shows")
@@ -38,8 +40,8 @@ class TwoFactorAlreadyOn(Exception):
     pass
 
 
-class TotpCodeSpent(Exception):
-    """A code of this time step (or an earlier one) was accepted already."""
+class TotpCodeRefused(Exception):
+    """Not the code of the current time step (nor one either side), or one already spent."""
 
 
 class WalletAlreadyLinked(Exception):
@@ -151,23 +153,44 @@ class Account(Aggregate):
             raise TwoFactorAlreadyOn(str(self.id))
         self._two_factor_secret_issued(secret=secret)
 
-    def enable_two_factor(self, recovery_code_hashes: list[str], enabled_at: datetime) -> None:
+    def enable_two_factor(
+        self, code: str, recovery_code_hashes: list[str], enabled_at: datetime
+    ) -> None:
+        """Turns 2FA on with a code of the secret `issue_totp_secret` gave out; that code is
+        spent by it and signs nobody in."""
         self.require_active()
         if self.two_factor_enabled:
             raise TwoFactorAlreadyOn(str(self.id))
         if self.pending_totp_secret is None:
             raise TwoFactorNotPending(str(self.id))
+        step = self._unspent_step(self.pending_totp_secret, code, enabled_at)
+        if step is None:
+            raise TotpCodeRefused(str(self.id))
         self._two_factor_enabled(recovery_code_hashes=recovery_code_hashes, enabled_at=enabled_at)
-
-    def totp_step_unused(self, step: int) -> bool:
-        return self.last_totp_step is None or step > self.last_totp_step
-
-    def use_totp_step(self, step: int) -> None:
-        """Records that a code of time step `step` was accepted: it and earlier ones are spent."""
-        self.require_active()
-        if not self.totp_step_unused(step):
-            raise TotpCodeSpent(str(self.id))
         self._totp_code_used(step=step)
+
+    def accept_second_factor(
+        self, code: str, now: datetime, recovery_code_hash: Callable[[str], str]
+    ) -> bool:
+        """Whether `code` is a current, unspent TOTP code or an unused recovery code; either is
+        spent by this call. `recovery_code_hash` names a recovery code as it is kept."""
+        self.require_active()
+        code = code.strip().replace(" ", "")
+        if totp.looks_like_code(code):
+            step = self._unspent_step(self.totp_secret, code, now)
+            if step is None:
+                return False
+            self._totp_code_used(step=step)
+            return True
+        return self.use_recovery_code(recovery_code_hash(code.lower()))
+
+    def _unspent_step(self, secret: str | None, code: str, now: datetime) -> int | None:
+        # RFC 6238 §5.2: a verifier must not accept the same one-time password twice, so only a
+        # step later than the last accepted one counts.
+        if secret is None:
+            return None
+        after = -1 if self.last_totp_step is None else self.last_totp_step
+        return totp.step_of(secret, code.strip(), now, after=after)
 
     def second_factor_lock(self, now: datetime) -> datetime | None:
         """Until when the second-factor step is locked; None when it is open."""

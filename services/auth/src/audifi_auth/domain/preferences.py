@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID, uuid5
 
-from audifi_kit.http.fields import ListOf, MappingOf, SingleLineText, check, text_type
+from audifi_kit.fields import ListOf, MappingOf, SingleLineText, check, text_type
 from eventsourcing.domain import Aggregate, event
 
 from audifi_auth.domain.personal_data import CarriesPersonalData

@@ -1,1 +1,4 @@
-"""The coin service's aggregates and rules: plain Python, no I/O, no framework."""
+"""The coin service's aggregates and rules: plain Python, no I/O, no framework.
+
+Will hold ArtistCoin, StakePosition, Pool and LotteryRound; none is built yet.
+"""

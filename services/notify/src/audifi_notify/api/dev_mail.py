@@ -23,7 +23,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 
-from audifi_notify.sink import MailSink
+from audifi_notify.adapters.sink import MailSink
 
 SINK_STATE = "notify_mail_sink"
 

@@ -6,7 +6,7 @@ import msgspec
 from litestar import get
 from litestar.datastructures import State
 
-from audifi_notify.seal_key import SealKey
+from audifi_notify.adapters.seal_key import SealKey
 
 SEAL_KEY_STATE = "notify_seal_key"
 

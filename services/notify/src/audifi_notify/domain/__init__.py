@@ -8,10 +8,13 @@ from audifi_notify.domain.notification import (
     Template,
     notification_id_for,
 )
+from audifi_notify.domain.recipient import Recipient, RecipientErased
 
 __all__ = [
     "Notification",
     "NotificationClosed",
+    "Recipient",
+    "RecipientErased",
     "RetryPolicy",
     "Status",
     "Template",

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
+import structlog
 from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
 from audifi_kit.http.errors import Unauthorized
 from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, session_revoked
@@ -42,9 +42,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from audifi_vstudio.rooms import Member, Rooms
+from audifi_vstudio.adapters.rooms import Member, Rooms
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("audifi.vstudio")
 
 ROOMS_STATE_KEY = "rooms"
 LIMITS_STATE_KEY = "connection_limits"
@@ -153,7 +153,7 @@ def encode(frame: ServerFrame) -> bytes:
 # -------------------------------------------------------------------------- connection
 
 
-class Outbox:
+class SendQueue:
     """The frames waiting to be sent to one client: at most `limit`, else it overflows."""
 
     def __init__(self, limit: int) -> None:
@@ -189,13 +189,13 @@ class RoomConnection:
         self.rooms = rooms
         self.limits = limits
         self.connection_id = uuid.uuid4().hex
-        self.outbox = Outbox(limits.send_queue)
+        self.send_queue = SendQueue(limits.send_queue)
         self.member: Member | None = None
 
     async def serve(self) -> None:
         close_code: int | None = None
         # Subscribed before presence is read: a join in between is seen twice, never missed.
-        async with self.rooms.subscribe(self.session_id, self.outbox.offer):
+        async with self.rooms.subscribe(self.session_id, self.send_queue.offer):
             try:
                 close_code = await self._exchange(encode(await self._presence()))
             finally:
@@ -208,7 +208,7 @@ class RoomConnection:
         (1013)."""
         receiving = asyncio.create_task(self._receive_frames())
         sending = asyncio.create_task(self._send_frames(presence))
-        overflow = asyncio.create_task(self.outbox.overflowed.wait())
+        overflow = asyncio.create_task(self.send_queue.overflowed.wait())
         tasks = (receiving, sending, overflow)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -217,7 +217,7 @@ class RoomConnection:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if overflow in done:
-            log.info("dropping a slow client of session %s", self.session_id)
+            log.info("slow client dropped", session_id=str(self.session_id))
             return CLOSE_TRY_AGAIN_LATER
         if receiving in done and (error := receiving.exception()) is not None:
             if not isinstance(error, WebSocketDisconnect):
@@ -271,7 +271,7 @@ class RoomConnection:
             if all(m.user_id != user_id for m in await self.rooms.presence(self.session_id)):
                 await self.rooms.broadcast(self.session_id, encode(UserLeft(user_id=user_id)))
         except Exception:  # the entry expires on its own; the others miss one user_left
-            log.warning("leaving session %s failed", self.session_id, exc_info=True)
+            log.warning("leaving session failed", session_id=str(self.session_id), exc_info=True)
 
     async def _presence(self) -> Presence:
         users: dict[str, PresentUser] = {}
@@ -280,12 +280,12 @@ class RoomConnection:
         return Presence(session_id=self.session_id, users=list(users.values()))
 
     def _reply(self, frame: ServerFrame) -> None:
-        self.outbox.offer(encode(frame))
+        self.send_queue.offer(encode(frame))
 
     async def _send_frames(self, first: bytes) -> None:
         await self._send(first)
         while True:
-            await self._send(await self.outbox.next())
+            await self._send(await self.send_queue.next())
 
     async def _send(self, frame: bytes) -> None:
         await self.socket.send_data(frame.decode(), mode="text")
@@ -309,7 +309,7 @@ async def authenticate(socket: WebSocket[Any, Any, Any]) -> Identity | None:
     try:
         identity = await TokenVerifier(keys).verify(token)
     except Unauthorized as refused:
-        log.info("websocket refused: %s", refused.message)
+        log.info("websocket refused", reason=refused.message)
         return None
     revocations = socket.app.state.get(REVOCATIONS_STATE_KEY)
     if (
@@ -317,7 +317,7 @@ async def authenticate(socket: WebSocket[Any, Any, Any]) -> Identity | None:
         and identity.session_id is not None
         and await session_revoked(revocations, identity.session_id)
     ):
-        log.info("websocket refused: the session has been signed out")
+        log.info("websocket refused", reason="the session has been signed out")
         return None
     return identity
 
@@ -356,5 +356,5 @@ async def session_room(
     try:
         await RoomConnection(socket, session_id, identity, rooms, limits).serve()
     except Exception:
-        log.exception("session room %s failed", session_id)
+        log.exception("session room failed", session_id=str(session_id))
         await close(socket, CLOSE_INTERNAL_ERROR, "The session room is unavailable", limits)
