@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from audifi_auth.keys import SigningKey, SigningKeys
+from audifi_auth.adapters.signing_keys import SigningKey, SigningKeys
 from audifi_kit.testing import drop_databases
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from platform_processes import SMALL_FOOTPRINT, Platform

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
-from audifi_auth.keys import SigningKeys
+from audifi_auth.adapters.signing_keys import SigningKeys
 from audifi_kit.launch import chain_envs, load_app
 from audifi_kit.settings import DEFAULT_PORTS, Settings
-from audifi_kit.testing import free_port
+from audifi_kit.testing import eventually_sync, free_port
 
 # Eight services with their default pools hold about 80 PostgreSQL connections; tests that
 # start a second platform (make run, make up) must fit beside whatever else the server serves.
@@ -66,18 +66,15 @@ def stop_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
 
 
 def wait_http(url: str, timeout: float, *, expect: int = 200) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
+    def answered() -> httpx.Response:
         try:
             response = httpx.get(url, timeout=2.0)
-            if response.status_code == expect:
-                return response
-            last = f"{response.status_code} {response.text[:300]}"
         except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer {expect} within {timeout}s (last: {last})")
+            raise AssertionError(f"{type(exc).__name__}: {exc}") from exc  # not up yet
+        assert response.status_code == expect, f"{response.status_code} {response.text[:300]}"
+        return response
+
+    return eventually_sync(answered, within=timeout, every=0.2, what=f"{url} answering {expect}")
 
 
 class Platform:

@@ -34,7 +34,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from audifi_auth.keys import SigningKeys
+from audifi_auth.adapters.signing_keys import SigningKeys
 from audifi_gateway.ratelimit import DEFAULT_LIMITS
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.errors import Unsatisfiable

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import jwt
-from audifi_auth.keys import SigningKey, SigningKeys
+from audifi_auth.adapters.signing_keys import SigningKey, SigningKeys
 from audifi_gateway.edge_auth import EdgeAuth
 from audifi_kit.http.auth import JwksKeys, TokenVerifier
 from audifi_kit.http.revocations import RedisRevocations
