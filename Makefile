@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format bench run up clean abi
+.PHONY: install test lint format bench chaos run up clean abi
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -30,6 +30,12 @@ bench: install ## throughput and latency figures, each beside a raw baseline fro
 	$(UV) run --frozen python services/gateway/bench/gateway_bench.py $(GATEWAY_BENCH_ARGS)
 	$(UV) run --frozen python services/auth/bench/auth_bench.py $(AUTH_BENCH_ARGS)
 	$(UV) run --frozen python libs/kit/bench/chain_bench.py $(CHAIN_BENCH_ARGS)
+
+CHAOS_SECONDS ?= 300
+chaos: install ## the event store's concurrency proof for minutes: racing writers, delayed commits, tailing readers
+	AUDIFI_CHAOS_SECONDS=$(CHAOS_SECONDS) AUDIFI_MODEL_EXAMPLES=2000 $(UV) run --frozen pytest \
+		libs/kit/tests/test_recorder_concurrency.py libs/kit/tests/test_recorder_model.py \
+		-p no:cacheprovider --timeout=0 -q $(PYTEST_ARGS)
 
 run: install ## the whole platform in one process, embedded: gateway on http://127.0.0.1:8080
 	$(UV) run --frozen audifi up

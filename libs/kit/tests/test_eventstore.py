@@ -214,7 +214,7 @@ async def test_commands_on_one_account_chain_inside_a_batch(bank: EventStore[Ban
     assert group.batches <= 5, "same-account commands were not saved together"
     events = await bank.call(lambda: list(bank.app.events.get(account_id)))
     by_id = {nid: a for a, [nid] in zip(range(1, 201), results, strict=True)}
-    assert sorted(by_id) == list(range(2, 202))  # each caller got its own event
+    assert len(by_id) == 200  # each caller got its own event (ids are sparse, never shared)
     assert [e.amount for e in events[1:]] == [by_id[n] for n in sorted(by_id)]
 
 

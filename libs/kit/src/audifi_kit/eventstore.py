@@ -2,22 +2,29 @@
 
 eventsourcing has no asyncio API (ARCHITECTURE.md §10), so the application is built once and
 every call goes through `asyncio.to_thread`, never more at once than the pool has connections.
-Its PostgreSQL recorder locks the events table per insert transaction, so one application's
-writes are serialised: `GroupCommit` saves the events of many concurrent commands in one
-transaction for the hot write paths.
+Its events are recorded by `XidOrderedRecorder` (recorder.py): writers insert concurrently, in
+one round trip per save, and tailing readers still never skip an event. For the hot write
+paths `GroupCommit` saves the events of many concurrent commands in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
+import itertools
+import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import asyncpg
+import msgspec
 from eventsourcing.application import Application, ProcessingEvent, Repository
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
@@ -27,12 +34,12 @@ from eventsourcing.persistence import (
     Notification,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, resolve_topic, strtobool
 from psycopg.sql import SQL, Identifier
 
 from audifi_kit import metadata as meta
 from audifi_kit.postgres import PgLocation, service_database
+from audifi_kit.recorder import XidOrderedRecorder
 from audifi_kit.settings import Settings
 
 META_KEY = "__audifi__"
@@ -80,43 +87,96 @@ class MetadataMapper(Mapper[UUID]):
     def decode(
         self, stored_event: StoredEvent
     ) -> tuple[DomainEventProtocol[UUID], meta.EventMetadata]:
-        cls = resolve_topic(stored_event.topic)
-        state = stored_event.state
-        try:
-            if self.cipher:
-                state = self.cipher.decrypt(state)
-            if self.compressor:
-                state = self.compressor.decompress(state)
-            event_state: dict[str, Any] = self.transcoder.decode(state)
-        except Exception as exc:
-            raise MapperDeserialisationError(
-                f"cannot decode {stored_event.topic} of {stored_event.originator_id}"
-                f" v{stored_event.originator_version}: {exc}"
-            ) from exc
-        event_meta = meta.EventMetadata.from_dict(event_state.pop(META_KEY, None))
-        originator_id = stored_event.originator_id
-        event_state["originator_id"] = (
-            originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        )
-        event_state["originator_version"] = stored_event.originator_version
-        class_version = getattr(cls, "class_version", 1)
-        from_version = event_state.pop("class_version", 1)
-        while from_version < class_version:
-            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
-            from_version += 1
-        domain_event = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", event_state)
-        return domain_event, event_meta
+        return self.decode_many([stored_event])[0]
+
+    def decode_many(
+        self, stored_events: Iterable[StoredEvent]
+    ) -> list[tuple[DomainEventProtocol[UUID], meta.EventMetadata]]:
+        """Decode a page: classes and their upcasting looked up once per topic."""
+        decoded = []
+        classes = self._classes
+        decode_state = self._decode_state
+        from_dict = meta.EventMetadata.from_dict
+        for stored_event in stored_events:
+            topic = stored_event.topic
+            found = classes.get(topic)
+            if found is None:
+                cls = resolve_topic(topic)
+                found = classes[topic] = (cls, getattr(cls, "class_version", 1))
+            cls, class_version = found
+            state = stored_event.state
+            try:
+                if self.cipher:
+                    state = self.cipher.decrypt(state)
+                if self.compressor:
+                    state = self.compressor.decompress(state)
+                event_state: dict[str, Any] = decode_state(state)
+            except Exception as exc:
+                raise MapperDeserialisationError(
+                    f"cannot decode {topic} of {stored_event.originator_id}"
+                    f" v{stored_event.originator_version}: {exc}"
+                ) from exc
+            event_meta = from_dict(event_state.pop(META_KEY, None))
+            originator_id = stored_event.originator_id
+            event_state["originator_id"] = (
+                originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+            )
+            event_state["originator_version"] = stored_event.originator_version
+            from_version = event_state.pop("class_version", 1)
+            while from_version < class_version:
+                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
+                from_version += 1
+            domain_event = object.__new__(cls)
+            object.__setattr__(domain_event, "__dict__", event_state)
+            decoded.append((domain_event, event_meta))
+        return decoded
+
+    @functools.cached_property
+    def _classes(self) -> dict[str, tuple[type, int]]:
+        return {}
+
+    @functools.cached_property
+    def _decode_state(self) -> Callable[[bytes], Any]:
+        """The transcoder's JSON, parsed by msgspec; its `_type_` objects revived alike."""
+        transcoder = self.transcoder
+        names = getattr(transcoder, "names", None)
+        if names is None:  # not eventsourcing's JSON transcoder: its own decode
+            return transcoder.decode
+        parse = msgspec.json.Decoder().decode
+
+        def revive(obj: Any) -> Any:
+            if type(obj) is dict:
+                if len(obj) == 2 and "_type_" in obj and "_data_" in obj:
+                    return names[obj["_type_"]].decode(revive(obj["_data_"]))
+                for key, value in obj.items():
+                    if type(value) is dict or type(value) is list:
+                        obj[key] = revive(value)
+                return obj
+            if type(obj) is list:
+                return [revive(v) if type(v) is dict or type(v) is list else v for v in obj]
+            return obj
+
+        def decode(data: bytes) -> Any:
+            try:
+                return revive(parse(data))
+            except (msgspec.DecodeError, KeyError):
+                # What msgspec refuses and json accepts (NaN, huge integers), or a name the
+                # transcoder does not know: the transcoder's own decode, and its errors.
+                return transcoder.decode(data)
+
+        return decode
 
 
-class InboxRecorder(PostgresApplicationRecorder):
-    """The library's recorder, plus an inbox row written in the same transaction as events.
+class InboxRecorder(XidOrderedRecorder):
+    """The kit's recorder, plus an inbox row written in the same transaction as events.
 
     A consumer whose handler changes this service's event store passes `inbox=(consumer,
     message_id)` to `save`: a redelivered message then fails on the inbox's primary key and
     nothing is applied twice (eventsourcing's own tracking keeps one max position per upstream,
     which a bus that redelivers out of order cannot use).
     """
+
+    inbox_table = INBOX_TABLE
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
@@ -128,23 +188,6 @@ class InboxRecorder(PostgresApplicationRecorder):
                 "PRIMARY KEY (consumer, message_id))"
             ).format(schema=Identifier(self.datastore.schema), inbox=Identifier(INBOX_TABLE))
         )
-        self._insert_inbox = SQL(
-            "INSERT INTO {schema}.{inbox} (consumer, message_id) VALUES (%s, %s) "
-            "ON CONFLICT DO NOTHING RETURNING true"
-        ).format(schema=Identifier(self.datastore.schema), inbox=Identifier(INBOX_TABLE))
-
-    def _insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        inbox: tuple[str, str] | None = kwargs.get("inbox")
-        if inbox is not None:
-            # Read the answer now: a unique violation inside the recorder's pipeline would
-            # surface at whichever later statement syncs first, sometimes only as "pipeline
-            # aborted" (an OperationalError). A duplicate is always an IntegrityError here.
-            curs.execute(self._insert_inbox, inbox, prepare=True)
-            if curs.fetchone() is None:
-                raise IntegrityError(f"{inbox[0]} has already applied {inbox[1]}")
-        super()._insert_events(curs, stored_events, **kwargs)
 
 
 class ServiceApplication(Application[UUID]):
@@ -206,6 +249,9 @@ class EventStore(Generic[A]):
     location: PgLocation
     settings: Settings
     _slots: asyncio.Semaphore
+    # The store's own threads: on the loop's default executor its calls (group-commit batches
+    # of tens of milliseconds) queued other blocking work, the relay's decoding among it.
+    _threads: ThreadPoolExecutor | None = None
 
     @property
     def table(self) -> str:
@@ -223,10 +269,22 @@ class EventStore(Generic[A]):
     async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a blocking application call in a worker thread, bounded by the pool size."""
         async with self._slots:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    self.settings.pool_size, thread_name_prefix=f"{self.service}-store"
+                )
+            context = contextvars.copy_context()  # the request's metadata, as to_thread does
+            call = functools.partial(context.run, fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     def decode(self, n: Notification) -> tuple[DomainEventProtocol[UUID], meta.EventMetadata]:
         return self.mapper.decode(n)
+
+    def decode_page(
+        self, page: Iterable[Notification]
+    ) -> list[tuple[DomainEventProtocol[UUID], meta.EventMetadata]]:
+        """Decode a page of the log at once (blocking work: call it in a worker thread)."""
+        return self.mapper.decode_many(page)
 
     async def connect(self, **kwargs: Any) -> asyncpg.Connection:
         return await asyncpg.connect(self.location.asyncpg_dsn, **kwargs)
@@ -237,6 +295,8 @@ class EventStore(Generic[A]):
         return await asyncpg.create_pool(self.location.asyncpg_dsn, **kwargs)
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
         self.app.close()
 
 
@@ -246,8 +306,11 @@ def application_env(location: PgLocation, settings: Settings) -> dict[str, str]:
         "CREATE_TABLE": "y",
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": "0",
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # its insert path skips the table lock (§10)
-        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # the library's insert function: never ours
+        # No round trip to test each connection taken from the pool (it doubled a save's):
+        # a connection the server dropped fails at once and the recorder retries the call
+        # on another (eventsourcing retries Interface and Operational errors).
+        "POSTGRES_PRE_PING": "n",
         "APPLICATION_RECORDER_TOPIC": get_topic(InboxRecorder),
     }
     if settings.aggregate_cache_size > 0:
@@ -283,7 +346,11 @@ class _Pending:
 
 
 class _Deferred(Exception):
-    """The command touched an aggregate a failed command left unusable in this batch."""
+    """The command touched an aggregate it cannot use in this batch now: it waits for the next.
+
+    Either a failed command of this batch left the aggregate unusable, or another batch in
+    flight holds it (its new events are not committed yet).
+    """
 
 
 @dataclass(slots=True)
@@ -292,6 +359,7 @@ class _Batch:
 
     aggregates: dict[UUID, Any] = field(default_factory=dict)
     poisoned: set[UUID] = field(default_factory=set)
+    claim: Callable[[UUID], bool] = field(default=lambda _: True)
 
 
 _current_batch: ContextVar[_Batch | None] = ContextVar("audifi_group_commit_batch", default=None)
@@ -302,7 +370,8 @@ class BatchRepository(Repository[UUID]):
 
     A command that loads an aggregate an earlier command of the same batch already changed
     gets that changed object, so both commands' events are saved in one transaction, in order,
-    and neither loses to the other.
+    and neither loses to the other. An aggregate another batch in flight holds is not loaded
+    at all: the command waits for that batch (a stale copy would only conflict).
     """
 
     def get(self, aggregate_id: UUID, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -313,37 +382,56 @@ class BatchRepository(Repository[UUID]):
             raise _Deferred(aggregate_id)
         aggregate = batch.aggregates.get(aggregate_id)
         if aggregate is None:
+            if not batch.claim(aggregate_id):
+                raise _Deferred(aggregate_id)
             aggregate = super().get(aggregate_id, **kwargs)
             batch.aggregates[aggregate_id] = aggregate
         return aggregate
 
 
 class GroupCommit:
-    """Saves the events of many concurrent commands in one transaction.
+    """Saves the events of many concurrent commands in few transactions.
 
-    A command is a function run in the worker thread that loads aggregates through the
+    A command is a function run in a worker thread that loads aggregates through the
     application's repository, calls their methods and returns the aggregates it created or
-    changed, without saving them. Commands queued while a transaction runs form the next batch.
-    Commands on the same aggregate chain inside a batch (see `BatchRepository`). If the batch
-    conflicts with a writer outside it, each command is decided again and saved on its own, and
-    only a command that conflicts then gets `ConcurrencyConflict`.
+    changed, without saving them. Commands on the same aggregate chain inside a batch (see
+    `BatchRepository`). If a batch conflicts with a writer outside it, each of its commands is
+    decided again and saved on its own, and only a command that conflicts then gets
+    `ConcurrencyConflict`.
+
+    Batches are sized by the arrival rate: up to `concurrency` batches are decided and saved
+    at once (the recorder takes no table lock, so their transactions overlap), and a free slot
+    takes its share of whatever queued meanwhile: one command when they trickle in, hundreds
+    (up to `max_batch`) under a burst. Each aggregate belongs to one batch in flight at a time.
     """
 
-    def __init__(self, store: EventStore[Any], *, max_batch: int = 500) -> None:
+    def __init__(
+        self, store: EventStore[Any], *, max_batch: int = 500, concurrency: int | None = None
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Slots leave connections to single saves and the batches' own fast-forward reads.
+        self.concurrency = concurrency or max(1, min(4, store.settings.pool_size // 2))
+        self._queue: deque[_Pending] = deque()
+        self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[bool]] = set()
+        self._waiting: list[_Pending] = []  # deferred until a batch in flight ends
+        self._ready: deque[list[_Pending]] = deque()  # batches of commands that waited
+        self._claims: dict[UUID, int] = {}
+        self._claims_lock = threading.Lock()
+        self._tokens = itertools.count(1)
         self.batches = 0
         self.fallbacks = 0
 
     async def submit(self, decide: Callable[[], Iterable[Any] | Any]) -> list[int]:
-        """Run `decide` in the batch; returns the notification ids of the events it saved."""
+        """Run `decide` in a batch; returns the notification ids of the events it saved."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="group-commit")
         loop = asyncio.get_running_loop()
         pending = _Pending(decide, meta.current.get(), loop.create_future())
-        await self._queue.put(pending)
+        self._queue.append(pending)
+        self._arrived.set()
         return await pending.future
 
     async def close(self) -> None:
@@ -351,44 +439,92 @@ class GroupCommit:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        for p in [*self._queue, *self._waiting, *itertools.chain(*self._ready)]:
+            if not p.future.done():
+                p.future.cancel()
 
     async def _run(self) -> None:
-        carry: list[_Pending] = []
         while True:
-            batch = carry or [await self._queue.get()]
-            carry = []
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                carry = await self.store.call(self._commit, batch)
-            except BaseException as exc:  # never leave a caller waiting forever
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            self.batches += 1
+            free = self.concurrency - len(self._running)
+            if not (self._queue or self._ready) or free <= 0:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if self._ready:
+                batch = self._ready.popleft()
+            else:
+                size = min(self.max_batch, -(-len(self._queue) // free))
+                batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+            task = asyncio.create_task(self._commit_batch(batch))
+            self._running.add(task)
+            task.add_done_callback(self._ended)
 
-    def _commit(self, batch: list[_Pending]) -> list[_Pending]:
-        """Runs in the worker thread. Returns the commands deferred to the next batch."""
-        decided, deferred = self._decide_all(batch)
-        if not decided:
-            return deferred
+    def _ended(self, task: asyncio.Task[bool]) -> None:
+        self._running.discard(task)
+        released = not task.cancelled() and task.exception() is None and task.result()
+        # Commands that waited for an aggregate go first, in arrival order, once a batch that
+        # held aggregates ended (or none runs: nothing else would release them).
+        # They go together: they waited for the same aggregates, which chain in one batch.
+        if self._waiting and (released or not self._running):
+            for start in range(0, len(self._waiting), self.max_batch):
+                self._ready.append(self._waiting[start : start + self.max_batch])
+            self._waiting = []
+        self._arrived.set()
+
+    async def _commit_batch(self, batch: list[_Pending]) -> bool:
+        """Whether the batch held aggregates (its end may let waiting commands go)."""
         try:
-            results = self.store.app.save_batch([(events, p.metadata) for p, events in decided])
-        except IntegrityError:
-            self.fallbacks += 1
-            for p, _ in decided:
-                self._commit_alone(p)
-            return deferred
-        for (p, _), ids in zip(decided, results, strict=True):
-            _resolve(p, result=ids)
-        return deferred
+            deferred, held = await self.store.call(self._commit, batch)
+        except BaseException as exc:  # never leave a caller waiting forever
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return True
+        self._waiting += deferred
+        return held
+
+    def _claimer(self, token: int, claimed: list[UUID]) -> Callable[[UUID], bool]:
+        def claim(aggregate_id: UUID) -> bool:
+            with self._claims_lock:
+                owner = self._claims.setdefault(aggregate_id, token)
+            if owner == token:
+                claimed.append(aggregate_id)
+            return owner == token
+
+        return claim
+
+    def _commit(self, batch: list[_Pending]) -> tuple[list[_Pending], bool]:
+        """Runs in a worker thread. Returns the commands deferred to a later batch, and
+        whether this batch held aggregates."""
+        claimed: list[UUID] = []
+        claim = self._claimer(next(self._tokens), claimed)
+        try:
+            decided, deferred = self._decide_all(batch, claim)
+            if not decided:
+                return deferred, bool(claimed)
+            self.batches += 1
+            try:
+                results = self.store.app.save_batch([(events, p.metadata) for p, events in decided])
+            except IntegrityError:
+                self.fallbacks += 1
+                deferred += [p for p, _ in decided if self._commit_alone(p, claim)]
+                return deferred, True
+            for (p, _), ids in zip(decided, results, strict=True):
+                _resolve(p, result=ids)
+            return deferred, bool(claimed)
+        finally:
+            with self._claims_lock:
+                for aggregate_id in claimed:
+                    self._claims.pop(aggregate_id, None)
 
     def _decide_all(
-        self, batch: list[_Pending]
+        self, batch: list[_Pending], claim: Callable[[UUID], bool]
     ) -> tuple[list[tuple[_Pending, list[Any]]], list[_Pending]]:
-        state = _Batch()
+        state = _Batch(claim=claim)
         token = _current_batch.set(state)
         decided: list[tuple[_Pending, list[Any]]] = []
         deferred: list[_Pending] = []
@@ -417,11 +553,14 @@ class GroupCommit:
             _current_batch.reset(token)
         return decided, deferred
 
-    def _commit_alone(self, p: _Pending) -> None:
+    def _commit_alone(self, p: _Pending, claim: Callable[[UUID], bool]) -> bool:
+        """Decide and save one command; True when it must wait for another batch."""
         try:
-            decided, _ = self._decide_all([p])
+            decided, deferred = self._decide_all([p], claim)
+            if deferred:
+                return True
             if not decided:
-                return  # failed alone: its future already carries the error
+                return False  # failed alone: its future already carries the error
             [ids] = self.store.app.save_batch([(decided[0][1], p.metadata)])
         except IntegrityError as exc:
             _resolve(p, exc=ConcurrencyConflict(str(exc)))
@@ -429,6 +568,7 @@ class GroupCommit:
             _resolve(p, exc=exc)
         else:
             _resolve(p, result=ids)
+        return False
 
 
 def _run_in_context(decide: Callable[[], Any], event_meta: meta.EventMetadata) -> Any:

@@ -1,9 +1,10 @@
-"""Reading a service's notification log (its events table, in commit order) with asyncpg.
+"""Reading a service's notification log (its events table, in log order) with asyncpg.
 
 The events table is also the outbox: the relay, the projection runners and the ops CLI all
-follow it from a stored position. eventsourcing's recorder takes a table lock per insert, so
-notification ids become visible in increasing order; they may still have gaps (a rolled-back
-insert consumes ids), so a follower always asks for "after my position", never "position + 1".
+follow it from a stored position. Every read stops below the recorder's horizon (recorder.py),
+so a position once passed never has an event committed behind it later. Ids are sparse (a
+transaction's id times 2**20 plus the event's place in it), so a follower always asks for
+"after my position", never "position + 1".
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from uuid import UUID
 import asyncpg
 from eventsourcing.persistence import Notification
 
+from audifi_kit.recorder import MAX_POSITION, max_id_sql, read_sql
+
 log = logging.getLogger(__name__)
 
 
@@ -23,15 +26,19 @@ class NotificationLog:
     def __init__(self, table: str) -> None:
         quoted = '"' + table.replace('"', '""') + '"'
         self.table = table
-        self._select = (
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            f"FROM {quoted} WHERE notification_id > $1 AND notification_id <= $2 "
-            "ORDER BY notification_id LIMIT $3"
-        )
-        self._max = f"SELECT coalesce(max(notification_id), 0) FROM {quoted}"
+        self._select = read_sql(quoted, ("$1", "$2", "$3"))
+        self._max = max_id_sql(quoted)
         self._count = (
             f"SELECT count(*) FROM {quoted} WHERE notification_id > $1 AND notification_id <= $2"
         )
+        self._before_last = (
+            f"SELECT coalesce(min(notification_id), 1) - 1 FROM (SELECT notification_id "
+            f"FROM {quoted} ORDER BY notification_id DESC LIMIT $1) AS last"
+        )
+        # After each read: committed events exist beyond it that a transaction still open in
+        # this database keeps from being read yet. A follower looks again soon: that
+        # transaction's end sends no NOTIFY when it wrote no events.
+        self.held_back = False
 
     async def read(
         self,
@@ -41,23 +48,35 @@ class NotificationLog:
         *,
         upto: int | None = None,
     ) -> list[Notification]:
-        rows = await conn.fetch(self._select, after, upto or 2**62, limit)
-        return [
+        rows = await conn.fetch(self._select, after, upto or MAX_POSITION, limit)
+        first = rows[0]
+        head = first["head"] or 0
+        page = [
             Notification(
                 id=r["notification_id"],
                 originator_id=UUID(bytes=r["originator_id"].bytes),
                 originator_version=r["originator_version"],
                 topic=r["topic"],
-                state=bytes(r["state"]),
+                state=r["state"],
             )
             for r in rows
+            if r["notification_id"] is not None
         ]
+        self.held_back = len(page) < limit and head >= first["horizon"] and head > after
+        return page
 
     async def max_id(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
+        """The last id a reader may take now."""
         return int(await conn.fetchval(self._max))
 
     async def count(self, conn: asyncpg.Connection | asyncpg.Pool, after: int, upto: int) -> int:
         return int(await conn.fetchval(self._count, after, upto))
+
+    async def position_before_last(
+        self, conn: asyncpg.Connection | asyncpg.Pool, events: int
+    ) -> int:
+        """A position from which the last `events` events are read (ids are not contiguous)."""
+        return int(await conn.fetchval(self._before_last, events))
 
 
 class LogWatcher:

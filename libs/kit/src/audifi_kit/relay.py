@@ -15,6 +15,7 @@ import logging
 import time
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,11 @@ from audifi_kit.notifications import LogWatcher, NotificationLog
 from audifi_kit.outbox import OutboxMapping
 
 log = logging.getLogger(__name__)
+
+# Events committed but held back by a transaction still open in this database (recorder.py):
+# looked at again after these waits, doubling, rather than at the next NOTIFY or poll.
+HELD_BACK_FIRST_WAIT = 0.002
+HELD_BACK_MAX_WAIT = 0.05
 
 POSITIONS_DDL = """
 CREATE TABLE IF NOT EXISTS kit_relay_positions (
@@ -41,11 +47,9 @@ def build_messages(
     store: EventStore[Any], mapping: OutboxMapping, page: Sequence[Notification]
 ) -> list[Message]:
     """Map a page of the log to the messages it publishes (private events are skipped)."""
+    published = [n for n in page if mapping.publishes(n.topic)]
     messages = []
-    for n in page:
-        if not mapping.publishes(n.topic):
-            continue
-        domain_event, event_meta = store.decode(n)
+    for n, (domain_event, event_meta) in zip(published, store.decode_page(published), strict=True):
         event = mapping.to_integration_event(n.topic, domain_event)
         if event is not None:
             when = getattr(domain_event, "timestamp", None)
@@ -79,6 +83,8 @@ class OutboxRelay:
         self._watcher: LogWatcher | None = None
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Condition()
+        self._ahead: tuple[list[Notification], list[Message]] | None = None
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix=f"relay-{store.service}")
 
     @property
     def lag(self) -> int:
@@ -94,6 +100,8 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._decoder.shutdown(wait=False)
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix=f"relay-{self.store.service}")
 
     async def run(self) -> None:
         """Follow the log forever; survives database and broker outages by retrying."""
@@ -124,12 +132,19 @@ class OutboxRelay:
             poll_interval=self.store.settings.poll_interval,
         )
         await self._watcher.start()
+        held = HELD_BACK_FIRST_WAIT
         while True:
             moved = await self.step()
-            if not moved:
+            if moved:
+                held = HELD_BACK_FIRST_WAIT
+            elif self.log.held_back:
+                await self._watcher.wait(held)
+                held = min(held * 2, HELD_BACK_MAX_WAIT)
+            else:
                 await self._watcher.wait()
 
     async def _release(self) -> None:
+        self._ahead = None
         if self._watcher is not None:
             await self._watcher.close()
             self._watcher = None
@@ -146,32 +161,56 @@ class OutboxRelay:
             await conn.fetchval("SELECT position FROM kit_relay_positions WHERE name=$1", self.name)
         )
 
+    async def _next_page(self, after: int) -> tuple[list[Notification], list[Message]]:
+        assert self._conn is not None
+        page = await self.log.read(self._conn, after, self.page_size)
+        if not page:
+            return page, []
+        # Decoding is blocking work (decryption, a service's own mapper): in the relay's own
+        # thread, never behind the writers' calls (it uses no event-store connection).
+        loop = asyncio.get_running_loop()
+        return page, await loop.run_in_executor(
+            self._decoder, build_messages, self.store, self.mapping, page
+        )
+
     async def step(self) -> int:
         """Publish one page after the stored position. Returns how many notifications it covered."""
         assert self._conn is not None
-        page = await self.log.read(self._conn, self.position, self.page_size)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0][0].id > self.position:
+            page, messages = ahead
+        else:
+            page, messages = await self._next_page(self.position)
         if not page:
             self.head = self.position
             await self._announce()
             return 0
-        # Decoding is blocking work (decryption, a service's own mapper): in a worker thread,
-        # not one of the store's slots, which writers hold (it uses no event-store connection).
-        messages = await asyncio.to_thread(build_messages, self.store, self.mapping, page)
-        while True:
-            try:
-                if messages:
-                    await self.bus.publish(messages)
-                break
-            except PublishError as exc:
-                self.publish_failures += 1
-                log.warning("relay %s: publish failed (%s); retrying", self.store.service, exc)
-                await asyncio.sleep(self.retry_delay)
+        publishing = asyncio.ensure_future(self._publish(messages))
+        try:
+            if len(page) == self.page_size:
+                # A backlog: the next page is read and mapped while this one is confirmed.
+                self._ahead = await self._next_page(page[-1].id)
+                if not self._ahead[0]:
+                    self._ahead = None
+        finally:
+            await publishing
         new_position = page[-1].id
         await self._store_position(self._conn, new_position)
         self.position = new_position
         self.published += len(messages)
         self.head = max(self.head, new_position)
         return len(page)
+
+    async def _publish(self, messages: list[Message]) -> None:
+        while True:
+            try:
+                if messages:
+                    await self.bus.publish(messages)
+                return
+            except PublishError as exc:
+                self.publish_failures += 1
+                log.warning("relay %s: publish failed (%s); retrying", self.store.service, exc)
+                await asyncio.sleep(self.retry_delay)
 
     async def _store_position(self, conn: asyncpg.Connection, position: int) -> None:
         await conn.execute(
