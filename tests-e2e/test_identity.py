@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pyotp
 import pytest
+from audifi_kit.testing import eventually_sync
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from nacl.signing import SigningKey as SolanaKey
@@ -25,16 +26,6 @@ def email() -> str:
 
 def bearer(tokens: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['token']}"}
-
-
-def eventually(check, timeout: float = 20.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not true within {timeout}s"
-        time.sleep(every)
 
 
 def mail_to(platform: Platform, address: str) -> list[dict]:
@@ -56,8 +47,8 @@ def test_a_magic_link_signs_in_once_and_only_once(platform: Platform) -> None:
     asked = httpx.post(f"{platform.gateway}/auth/magic-link", json={"email": address})
     assert asked.status_code == 202, asked.text
 
-    mails = eventually(
-        lambda: [m for m in mail_to(platform, address) if "token=" in m["text"]], timeout=30
+    mails = eventually_sync(
+        lambda: [m for m in mail_to(platform, address) if "token=" in m["text"]], within=30
     )
     token = re.search(r"token=([A-Za-z0-9_\-]+)", mails[0]["text"]).group(1)
     first = httpx.post(f"{platform.gateway}/auth/verify-magic-link", json={"token": token})
@@ -132,7 +123,7 @@ def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_whole_session(
         f"{platform.gateway}/auth/refresh", json={"refreshToken": newer["refreshToken"]}
     )
     assert latest.status_code == 401
-    eventually(
+    eventually_sync(
         lambda: (
             httpx.get(f"{platform.gateway}/auth/session", headers=bearer(newer)).status_code == 401
         )
@@ -196,7 +187,7 @@ def test_after_logout_the_access_token_is_refused_at_the_gateway_and_by_the_serv
     assert httpx.get(session, headers=bearer(tokens)).status_code == 200
     out = httpx.post(f"{platform.gateway}/auth/logout", headers=bearer(tokens))
     assert out.status_code in (200, 201), out.text
-    refused = eventually(
+    refused = eventually_sync(
         lambda: (r := httpx.get(session, headers=bearer(tokens))).status_code == 401 and r
     )
     assert refused.json()["error"]["code"] == "UNAUTHORIZED"
@@ -206,7 +197,7 @@ def test_after_logout_the_access_token_is_refused_at_the_gateway_and_by_the_serv
     # Zero trust: a service reached without the gateway refuses the token as well (each
     # consumes auth.session.revoked itself).
     direct = f"{platform.url('notify')}/notifications"
-    answer = eventually(
+    answer = eventually_sync(
         lambda: (r := httpx.get(direct, headers=bearer(tokens))).status_code == 401 and r
     )
     assert answer.json()["error"]["message"] == "This session has been signed out"
@@ -249,7 +240,7 @@ def test_an_erased_account_is_forgotten_everywhere_but_its_ids_stay_valid(
     address = email()
     tokens = sign_up(platform, address)
     account_id = tokens["userId"]
-    eventually(lambda: mail_to(platform, address), timeout=30)  # welcome: notify knew it
+    eventually_sync(lambda: mail_to(platform, address), within=30)  # welcome: notify knew it
     assert _rows_naming(postgres_url, platform.env["AUDIFI_DB_PREFIX"], address)
 
     erased = httpx.delete(f"{platform.gateway}/users/me", headers=bearer(tokens))
@@ -258,7 +249,7 @@ def test_an_erased_account_is_forgotten_everywhere_but_its_ids_stay_valid(
     def forgotten() -> bool:
         return not _rows_naming(postgres_url, platform.env["AUDIFI_DB_PREFIX"], address)
 
-    eventually(forgotten, timeout=30, every=1.0)
+    eventually_sync(forgotten, within=30, every=1.0)
     notify_db = postgres_url.rsplit("/", 1)[0] + f"/{platform.env['AUDIFI_DB_PREFIX']}notify"
     with psycopg.connect(notify_db) as conn:
         told = conn.execute(
@@ -293,9 +284,9 @@ def test_the_login_limiter_trips_and_recovers(platform: Platform) -> None:
     wait = int(limited.headers["retry-after"])
     assert 1 <= wait <= int(platform.env["AUTH_LIMIT_WINDOW_SECONDS"])
     time.sleep(wait)
-    assert eventually(
+    assert eventually_sync(
         lambda: httpx.post(login, json={"email": address, "password": password}).status_code == 200,
-        timeout=10,
+        within=10,
     )
 
 

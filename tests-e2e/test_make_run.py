@@ -6,14 +6,14 @@ import json
 import os
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from audifi_kit.postgres import stop_embedded_server
 from audifi_kit.settings import DEFAULT_PORTS
-from audifi_kit.testing import free_port
+from audifi_kit.testing import eventually_sync, free_port
 from platform_processes import make, stop_group, wait_http
 
 
@@ -32,18 +32,21 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
     process = make("run", env, log)
     try:
         url = f"http://127.0.0.1:{ports['gateway']}/api/v1/admin/health"
-        started = time.monotonic()
-        answer = None
-        while time.monotonic() - started < 60:
+
+        def healthy() -> httpx.Response:
+            if process.poll() is not None:
+                pytest.fail(f"make run ended: {log.read_text()[-3000:]}")
             try:
                 answer = httpx.get(url, timeout=2)
-                if answer.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
-        assert answer is not None and answer.status_code == 200, log.read_text()[-3000:]
+            except httpx.HTTPError as exc:
+                raise AssertionError(str(exc)) from exc  # not listening yet
+            assert answer.status_code == 200, answer.text[:300]
+            return answer
+
+        try:
+            answer = eventually_sync(healthy, within=60, every=0.5)
+        except AssertionError as exc:
+            raise AssertionError(log.read_text()[-3000:]) from exc
         services = answer.json()["services"]
         assert {n for n, s in services.items() if s["status"] == "up"} == set(DEFAULT_PORTS) - {
             "gateway"

@@ -6,13 +6,12 @@ import asyncio
 import os
 import re
 import signal
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 from audifi_kit.settings import DEFAULT_PORTS
-from audifi_kit.testing import drop_databases, free_port
+from audifi_kit.testing import drop_databases, eventually_sync, free_port
 from platform_processes import SMALL_FOOTPRINT, make, stop_group, wait_http
 
 
@@ -55,13 +54,12 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         assert chain.json()["chainId"] == deployment["chainId"]
 
         os.kill(int(pids["nft"]), signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while True:
-            restarted = re.findall(r"started nft \(pid (\d+)\)", log.read_text())
-            if len(restarted) > 1:
-                break
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
+        eventually_sync(
+            lambda: len(re.findall(r"started nft \(pid (\d+)\)", log.read_text())) > 1,
+            within=60,
+            every=0.2,
+            what="the supervisor restarting nft",
+        )
         wait_http(f"http://127.0.0.1:{ports['nft']}/ready", 60)
         answer = httpx.get(health, timeout=5)
         assert answer.status_code == 200 and answer.json()["services"]["nft"]["status"] == "up"

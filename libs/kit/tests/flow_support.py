@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -17,14 +14,6 @@ from audifi_kit.bus import parking_queue, retry_queue
 from audifi_kit.settings import Settings
 
 TESTS_DIR = Path(__file__).parent
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {check.__qualname__}")
-        await asyncio.sleep(0.05)
 
 
 async def ledger_total(pool: asyncpg.Pool, account_id: UUID) -> tuple[int, int]:

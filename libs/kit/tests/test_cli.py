@@ -14,7 +14,8 @@ from audifi_kit.eventstore import EventStore
 from audifi_kit.inbox import InboxWorker
 from audifi_kit.projections import ProjectionRunner, list_parked
 from audifi_kit.settings import Settings
-from flow_support import TESTS_DIR, delete_queues, eventually, ledger_total, run_cli
+from audifi_kit.testing import eventually
+from flow_support import TESTS_DIR, delete_queues, ledger_total, run_cli
 from kit_sample import Balances, Bank, ledger_consumer
 from parking_sample import POISON, rename
 
@@ -130,7 +131,7 @@ async def test_republish_to_one_queue_is_deduplicated_by_its_consumer(
             "--queue", consumer.name,
         )  # fmt: skip
         assert "republished 1 message(s)" in again.stdout
-        await eventually(lambda: _true(worker.duplicates == 1))
+        await eventually(lambda: worker.duplicates == 1)
         assert await ledger_total(ledger_pool, account_id) == (30, 2)
     finally:
         await worker.stop()
@@ -146,10 +147,6 @@ async def test_bus_commands_explain_that_they_need_the_distributed_bus(settings:
 
 async def _equals(pool: asyncpg.Pool, account_id, expected) -> bool:
     return await ledger_total(pool, account_id) == expected
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_the_cli_finds_the_embedded_database_without_database_url(tmp_path) -> None:

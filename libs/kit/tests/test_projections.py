@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from audifi_kit.eventstore import EventStore
 from audifi_kit.projections import ParkedEvent, ProjectionRunner, handles, list_parked, rebuild
+from audifi_kit.testing import WITHIN, eventually
 from kit_sample import Account, Balances, BalancesCopy, Bank
 from parking_sample import POISON, ScrubbedBalances, rename
 from prometheus_client import REGISTRY
@@ -62,17 +63,13 @@ async def test_each_event_changes_the_view_exactly_once_across_restarts(
     )
     await asyncio.gather(a.start(), b.start())
     try:
-        await asyncio.wait_for(_until(lambda: max(a.position, b.position) >= last), 10)
-        await asyncio.sleep(0.3)
+        # Each step reads the stored position, so both end at `last`, and past it neither
+        # can apply an event again: the count below is final.
+        await asyncio.gather(a.wait(last, timeout=WITHIN), b.wait(last, timeout=WITHIN))
     finally:
         await asyncio.gather(a.stop(), b.stop())
     assert await rows(bank, "balances") == [(account_id, "Ada", 40, 41)]
     assert a.applied + b.applied == 10
-
-
-async def _until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0.02)
 
 
 async def test_a_rebuilt_view_equals_the_live_one_row_for_row(
@@ -112,9 +109,10 @@ async def test_a_rebuild_while_writes_go_on_still_matches_a_never_rebuilt_view(
     writer = asyncio.create_task(keep_writing())
     progress: list[tuple[int, int]] = []
     try:
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(written) >= 20, what="writes before the rebuild")
         await rebuild(bank, Balances(), page_size=20, progress=lambda d, t: progress.append((d, t)))
-        await asyncio.sleep(0.2)
+        during = len(written)
+        await eventually(lambda: len(written) >= during + 20, what="writes after the rebuild")
     finally:
         stop.set()
         await writer
@@ -250,7 +248,7 @@ async def test_a_handler_failing_on_every_event_stalls_the_view_rather_than_park
     runner = ProjectionRunner(bank, Broken(), max_parked_in_a_row=2, retry_delay=0.01)
     await runner.start()
     try:
-        await _until(lambda: runner.failures >= 2)
+        await eventually(lambda: runner.failures >= 2)
     finally:
         await runner.stop()
     assert runner.position == 0

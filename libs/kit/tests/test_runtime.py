@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +13,8 @@ from audifi_kit.http import NotFound, create_service_app
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
-from flow_support import delete_queues, eventually, ledger_total
+from audifi_kit.testing import eventually
+from flow_support import delete_queues, ledger_total
 from kit_sample import LEDGER_DDL, Balances, Bank, ledger_consumer, outbox
 from litestar import get, post
 from litestar.datastructures import State
@@ -98,9 +98,12 @@ async def test_a_service_serves_its_writes_publishes_them_and_another_service_co
             assert ready.status_code == 200, ready.text
 
             await eventually(lambda: _total(ledger, UUID(account_id), (42, 1)))
-            await asyncio.sleep(0.5)  # a gauge refresh
-            exposition = (await client.get("/metrics")).text
-            assert 'audifi_relay_lag{queue="outbox",service="sample"} 0.0' in exposition
+            lag = 'audifi_relay_lag{queue="outbox",service="sample"} 0.0'
+
+            async def lag_reported() -> bool:  # at the gauges' next refresh
+                return lag in (await client.get("/metrics")).text
+
+            await eventually(lag_reported)
     finally:
         await ledger.stop()
         await delete_queues(amqp_url, consumer.name)
@@ -145,7 +148,7 @@ async def test_readiness_names_the_database_when_it_is_gone(
         async def ready_again() -> bool:
             return (await client.get("/ready")).status_code == 200
 
-        await eventually(ready_again, timeout=15)
+        await eventually(ready_again, within=15)
 
 
 async def _ready(client: AsyncTestClient) -> tuple[int, dict[str, Any]]:
@@ -179,7 +182,7 @@ async def test_ready_reports_each_projection_lag_and_parked_events(
             view = body["checks"]["projections"]["details"]["projections"]["balances"]
             return status == 200 and view["parked"] == 1 and view["lag"] == 0
 
-        await eventually(parked_reported, timeout=10)  # the view moved on: it serves
+        await eventually(parked_reported, within=10)  # the view moved on: it serves
         status, body = await _ready(client)
         assert body["status"] == "degraded"
         check = body["checks"]["projections"]
@@ -202,7 +205,7 @@ async def test_ready_reports_each_projection_lag_and_parked_events(
                 and f"audifi_projection_parked_events{labels} 1.0" in exposition
             )
 
-        await eventually(gauges_set, timeout=10)
+        await eventually(gauges_set, within=10)
 
 
 async def test_a_stalled_projection_fails_readiness_until_it_moves_again(
@@ -233,7 +236,7 @@ async def test_a_stalled_projection_fails_readiness_until_it_moves_again(
             async def stalled() -> bool:
                 return (await client.get("/ready")).status_code == 503
 
-            await eventually(stalled, timeout=10)
+            await eventually(stalled, within=10)
             down = (await client.get("/ready")).json()
             assert down["error"]["code"] == "UNAVAILABLE"
             assert down["error"]["details"]["failing"] == ["projections"]
@@ -246,5 +249,5 @@ async def test_a_stalled_projection_fails_readiness_until_it_moves_again(
         async def ready_again() -> bool:
             return (await client.get("/ready")).status_code == 200
 
-        await eventually(ready_again, timeout=10)
+        await eventually(ready_again, within=10)
         assert (await client.get(f"/accounts/{account_id}")).json()["owner"] == "Ada"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from audifi_kit.testing import served
+from audifi_kit.testing import eventually, served
 from litestar import Litestar, get
 from nacl.public import PrivateKey
 
@@ -49,12 +48,12 @@ class AuthService:
     async def wait_published(
         self, routing_key: str, match: Callable[[dict[str, Any]], bool] = lambda _: True
     ) -> dict[str, Any]:
-        for _ in range(250):
-            for key, body in self.published:
-                if key == routing_key and match(body):
-                    return body
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{routing_key} was not published: {self.published}")
+        def found() -> dict[str, Any]:
+            hit = next((b for k, b in self.published if k == routing_key and match(b)), None)
+            assert hit is not None, f"{routing_key} not among {self.published}"
+            return hit
+
+        return await eventually(found, within=10)
 
     async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)

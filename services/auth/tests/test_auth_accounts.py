@@ -131,16 +131,24 @@ async def test_personal_data_is_sealed_in_the_event_store(auth: AuthService) -> 
 
 async def test_the_admin_listing_pages_by_cursor(auth: AuthService) -> None:
     boss = await auth.sign_up("boss@example.com")
-    for i in range(3):
-        await auth.sign_up(f"fan{i}@example.com")
-    first = await auth.client.get("/users?limit=2", headers=auth.bearer(boss))
-    assert len(first.json()["items"]) == 2 and first.json()["nextCursor"]
-    rest = await auth.client.get(
-        f"/users?limit=2&cursor={first.json()['nextCursor']}", headers=auth.bearer(boss)
-    )
-    assert len(rest.json()["items"]) == 2 and rest.json()["nextCursor"] is None
+    signed_up = [boss["userId"]]
+    for i in range(4):
+        signed_up.append((await auth.sign_up(f"fan{i}@example.com"))["userId"])
+    seen, cursor = [], None
+    for _ in range(3):
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = await auth.client.get("/users", params=params, headers=auth.bearer(boss))
+        assert page.status_code == 200, page.text
+        assert len(page.json()["items"]) <= 2
+        seen += [u["id"] for u in page.json()["items"]]
+        cursor = page.json()["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == signed_up  # each once, in the order they signed up
     bad = await auth.client.get("/users?cursor=nope", headers=auth.bearer(boss))
     assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert [f["field"] for f in bad.json()["error"]["details"]["fields"]] == ["cursor"]
 
 
 async def test_the_service_documents_its_api(auth: AuthService) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
+import httpx
 import pytest
 from audifi_auth.projections.accounts import Accounts
 from audifi_kit import cli
 from audifi_kit.projections import rebuild
+from audifi_kit.testing import eventually
 from auth_support import AuthService
 from typer.testing import CliRunner
 
@@ -40,11 +42,11 @@ async def test_an_erased_account_is_forgotten_and_the_platform_told(
 
     # Its sessions are revoked: auth itself (like every service) refuses the token now, once
     # its consumer of auth.session.revoked has recorded it.
-    for _ in range(200):
+    async def refused() -> httpx.Response | None:
         gone = await auth.client.get("/users/me", headers=auth.bearer(tokens))
-        if gone.status_code != 404:  # 404: erased, the revocation not recorded yet
-            break
-        await asyncio.sleep(0.05)
+        return gone if gone.status_code != 404 else None  # 404: revocation not recorded yet
+
+    gone = await eventually(refused)
     assert gone.status_code == 401, gone.text
     assert gone.json()["error"]["message"] == "This session has been signed out"
     login = await auth.client.post(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from uuid import UUID
 
 import base58
 import pytest
@@ -18,7 +17,6 @@ from audifi_kit.fields import (
     EmailAddress,
     EvmAddress,
     SolanaAddress,
-    UuidCursor,
     WalletAddress,
     check,
     rule_of,
@@ -69,12 +67,6 @@ def test_a_wallet_address_the_schema_allows_is_refused_only_as_its_description_s
         # The one rule a pattern cannot carry (the field's description states it).
         assert re.fullmatch("[1-9A-HJ-NP-Za-km-z]{32,44}", address)
         assert len(base58.b58decode(address)) != 32
-
-
-@settings(max_examples=200, deadline=None)
-@given(_allowed(UuidCursor))
-def test_a_cursor_the_schema_allows_names_a_position(cursor: str) -> None:
-    UUID(cursor)
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from audifi_kit.testing import eventually
 from auth_support import AuthService, StartAuth
 
 LIMITS = {
@@ -15,12 +14,11 @@ LIMITS = {
 
 
 async def until_allowed(auth: AuthService, path: str, body: dict) -> int:
-    for _ in range(100):
+    async def allowed() -> int | None:
         response = await auth.client.post(path, json=body)
-        if response.status_code != 429:
-            return response.status_code
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{path} stayed limited")
+        return response.status_code if response.status_code != 429 else None
+
+    return await eventually(allowed, every=0.1, what=f"{path} no longer limited")
 
 
 async def test_password_guessing_trips_the_limiter_which_recovers(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import jwt
+import pytest
 from audifi_events import encode
 from audifi_events.auth import SessionRevokedV1
 from audifi_kit.messages import Message
+from audifi_kit.testing import eventually
 from auth_support import AuthService
 
 
@@ -58,14 +60,16 @@ async def test_logout_ends_the_session_and_tells_the_platform(auth: AuthService)
     assert revoked["accessTokensValidUntil"] > revoked["revokedAt"]
     refresh = await auth.client.post("/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
     assert refresh.status_code == 401
+
     # Until auth's own consumer has recorded the revocation the session reads as ended; from
     # then on the token is refused outright, as the gateway and every service refuse it.
-    for _ in range(200):
+    async def refused() -> httpx.Response | None:
         after = await auth.client.get("/auth/session", headers=auth.bearer(tokens))
-        if after.status_code != 200:
-            break
-        assert after.json()["active"] is False
-        await asyncio.sleep(0.05)
+        if after.status_code == 200 and after.json()["active"] is not False:
+            pytest.fail(f"a signed-out session read as active: {after.text}")
+        return after if after.status_code != 200 else None
+
+    after = await eventually(refused)
     assert after.status_code == 401
     assert after.json()["error"]["message"] == "This session has been signed out"
 
@@ -94,11 +98,11 @@ async def test_a_revocation_published_in_its_first_shape_still_signs_the_session
         ]
     )
 
-    for _ in range(200):
+    async def refused() -> httpx.Response | None:
         after = await auth.client.get("/auth/session", headers=auth.bearer(tokens))
-        if after.status_code != 200:
-            break
-        await asyncio.sleep(0.05)
+        return after if after.status_code != 200 else None
+
+    after = await eventually(refused)
     assert after.status_code == 401
     assert after.json()["error"]["message"] == "This session has been signed out"
 

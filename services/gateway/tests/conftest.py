@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvicorn
 from audifi_gateway.app import create_app
 from audifi_gateway.config import GatewayConfig
 from audifi_gateway.routes import RouteTable
@@ -31,7 +29,7 @@ from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.http.factory import create_service_app
 from audifi_kit.server import server_config
 from audifi_kit.settings import DEFAULT_PORTS, Settings
-from audifi_kit.testing import TokenSigner, free_port, served
+from audifi_kit.testing import TokenSigner, free_port, served, serving
 from litestar import Litestar, Request, Response, WebSocket, get, route, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
@@ -361,26 +359,6 @@ def start_gateway(gateway_config: GatewayConfig) -> StartGateway:
     return start
 
 
-@asynccontextmanager
-async def serving(config: uvicorn.Config) -> AsyncIterator[str]:
-    """Serve with uvicorn as configured (the kit's `served` uses uvicorn's defaults, which
-    believe anyone's X-Forwarded-For on loopback); yields the base URL."""
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{config.host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 async def gateway(
     start_gateway: StartGateway, upstream_settings: Callable[..., Settings]
@@ -407,21 +385,3 @@ async def redis_cleanup(redis_url: str, gateway_config: GatewayConfig) -> AsyncI
             await redis.delete(*keys)
     finally:
         await redis.aclose()
-
-
-Eventually = Callable[..., Awaitable[Any]]
-
-
-@pytest.fixture
-def eventually() -> Eventually:
-    """`await eventually(check)`: poll an async check until it is truthy (bounded, untimed)."""
-
-    async def poll(check: Callable[[], Awaitable[Any]], *, within: float = 10.0) -> Any:
-        deadline = time.monotonic() + within
-        while not (result := await check()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still false after {within}s: {check}")
-            await asyncio.sleep(0.05)
-        return result
-
-    return poll

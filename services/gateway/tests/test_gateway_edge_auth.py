@@ -13,6 +13,7 @@ from audifi_events.registry import encode
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.bus.rabbitmq import RabbitBus
 from audifi_kit.messages import Message
+from audifi_kit.testing import eventually
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -118,7 +119,7 @@ async def test_auths_keys_are_public_through_the_gateway(gateway, client, signer
 
 
 async def _refused_after_revocation(
-    deliver: Callable[[Message], Awaitable[None]], urls: list[str], client, signer, eventually
+    deliver: Callable[[Message], Awaitable[None]], urls: list[str], client, signer
 ) -> None:
     revoked, kept = signer.token(sid="session-out"), signer.token(sid="session-on")
     for url in urls:
@@ -143,12 +144,12 @@ async def _refused_after_revocation(
 
 
 async def test_a_revoked_session_is_refused_in_embedded_mode(
-    start_gateway, upstream_settings, client, signer, eventually
+    start_gateway, upstream_settings, client, signer
 ) -> None:
     bus = InProcessBus()
     async with start_gateway(upstream_settings(), bus=bus) as url:
         deliver = lambda message: bus.publish([message])  # noqa: E731
-        await _refused_after_revocation(deliver, [url], client, signer, eventually)
+        await _refused_after_revocation(deliver, [url], client, signer)
 
 
 async def test_a_revocation_consumed_by_one_replica_is_seen_by_all_through_redis(
@@ -157,7 +158,6 @@ async def test_a_revocation_consumed_by_one_replica_is_seen_by_all_through_redis
     gateway_config,
     client,
     signer,
-    eventually,
     amqp_url,
     redis_url,
     redis_cleanup,
@@ -173,7 +173,7 @@ async def test_a_revocation_consumed_by_one_replica_is_seen_by_all_through_redis
             # Straight to this test's queue: other consumers of the shared broker see nothing.
             queue = gateway_config.revocation_queue
             deliver = lambda message: publisher.send_to_queue(queue, [message])  # noqa: E731
-            await _refused_after_revocation(deliver, [one, two], client, signer, eventually)
+            await _refused_after_revocation(deliver, [one, two], client, signer)
     finally:
         await publisher.delete_queue(gateway_config.revocation_queue)
         await publisher.close()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from audifi_gateway.routes import Route, RouteTable
-from audifi_kit.testing import served
+from audifi_kit.testing import eventually, served
 
 
 def bearer(signer) -> dict[str, str]:
@@ -92,7 +92,7 @@ async def test_a_large_download_streams_through_unchanged(
 
 
 async def test_a_client_that_goes_away_mid_response_releases_the_upstream(
-    gateway, client, signer, feed_log, eventually
+    gateway, client, signer, feed_log
 ) -> None:
     async with client.stream(
         "GET", f"{gateway}/api/v1/masters/feed", headers=bearer(signer)
@@ -157,7 +157,6 @@ async def test_the_breaker_opens_on_a_dead_upstream_and_closes_when_it_returns(
     client,
     signer,
     dead_port,
-    eventually,
     make_nft_app,
 ) -> None:
     config = dataclasses.replace(gateway_config, breaker_failures=2, breaker_cooldown=1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from audifi_kit.testing import eventually
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -15,7 +16,7 @@ def ws_url(gateway: str, session: str = "s-1", query: str = "") -> str:
 
 
 async def test_frames_flow_both_ways_with_a_token_from_the_query(
-    gateway, signer, studio_log, eventually
+    gateway, signer, studio_log
 ) -> None:
     token = signer.token("fan-9", roles=("fan",))
     url = ws_url(gateway, "s-42", f"access_token={token}&lang=en")

@@ -9,10 +9,9 @@ through fixtures (the root runs pytest with --import-mode=importlib).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -202,23 +201,6 @@ async def notify(
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[Any]]:
-    """Waits until `check()` returns something truthy and returns it (20 s at most)."""
-
-    async def wait(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = await check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not true within {timeout}s: {check.__qualname__}")
-            await asyncio.sleep(0.05)
-
-    return wait
 
 
 @pytest.fixture

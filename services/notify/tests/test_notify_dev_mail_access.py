@@ -17,7 +17,7 @@ from audifi_gateway.app import create_app as create_gateway
 from audifi_gateway.config import GatewayConfig
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.settings import DEFAULT_PORTS, Settings
-from audifi_kit.testing import free_port, served
+from audifi_kit.testing import eventually, free_port, served
 from audifi_notify.app import create_app
 from audifi_notify.config import NotifyConfig
 
@@ -55,7 +55,7 @@ def _refused(response: httpx.Response, email: str) -> None:
 
 
 async def test_a_caller_on_this_machine_reads_the_mail_and_one_elsewhere_gets_404(
-    start_notify, config, eventually, now
+    start_notify, config, now
 ) -> None:
     account_id = str(uuid.uuid4())
     email = f"dev-{account_id[:8]}@example.com"

@@ -9,7 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from audifi_events.auth import AccountErased, AccountRegistered, TwoFactorEnabled
 from audifi_kit.bus.inprocess import InProcessBus
-from audifi_kit.testing import free_port
+from audifi_kit.testing import eventually, free_port
 from audifi_notify.config import NotifyConfig, SmtpServer
 from audifi_notify.domain import RetryPolicy
 
@@ -36,7 +36,7 @@ def refusing_smtp() -> Any:
 
 
 async def test_a_refusing_server_is_retried_then_the_mail_fails_with_the_error_kept(
-    start_notify, refusing_smtp, eventually, now
+    start_notify, refusing_smtp, now
 ) -> None:
     handler, server = refusing_smtp
     config = NotifyConfig(smtp=server, retry=RetryPolicy((0.05, 0.1)))
@@ -69,7 +69,7 @@ async def test_a_refusing_server_is_retried_then_the_mail_fails_with_the_error_k
 
 
 async def test_after_erasure_nothing_is_sent_and_the_address_is_gone_everywhere(
-    notify, eventually, now
+    notify, now
 ) -> None:
     account_id = str(uuid.uuid4())
     email = f"forget-{account_id[:8]}@example.com"

@@ -6,10 +6,11 @@ import uuid
 
 from audifi_events.auth import AccountRegistered, TwoFactorEnabled, WalletLinked
 from audifi_kit.bus.inprocess import InProcessBus
+from audifi_kit.testing import eventually
 
 
 async def test_users_page_through_their_own_history_and_admins_through_anyones(
-    start_notify, config, eventually, now
+    start_notify, config, now
 ) -> None:
     account_id = str(uuid.uuid4())
     email = f"pages-{account_id[:8]}@example.com"
@@ -61,6 +62,7 @@ async def test_users_page_through_their_own_history_and_admins_through_anyones(
         bad = await notify.notifications(account_id, cursor="not-a-cursor")
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert [f["field"] for f in bad.json()["error"]["details"]["fields"]] == ["cursor"]
         anonymous = await notify.client.get("/notifications")
         assert anonymous.status_code == 401
 

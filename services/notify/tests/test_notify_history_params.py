@@ -7,10 +7,11 @@ import uuid
 
 from audifi_events.auth import AccountRegistered
 from audifi_kit.bus.inprocess import InProcessBus
+from audifi_kit.testing import eventually
 
 
 async def test_the_query_is_held_to_the_schema_and_every_allowed_value_answered(
-    start_notify, config, eventually, now
+    start_notify, config, now
 ) -> None:
     account_id = str(uuid.uuid4())
     email = f"query-{account_id[:8]}@example.com"
@@ -32,6 +33,8 @@ async def test_the_query_is_held_to_the_schema_and_every_allowed_value_answered(
             ({"accountId": account_id + "\n"}, "accountId"),
             ({"cursor": "\x00"}, "cursor"),
             ({"cursor": "1_" + "0" * 31}, "cursor"),
+            ({"cursor": "B" + "A" * 31}, "cursor"),  # a time past what a cursor names
+            ({"limit": 201}, "limit"),
             ({"limit": 0}, "limit"),
         ):
             refused = await notify.notifications("admin-1", roles=admin, **params)
@@ -49,7 +52,7 @@ async def test_the_query_is_held_to_the_schema_and_every_allowed_value_answered(
         assert item["accountId"] == account_id
 
         # The extremes of the cursor's pattern are positions: after the last, before the first.
-        for cursor, items in (("0_" + "0" * 32, 0), ("9" * 17 + "_" + "F" * 32, 1)):
+        for cursor, items in (("A" * 32, 0), ("Af" + "_" * 30, 1)):
             page = await notify.notifications(account_id, cursor=cursor)
             assert page.status_code == 200, page.text
             assert len(page.json()["items"]) == items

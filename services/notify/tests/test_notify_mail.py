@@ -12,6 +12,7 @@ from audifi_events.auth import (
     TwoFactorEnabled,
     WalletLinked,
 )
+from audifi_kit.testing import eventually
 from nacl.public import PublicKey, SealedBox
 
 
@@ -30,9 +31,7 @@ def _registered(account_id: str, email: str | None, now) -> AccountRegistered:
     )
 
 
-async def test_a_new_account_receives_the_welcome_mail_at_its_address(
-    notify, eventually, now
-) -> None:
+async def test_a_new_account_receives_the_welcome_mail_at_its_address(notify, now) -> None:
     account_id, email = _account()
     await notify.publish(_registered(account_id, email, now))
 
@@ -57,7 +56,7 @@ async def test_a_new_account_receives_the_welcome_mail_at_its_address(
 
 
 async def test_a_magic_link_sealed_to_notify_arrives_in_clear_and_is_stored_nowhere(
-    notify, eventually, now
+    notify, now
 ) -> None:
     account_id, email = _account()
     await notify.publish(_registered(account_id, email, now))
@@ -91,7 +90,7 @@ async def test_a_magic_link_sealed_to_notify_arrives_in_clear_and_is_stored_nowh
         await conn.close()
 
 
-async def test_an_expired_magic_link_is_abandoned_not_sent(notify, eventually, now) -> None:
+async def test_an_expired_magic_link_is_abandoned_not_sent(notify, now) -> None:
     account_id, email = _account()
     await notify.publish(_registered(account_id, email, now))
     key = (await notify.client.get("/.well-known/seal-key")).json()
@@ -113,7 +112,7 @@ async def test_an_expired_magic_link_is_abandoned_not_sent(notify, eventually, n
     assert [m["subject"] for m in await notify.mail(email)] == ["Welcome to AudiFi"]
 
 
-async def test_the_same_message_delivered_twice_sends_one_mail(notify, eventually, now) -> None:
+async def test_the_same_message_delivered_twice_sends_one_mail(notify, now) -> None:
     account_id, email = _account()
     await notify.publish(_registered(account_id, email, now))
     event = TwoFactorEnabled(account_id=account_id, enabled_at=now())

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from audifi_events.auth import AccountRegistered, MagicLinkRequested
 from audifi_kit.bus.inprocess import InProcessBus
+from audifi_kit.testing import eventually
 from nacl.public import PrivateKey, SealedBox
 
 
@@ -26,7 +27,7 @@ async def test_the_seal_key_is_public_and_survives_a_restart(start_notify, confi
     assert {"/notifications", "/.well-known/seal-key", "/dev/mail"} <= set(paths)
 
 
-async def test_a_link_sealed_to_another_key_is_never_sent(start_notify, config, eventually) -> None:
+async def test_a_link_sealed_to_another_key_is_never_sent(start_notify, config) -> None:
     account_id = str(uuid.uuid4())
     email = f"wrongkey-{account_id[:8]}@example.com"
     stranger = SealedBox(PrivateKey.generate().public_key).encrypt(b"https://x.test/t")
@@ -60,7 +61,7 @@ async def test_a_link_sealed_to_another_key_is_never_sent(start_notify, config, 
         assert "Your AudiFi sign-in link" not in subjects
 
 
-async def test_a_wallet_only_account_gets_no_welcome_mail(start_notify, config, eventually):
+async def test_a_wallet_only_account_gets_no_welcome_mail(start_notify, config):
     account_id = str(uuid.uuid4())
     async with start_notify(InProcessBus(), config) as notify:
         await notify.publish(

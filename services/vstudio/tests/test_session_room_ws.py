@@ -10,6 +10,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from audifi_kit.testing import eventually
 from audifi_vstudio.adapters.rooms import Member, Rooms, rooms_for
 from audifi_vstudio.api.ws import ConnectionLimits
 from websockets.exceptions import ConnectionClosedError
@@ -28,9 +29,10 @@ async def connections_of(rooms: Rooms, session_id: uuid.UUID, user_id: str) -> i
 
 
 async def until_connections(rooms: Rooms, session_id: uuid.UUID, user_id: str, n: int) -> None:
-    async with asyncio.timeout(PATIENCE):
-        while await connections_of(rooms, session_id, user_id) != n:
-            await asyncio.sleep(0.01)
+    async def reached() -> bool:
+        return await connections_of(rooms, session_id, user_id) == n
+
+    await eventually(reached, within=PATIENCE, every=0.01, what=f"{n} connections of {user_id}")
 
 
 async def test_members_see_each_other_join_under_their_verified_user_ids(

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
+from audifi_kit.testing import eventually
 from audifi_vstudio.adapters.rooms import InMemoryRooms, Member, RedisRooms, Rooms
 from redis.asyncio import Redis
 
@@ -156,9 +157,11 @@ async def test_presence_is_shared_by_replicas_and_a_crashed_replicas_members_exp
         await crashed.join(session, Member("c2", "bob", "Bob"))
         assert names(await alive.presence(session)) == ["Alice", "Bob"]
         assert names(await crashed.presence(session)) == ["Alice", "Bob"]
-        async with asyncio.timeout(PATIENCE):
-            while names(await alive.presence(session)) != ["Alice"]:
-                await asyncio.sleep(0.05)
+
+        async def crashed_member_expired() -> bool:
+            return names(await alive.presence(session)) == ["Alice"]
+
+        await eventually(crashed_member_expired, within=PATIENCE)
         assert names(await crashed.presence(session)) == ["Alice"]
 
 

@@ -27,9 +27,7 @@ newline, which would let `"name\\n"` through. No escape in them is one ECMA's `u
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, get_args
-from uuid import UUID
 
 import msgspec
 
@@ -190,33 +188,15 @@ Token = text_type(
 
 # --- cursors ------------------------------------------------------------------------------
 
-UuidCursor = text_type(
-    f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",
-    max_length=36,
-    description="Where the page starts: the `nextCursor` of the page before (a UUID)",
+# The cursor of every paged list (see `audifi_kit.paging`, which reads and writes it): base64url
+# of 24 bytes, a time in microseconds then an id. "A" is six zero bits and [A-Za-f] a value
+# under 32, so the first 7 bits are zero and every text allowed names a time `datetime` holds.
+Cursor = text_type(
+    "A[A-Za-f][A-Za-z0-9_-]{30}",
+    min_length=32,
+    max_length=32,
+    description="Where the page starts: the `nextCursor` of the page before (opaque)",
 )
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-# 17 digits of microseconds reach the year 5138: every cursor the pattern allows is a date.
-TimeCursor = text_type(
-    f"[0-9]{{1,17}}_{_HEX}{{32}}",
-    max_length=50,
-    description="Where the page starts: the `nextCursor` of the page before "
-    "(`<microseconds since 1970>_<id as 32 hex digits>`)",
-)
-
-
-def time_cursor(at: datetime, item_id: UUID) -> str:
-    """The `TimeCursor` of an item in a list ordered by (time, id)."""
-    return f"{(at - _EPOCH) // _MICROSECOND}_{item_id.hex}"
-
-
-def time_cursor_position(cursor: str) -> tuple[datetime, UUID]:
-    """The (time, id) a `TimeCursor` names; every value the type allows has one."""
-    check(TimeCursor, cursor, field="cursor")
-    micros, _, item_id = cursor.partition("_")
-    return _EPOCH + int(micros) * _MICROSECOND, UUID(hex=item_id)
 
 
 # --- use ----------------------------------------------------------------------------------
@@ -248,6 +228,7 @@ __all__ = [
     "EMAIL_MAX_LENGTH",
     "END",
     "SPECIAL_USE_DOMAINS",
+    "Cursor",
     "EmailAddress",
     "EvmAddress",
     "ListOf",
@@ -255,15 +236,11 @@ __all__ = [
     "MultiLineText",
     "SingleLineText",
     "SolanaAddress",
-    "TimeCursor",
     "Token",
     "TotpCode",
-    "UuidCursor",
     "UuidText",
     "WalletAddress",
     "check",
     "rule_of",
     "text_type",
-    "time_cursor",
-    "time_cursor_position",
 ]

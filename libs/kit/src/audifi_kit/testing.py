@@ -8,16 +8,18 @@ a missing server is a failure, never a silent skip.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import jwt
@@ -188,27 +190,92 @@ async def served(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncItera
 
     For tests whose client must reach a real HTTP server (a JWKS URL, a proxied upstream).
     """
-    import asyncio
-
     import uvicorn
 
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
     )
+    async with serving(config) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serving(config: Any) -> AsyncIterator[str]:
+    """Serve with uvicorn as `config` (a `uvicorn.Config`) says; yields the base URL once it
+    listens, and stops it on the way out."""
+    import uvicorn
+
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.02)
+        started = lambda: server.started or task.done()  # noqa: E731
+        await eventually(started, every=0.01, what="uvicorn listening")
+        if not server.started:
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{host}:{port}"
+        yield f"http://{config.host}:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+T = TypeVar("T")
+# Long enough for a projection or a consumer to catch up on 2 busy CI cores; a check that is
+# met returns at once, so only a failing test pays it.
+WITHIN = 20.0
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]],
+    *,
+    within: float = WITHIN,
+    every: float = 0.02,
+    what: str | None = None,
+) -> T:
+    """Call `check` (sync or async) until it returns something truthy, and return that.
+
+    A check may also `assert`: an AssertionError counts as "not yet". Any other exception
+    fails at once. After `within` seconds, fails naming `what` (else the check) and its last
+    answer. For what the code does not signal; where it does (a projection's position, an
+    event, a published message), wait on that instead.
+    """
+    last: object = "no answer yet"
+    deadline = time.monotonic() + within
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                try:
+                    answer = check()
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+                except AssertionError as exc:
+                    last = exc
+                else:
+                    last = answer
+                    if answer:
+                        return answer
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(every)
+    except TimeoutError:
+        if time.monotonic() < deadline:
+            raise  # the check's own timeout, not ours
+    said = f"{type(last).__name__}: {last}" if isinstance(last, BaseException) else repr(last)
+    name = what or getattr(check, "__qualname__", repr(check))
+    raise AssertionError(f"{name}: not met within {within}s; last answer: {said}") from (
+        last if isinstance(last, BaseException) else None
+    )
+
+
+def eventually_sync(
+    check: Callable[[], T], *, within: float = WITHIN, every: float = 0.1, what: str | None = None
+) -> T:
+    """`eventually` for tests with no event loop (the end-to-end tests drive processes): the
+    same loop, on an event loop of its own. A check blocks it while it runs; the deadline is
+    still checked after each."""
+    return asyncio.run(eventually(check, within=within, every=every, what=what))
 
 
 @dataclass

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audifi_kit.bus import Bus, Delivery, QueueSpec, Subscription
 from audifi_kit.messages import Message
-
-
-async def eventually(
-    check: Callable[[], Any | Awaitable[Any]], *, within: float = 15.0, what: str = "condition"
-) -> None:
-    """Poll `check` until it returns something truthy; fail after `within` seconds."""
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                result = check()
-                if inspect.isawaitable(result):
-                    result = await result
-                if result:
-                    return
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"{what} not reached within {within}s") from None
 
 
 @dataclass

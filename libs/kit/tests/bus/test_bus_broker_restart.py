@@ -13,7 +13,8 @@ from audifi_kit.broker_node import ScratchRabbitNode
 from audifi_kit.bus import Delivery, PublishError
 from audifi_kit.bus.rabbitmq import RabbitBus
 from audifi_kit.messages import Message
-from bus_support import BusTestEnv, eventually
+from audifi_kit.testing import eventually
+from bus_support import BusTestEnv
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ from audifi_kit.bus import Delivery, PublishError, parking_queue
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.bus.rabbitmq import RabbitBus
 from audifi_kit.messages import ORIGINAL_QUEUE, Message
-from bus_support import BusTestEnv, eventually
+from audifi_kit.testing import eventually
+from bus_support import BusTestEnv
 
 
 @pytest.fixture(params=["inprocess", "rabbitmq"])

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import msgspec
 import pytest
 from audifi_kit.http import ValidationFailed, create_service_app
 from audifi_kit.http.fields import (
+    Cursor,
     EmailAddress,
     EvmAddress,
     ListOf,
@@ -19,19 +20,16 @@ from audifi_kit.http.fields import (
     MultiLineText,
     SingleLineText,
     SolanaAddress,
-    TimeCursor,
     Token,
     TotpCode,
-    UuidCursor,
     UuidText,
     WalletAddress,
     check,
     query_parameter,
     rule_of,
     text_type,
-    time_cursor,
-    time_cursor_position,
 )
+from audifi_kit.paging import Position, decode_cursor, encode_cursor
 from audifi_kit.settings import Settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,8 +58,8 @@ async def put_form(data: JSONBody[Form]) -> Form:
 
 
 @get("/page", opt={"public": True})
-async def page(cursor: Annotated[str | None, query_parameter(TimeCursor)] = None) -> str:
-    return "first" if cursor is None else time_cursor_position(cursor)[0].isoformat()
+async def page(cursor: Annotated[str | None, query_parameter(Cursor)] = None) -> str:
+    return "first" if cursor is None else decode_cursor(cursor).at.isoformat()
 
 
 @pytest.fixture
@@ -129,7 +127,7 @@ async def test_a_lone_surrogate_never_reaches_a_field(client) -> None:
 async def test_a_query_parameter_is_held_to_its_type(client) -> None:
     assert _refused(await client.get("/page", params={"cursor": "x\x00"}))["source"] == "query"
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    answered = await client.get("/page", params={"cursor": time_cursor(at, uuid4())})
+    answered = await client.get("/page", params={"cursor": encode_cursor(Position(at, uuid4()))})
     assert answered.status_code == 200 and answered.text == at.isoformat()
 
 
@@ -147,13 +145,13 @@ async def test_the_schema_shows_each_rule_where_the_value_sits(client) -> None:
     assert form["flags"]["maxProperties"] == 2
     assert form["flags"]["propertyNames"] == {"pattern": rule_of(Key).pattern, "maxLength": 8}
     [cursor] = document["paths"]["/page"]["get"]["parameters"]
-    assert cursor["schema"]["pattern"] == rule_of(TimeCursor).pattern
-    assert cursor["schema"]["maxLength"] == rule_of(TimeCursor).max_length
+    assert cursor["schema"]["pattern"] == rule_of(Cursor).pattern
+    assert cursor["schema"]["maxLength"] == rule_of(Cursor).max_length
 
 
 def test_patterns_are_ones_ecma_262_reads_the_same() -> None:
     """No `$` (Python lets a final newline past it), no inline flags, no \\A or \\Z."""
-    for field_type in (Name, EmailAddress, WalletAddress, UuidText, TimeCursor, Token):
+    for field_type in (Name, EmailAddress, WalletAddress, UuidText, Cursor, Token):
         pattern = rule_of(field_type).pattern
         assert pattern.startswith("^") and pattern.endswith(r"(?![\s\S])")
         outside_classes = re.sub(r"\[(?:\\.|[^\]\\])*\]", "", pattern)
@@ -194,10 +192,9 @@ TYPES = {
     "SolanaAddress": SolanaAddress,
     "WalletAddress": WalletAddress,
     "UuidText": UuidText,
-    "UuidCursor": UuidCursor,
     "TotpCode": TotpCode,
     "Token": Token,
-    "TimeCursor": TimeCursor,
+    "Cursor": Cursor,
 }
 
 
@@ -207,21 +204,3 @@ TYPES = {
 def test_every_value_a_pattern_allows_is_accepted(field_type: Any, data: st.DataObject) -> None:
     value = data.draw(_allowed(field_type))
     assert check(field_type, value, field="f") == value
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.data())
-def test_every_cursor_the_pattern_allows_names_a_position(data: st.DataObject) -> None:
-    cursor = data.draw(_allowed(TimeCursor))
-    at, item_id = time_cursor_position(cursor)
-    assert at.tzinfo is not None and isinstance(item_id, UUID)
-
-
-@given(
-    st.datetimes(
-        min_value=datetime(1970, 1, 1), max_value=datetime(5000, 1, 1), timezones=st.just(UTC)
-    ),
-    st.uuids(),
-)
-def test_a_time_cursor_names_its_item_exactly(at: datetime, item_id: UUID) -> None:
-    assert time_cursor_position(time_cursor(at, item_id)) == (at, item_id)

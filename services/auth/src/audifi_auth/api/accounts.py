@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import msgspec
-from audifi_kit.errors import ValidationFailed
-from audifi_kit.fields import CONTROL, EmailAddress, UuidCursor, text_type
+from audifi_kit.fields import CONTROL, EmailAddress, text_type
 from audifi_kit.http import Identity, require_roles
-from audifi_kit.http.fields import query_parameter
+from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
+from audifi_kit.paging import Position, page_of
 from email_validator import EmailNotValidError, validate_email
 from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from audifi_auth.adapters.brute_force import Budget
 from audifi_auth.adapters.passwords import MAX_LENGTH, MIN_LENGTH, Passwords, WeakPassword
@@ -32,7 +32,6 @@ from audifi_auth.application.errors import (
 from audifi_auth.domain.account import DisplayName, Role, RoleUnknown, parse_role
 
 PUBLIC = {"public": True}
-MAX_PAGE = 200
 
 NewPassword = text_type(
     f"[^{CONTROL}]*",
@@ -192,20 +191,17 @@ class AccountController(Controller):
     async def list_users(
         self,
         auth: NamedDependency[AuthContext],
-        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
-        cursor: Annotated[str | None, query_parameter(UuidCursor)] = None,
+        limit: PageLimit = DEFAULT_LIMIT,
+        cursor: PageCursor = None,
     ) -> UserPage:
-        try:
-            after = UUID(cursor) if cursor else UUID(int=0)
-        except ValueError:
-            raise ValidationFailed("The cursor is not one this API gave out") from None
+        """Accounts in the order they signed up."""
+        query = PageQuery.parse(limit, cursor)
+        condition, order, args = query.sql("created_at", "id", first_arg=1)
         rows = await auth.runtime.pool.fetch(  # type: ignore[union-attr]
-            "SELECT * FROM accounts.accounts WHERE id > $1 AND NOT erased ORDER BY id LIMIT $2",
-            after,
-            limit + 1,
+            f"SELECT * FROM accounts.accounts WHERE NOT erased AND {condition} {order}", *args
         )
-        items = [_view(r) for r in rows[:limit]]
-        return UserPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+        page = page_of(rows, query, lambda r: Position(r["created_at"], r["id"]))
+        return UserPage(items=[_view(r) for r in page.items], next_cursor=page.next_cursor)
 
     @post(
         "/users/{user_id:uuid}/roles",

@@ -9,21 +9,14 @@ from uuid import UUID
 import asyncpg
 import msgspec
 from audifi_kit.http import DB_POOL_STATE_KEY, Forbidden, Identity
-from audifi_kit.http.fields import (
-    TimeCursor,
-    UuidText,
-    query_parameter,
-    time_cursor,
-    time_cursor_position,
-)
+from audifi_kit.http.fields import UuidText, query_parameter
+from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
+from audifi_kit.paging import Position, page_of
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
 
 from audifi_notify.projections.history import TABLE
-
-MAX_LIMIT = 100
 
 
 class NotYourNotifications(Forbidden):
@@ -58,9 +51,10 @@ class NotificationController(Controller):
         accountId: Annotated[
             str | None, query_parameter(UuidText, description="Whose history (an admin's)")
         ] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 20,
-        cursor: Annotated[str | None, query_parameter(TimeCursor)] = None,
+        limit: PageLimit = DEFAULT_LIMIT,
+        cursor: PageCursor = None,
     ) -> NotificationPage:
+        query = PageQuery.parse(limit, cursor, newest_first=True)
         # As auth writes account ids: lower case.
         account_id = str(UUID(accountId)) if accountId is not None else None
         if not identity.has_any("admin"):
@@ -72,20 +66,15 @@ class NotificationController(Controller):
         if account_id is not None:
             args.append(account_id)
             conditions.append(f"account_id = ${len(args)}")
-        if cursor is not None:
-            created_at, notification_id = time_cursor_position(cursor)
-            args += [created_at, notification_id]
-            conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        args.append(limit + 1)
+        keyset, order, more_args = query.sql("created_at", "id", first_arg=len(args) + 1)
+        conditions.append(keyset)
         rows = await pool.fetch(
             "SELECT id, account_id, template, status, attempts, last_error, created_at, sent_at "
-            f"FROM {TABLE} {where} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+            f"FROM {TABLE} WHERE {' AND '.join(conditions)} {order}",
             *args,
+            *more_args,
         )
-        items = [NotificationView(**dict(r)) for r in rows[:limit]]
-        more = len(rows) > limit
+        page = page_of(rows, query, lambda r: Position(r["created_at"], r["id"]))
         return NotificationPage(
-            items=items,
-            next_cursor=time_cursor(items[-1].created_at, items[-1].id) if more else None,
+            items=[NotificationView(**dict(r)) for r in page.items], next_cursor=page.next_cursor
         )
