@@ -1,10 +1,10 @@
 """Reading a service's notification log (its events table, in log order) with asyncpg.
 
 The events table is also the outbox: the relay, the projection runners and the ops CLI all
-follow it from a stored position. Every read stops below the recorder's horizon (recorder.py),
-so a position once passed never has an event committed behind it later. Ids are sparse (a
-transaction's id times 2**20 plus the event's place in it), so a follower always asks for
-"after my position", never "position + 1".
+follow it from a stored position (the loop is `follower.LogFollower`). Every read stops below
+the recorder's horizon (recorder.py), so a position once passed never has an event committed
+behind it later. Ids are sparse (a transaction's id times 2**20 plus the event's place in it),
+so a follower always asks for "after my position", never "position + 1".
 """
 
 from __future__ import annotations
@@ -86,11 +86,19 @@ class LogWatcher:
     a lost connection is replaced, and until it is the poll interval keeps the follower going.
     """
 
-    def __init__(self, dsn: str, channel: str, *, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        *,
+        poll_interval: float = 1.0,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
+        """`wakeup`: the event to set (a follower's, which others may set too)."""
         self.dsn = dsn
         self.channel = channel
         self.poll_interval = poll_interval
-        self._event = asyncio.Event()
+        self._event = wakeup if wakeup is not None else asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()

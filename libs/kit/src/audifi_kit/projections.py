@@ -54,7 +54,8 @@ from eventsourcing.utils import get_topic
 
 from audifi_kit import metrics
 from audifi_kit.eventstore import EventStore
-from audifi_kit.notifications import LogWatcher, NotificationLog
+from audifi_kit.follower import LogFollower
+from audifi_kit.notifications import NotificationLog
 
 log = logging.getLogger(__name__)
 events_log = structlog.get_logger("audifi.projections")
@@ -210,8 +211,8 @@ async def _apply_page(
     # Decoding (decryption, decompression, a service's own mapper) is blocking work: one
     # worker-thread call per page, never on the event loop, and not in one of the store's
     # slots, which writers hold (it uses no event-store connection).
-    events = await asyncio.to_thread(lambda: [store.decode(n)[0] for n in handled])
-    for n, domain_event in zip(handled, events, strict=True):
+    events = await asyncio.to_thread(store.decode_page, handled)
+    for n, (domain_event, _) in zip(handled, events, strict=True):
         await projection.apply(conn, domain_event, n)
     return len(handled)
 
@@ -358,19 +359,24 @@ class ProjectionRunner:
         self.store = store
         self.projection = projection
         self.page_size = page_size
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
         self.log = NotificationLog(store.table)
         self.position = 0
         self.applied = 0
         self.parked = 0
-        self.failures = 0  # steps failed in a row
         self.last_step_at = time.monotonic()
         self._parking = _Parking(max_attempts, max_parked_in_a_row)
-        self._conn: asyncpg.Connection | None = None
-        self._watcher: LogWatcher | None = None
-        self._task: asyncio.Task[None] | None = None
         self._moved = asyncio.Condition()
+        self._watchers: set[asyncio.Event] = set()
+        self._follower = LogFollower(
+            f"projection {projection.name}",
+            self.step,
+            store=store,
+            held_back=lambda: self.log.held_back,
+            retry_delay=retry_delay,
+            max_retry_delay=max_retry_delay,
+            expected_errors=TRANSIENT_ERRORS,
+            logger=log,
+        )
 
     @property
     def name(self) -> str:
@@ -379,7 +385,16 @@ class ProjectionRunner:
     @property
     def running(self) -> bool:
         """The runner's task is alive (it ends only when stopped, or by a bug)."""
-        return self._task is not None and not self._task.done()
+        return self._follower.running
+
+    @property
+    def failures(self) -> int:
+        """Steps failed in a row."""
+        return self._follower.failures
+
+    def notify_moves(self, wakeup: asyncio.Event) -> None:
+        """Set `wakeup` whenever the view moves (a follower of the view: notify's sender)."""
+        self._watchers.add(wakeup)
 
     async def start(self) -> None:
         conn = await self.store.connect()
@@ -391,14 +406,10 @@ class ProjectionRunner:
         finally:
             await conn.close()
         self.last_step_at = time.monotonic()
-        self._task = asyncio.create_task(self._run(), name=f"projection-{self.name}")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._follower.stop()
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
         """Create the view on first start; rebuild it when its code's version changed."""
@@ -429,48 +440,11 @@ class ProjectionRunner:
                 max_parked_in_a_row=self._parking.max_in_a_row,
             )
 
-    async def _run(self) -> None:
-        delay = self.retry_delay
-        while True:
-            try:
-                self._conn = await self.store.connect()
-                self._watcher = LogWatcher(
-                    self.store.location.asyncpg_dsn,
-                    self.store.channel,
-                    poll_interval=self.store.settings.poll_interval,
-                )
-                await self._watcher.start()
-                while True:
-                    moved = await self.step()
-                    delay = self.retry_delay
-                    if not moved:
-                        await self._watcher.wait()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.failures += 1
-                if is_transient(exc):
-                    log.warning(
-                        "projection %s: %s; retrying in %.1fs", self.name, _error_type(exc), delay
-                    )
-                else:
-                    log.exception("projection %s failed; retrying in %.1fs", self.name, delay)
-            finally:
-                if self._watcher is not None:
-                    await self._watcher.close()
-                    self._watcher = None
-                if self._conn is not None:
-                    with contextlib.suppress(Exception):
-                        await self._conn.close()
-                    self._conn = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_retry_delay)
-
     async def step(self) -> int:
         """Apply one page after the stored position, in one transaction with the new position
         and the page's parked events."""
-        assert self._conn is not None
-        conn = self._conn
+        conn = self._follower.conn
+        assert conn is not None
         parking = _Parking(self._parking.max_attempts, self._parking.max_in_a_row)
         for attempt in (1, 2):
             parking.in_a_row = self._parking.in_a_row
@@ -503,11 +477,13 @@ class ProjectionRunner:
         _announce(self.store.service, parked)
         self.applied += len(page) - len(parked)
         self.parked += len(parked)
-        self.failures = 0
         self.position = position
         self.last_step_at = time.monotonic()
         async with self._moved:
             self._moved.notify_all()
+        if page:
+            for wakeup in self._watchers:
+                wakeup.set()
         return len(page)
 
     async def wait(self, position: int, timeout: float = 10.0) -> None:

@@ -4,7 +4,7 @@ It follows the log from its stored position, maps each public domain event to it
 event, publishes a page with publisher confirms, and stores the new position only after every
 confirm. A crash or a broker outage anywhere in between means the page is published again:
 at-least-once, with message id `<service>-<notification id>` so consumers drop the repeats.
-One relay per service is active at a time (a PostgreSQL advisory lock); other replicas wait.
+One relay per service is active at a time (the follower's leader lock); other replicas wait.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,16 +22,12 @@ from eventsourcing.persistence import Notification
 
 from audifi_kit.bus import Bus, PublishError
 from audifi_kit.eventstore import EventStore
+from audifi_kit.follower import LogFollower
 from audifi_kit.messages import Message
-from audifi_kit.notifications import LogWatcher, NotificationLog
+from audifi_kit.notifications import NotificationLog
 from audifi_kit.outbox import OutboxMapping
 
 log = logging.getLogger(__name__)
-
-# Events committed but held back by a transaction still open in this database (recorder.py):
-# looked at again after these waits, doubling, rather than at the next NOTIFY or poll.
-HELD_BACK_FIRST_WAIT = 0.002
-HELD_BACK_MAX_WAIT = 0.05
 
 POSITIONS_DDL = """
 CREATE TABLE IF NOT EXISTS kit_relay_positions (
@@ -79,9 +74,26 @@ class OutboxRelay:
         self.published = 0
         self.publish_failures = 0
         self.head = 0
-        self._conn: asyncpg.Connection | None = None
-        self._watcher: LogWatcher | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._follower = LogFollower(
+            f"relay {store.service}",
+            self.step,
+            store=store,
+            begin=self._begin,
+            leader_lock=f"relay:{store.service}:{name}",
+            held_back=lambda: self.log.held_back,
+            retry_delay=retry_delay,
+            max_retry_delay=max(retry_delay, 5.0),
+            # A killed connection surfaces as any of these: reconnect from the stored
+            # position (nothing after it was acknowledged as published).
+            expected_errors=(
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ),
+            logger=log,
+        )
         self._caught_up = asyncio.Condition()
         self._ahead: tuple[list[Notification], list[Message]] | None = None
         self._decoder = ThreadPoolExecutor(1, thread_name_prefix=f"relay-{store.service}")
@@ -91,67 +103,27 @@ class OutboxRelay:
         """Notifications committed but not yet published (as of the last look at the log)."""
         return max(self.head - self.position, 0)
 
+    @property
+    def _conn(self) -> asyncpg.Connection | None:
+        return self._follower.conn
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"relay-{self.store.service}")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._follower.stop()
         self._decoder.shutdown(wait=False)
         self._decoder = ThreadPoolExecutor(1, thread_name_prefix=f"relay-{self.store.service}")
 
     async def run(self) -> None:
-        """Follow the log forever; survives database and broker outages by retrying."""
-        while True:
-            try:
-                await self._run_as_leader()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # A killed connection surfaces as OSError, PostgresError, InterfaceError or
-                # asyncpg's InternalClientError: whatever it is, reconnect from the stored
-                # position (nothing after it was acknowledged as published).
-                log.warning("relay %s lost its database: %r; reconnecting", self.store.service, exc)
-            finally:
-                await self._release()
-            await asyncio.sleep(self.retry_delay)
+        """Follow the log until stopped; survives database and broker outages by retrying."""
+        await self._follower.run()
 
-    async def _run_as_leader(self) -> None:
-        self._conn = await self.store.connect()
-        await self._conn.execute(POSITIONS_DDL)
-        lock_key = zlib.crc32(f"relay:{self.store.service}:{self.name}".encode())
-        while not await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key):  # noqa: ASYNC110
-            await asyncio.sleep(1.0)  # another replica relays; stand by
-        self.position = await self._load_position(self._conn)
-        self._watcher = LogWatcher(
-            self.store.location.asyncpg_dsn,
-            self.store.channel,
-            poll_interval=self.store.settings.poll_interval,
-        )
-        await self._watcher.start()
-        held = HELD_BACK_FIRST_WAIT
-        while True:
-            moved = await self.step()
-            if moved:
-                held = HELD_BACK_FIRST_WAIT
-            elif self.log.held_back:
-                await self._watcher.wait(held)
-                held = min(held * 2, HELD_BACK_MAX_WAIT)
-            else:
-                await self._watcher.wait()
-
-    async def _release(self) -> None:
+    async def _begin(self, conn: asyncpg.Connection | None) -> None:
+        assert conn is not None
         self._ahead = None
-        if self._watcher is not None:
-            await self._watcher.close()
-            self._watcher = None
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None
+        await conn.execute(POSITIONS_DDL)
+        self.position = await self._load_position(conn)
 
     async def _load_position(self, conn: asyncpg.Connection) -> int:
         await conn.execute(

@@ -8,18 +8,15 @@ retry is due) and attempts each due notification; what an attempt does is the ap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
-import structlog
+from audifi_kit.follower import LogFollower
 from audifi_kit.projections import ProjectionRunner
 
 from audifi_notify.application import Notifier
 from audifi_notify.projections.history import TABLE
-
-log = structlog.get_logger("audifi.notify.sender")
 
 
 class Sender:
@@ -39,41 +36,38 @@ class Sender:
         self.batch = batch
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        self._task: asyncio.Task[None] | None = None
+        self._follower = LogFollower(
+            "notify sender",
+            self._step,
+            idle_timeout=self._next_due_in,
+            poll_interval=poll_interval,
+            retry_delay=poll_interval,
+            max_retry_delay=10 * poll_interval,
+        )
+        history.notify_moves(self._follower.wakeup)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notify-sender")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._follower.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                seen = self.history.position
-                await self.send_due()
-                await self._wait(seen)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notify sender failed; going on")
-                await asyncio.sleep(self.poll_interval)
+    async def _step(self) -> int:
+        await self.send_due()
+        # An attempt shows in the read model only once the history projection applies it:
+        # until then the same rows still look due, so wait for the view to move (it wakes
+        # the follower) or the next retry to fall due, never step again at once.
+        return 0
 
-    async def _wait(self, seen: int) -> None:
-        """Until the read model moves or the next retry is due (the poll interval at most)."""
-        timeout = self.poll_interval
+    async def _next_due_in(self) -> float:
+        """Seconds until the next retry is due (the poll interval at most)."""
         next_due = await self.pool.fetchval(
             f"SELECT min(next_attempt_at) FROM {TABLE} "
             "WHERE status = 'pending' AND next_attempt_at > now()"
         )
-        if next_due is not None:
-            timeout = max(0.01, min(timeout, (next_due - datetime.now(UTC)).total_seconds()))
-        with contextlib.suppress(TimeoutError):
-            await self.history.wait(seen + 1, timeout=timeout)
+        if next_due is None:
+            return self.poll_interval
+        return max(0.01, min(self.poll_interval, (next_due - datetime.now(UTC)).total_seconds()))
 
     async def send_due(self) -> int:
         """Attempt what is due now; returns how many notifications were attempted."""

@@ -32,7 +32,6 @@ lifespan (or `catch_up()` where it wants to wait for the chain).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -52,6 +51,7 @@ from audifi_kit.chain.embedded import EmbeddedProvider
 from audifi_kit.chain.reverts import ErrorRegistry, blockchain_error
 from audifi_kit.errors import BlockchainError
 from audifi_kit.eventstore import INBOX_TABLE, EventStore, ServiceApplication
+from audifi_kit.follower import LogFollower
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,6 @@ class ChainIndexer:
         self.confirmations = confirmations
         self.batch_blocks = batch_blocks
         self.keep_blocks = keep_blocks
-        self.poll_interval = poll_interval
         self.addresses = [to_checksum_address(a) for a in contracts]
         self._events: dict[tuple[str, bytes], Mapping[str, Any]] = {}
         for address, abi in contracts.items():
@@ -165,7 +164,15 @@ class ChainIndexer:
                 if item.get("type") == "event" and not item.get("anonymous"):
                     topic = event_abi_to_log_topic(item)  # type: ignore[arg-type]
                     self._events[(to_checksum_address(address), topic)] = item
-        self._stopping = asyncio.Event()
+        self._follower = LogFollower(
+            f"chain indexer {name}",
+            self._step_blocks,
+            poll_interval=poll_interval,
+            retry_delay=poll_interval,
+            max_retry_delay=10 * poll_interval,
+            expected_errors=(BlockchainError,),
+            logger=log,
+        )
         self.use_filter = (
             isinstance(w3.provider, EmbeddedProvider) if use_filter is None else use_filter
         )
@@ -178,23 +185,25 @@ class ChainIndexer:
 
     # -- the loop ----------------------------------------------------------------------
 
+    @property
+    def poll_interval(self) -> float:
+        return self._follower.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        self._follower.poll_interval = seconds
+
     async def run(self) -> None:
         """Follow the chain until `stop()`: a step, then a pause when caught up."""
         await self.create_tables()
-        while not self._stopping.is_set():
-            try:
-                result = await self.step()
-            except BlockchainError as exc:
-                log.warning("chain indexer %s: %s %s", self.name, exc.message, exc.details)
-                result = StepResult()
-            if result.blocks == 0:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
+        await self._follower.run()
 
     def stop(self) -> None:
-        self._stopping.set()
+        """`run()` returns after the step under way."""
+        self._follower.request_stop()
+
+    async def _step_blocks(self) -> int:
+        return (await self.step()).blocks
 
     async def catch_up(self) -> StepResult:
         """Step until no confirmed block is left; the total of what was done."""
