@@ -240,6 +240,11 @@ A = TypeVar("A", bound=ServiceApplication)
 T = TypeVar("T")
 
 
+# An application's environment for eventsourcing's in-memory (POPO) persistence: what every
+# service's `bootstrap.in_memory()` builds on, so application tests need no database.
+IN_MEMORY: dict[str, str] = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
 @dataclass(slots=True)
 class EventStore(Generic[A]):
     """One service's event store and the way async code reaches it."""

@@ -313,3 +313,32 @@ class TokenSigner:
     ) -> str:
         payload = self.claims(sub, roles, ttl) | claims
         return jwt.encode(payload, self.private, algorithm="EdDSA", headers={"kid": self.kid})
+
+
+# ------------------------------------------------------------------------ service bootstraps
+
+
+def check_runs_in_memory(app: Any) -> None:
+    """`app` (a service's `bootstrap.in_memory()`) saves and reads back an aggregate and logs
+    it, with no database."""
+    from eventsourcing.domain import Aggregate
+
+    probe = Aggregate()
+    app.save(probe)
+    assert app.repository.get(probe.id).version == 1
+    assert len(app.notification_log.select(1, 10)) == 1
+
+
+async def check_runs_on_postgres(open_store: Any, postgres_url: str, var_dir: Any) -> None:
+    """`open_store(settings)` (a service's `bootstrap.on_postgres`) opens the application on
+    its own database under a fresh prefix, with an empty log; the database is dropped after."""
+    from audifi_kit.settings import Settings
+
+    prefix = f"audifi_b{uuid.uuid4().hex[:8]}_"
+    store = await open_store(Settings(database_url=postgres_url, db_prefix=prefix, var_dir=var_dir))
+    try:
+        assert store.location.dbname.startswith(prefix)
+        assert await store.call(store.app.notification_log.select, 1, 10) == []
+    finally:
+        store.close()
+        await drop_databases(postgres_url, prefix)

@@ -6,12 +6,10 @@ event store.
 
 from __future__ import annotations
 
-from audifi_kit.eventstore import EventStore, open_event_store
+from audifi_kit.eventstore import IN_MEMORY, EventStore, open_event_store
 from audifi_kit.settings import Settings
 
 from audifi_analytics.application import AnalyticsApplication
-
-IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
 def in_memory() -> AnalyticsApplication:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
+from audifi_kit.eventstore import IN_MEMORY
 from audifi_kit.settings import Settings
 
 from audifi_auth.adapters.key_vault import KeyVault, MemoryKeyVault
@@ -65,7 +66,7 @@ def in_memory(
 ) -> AuthApplication:
     """The application on eventsourcing's POPO persistence, with in-memory adapters."""
     return AuthApplication(
-        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        IN_MEMORY,
         vault=vault or MemoryKeyVault(),
         config=config,
         clock=clock,

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
-from audifi_kit.eventstore import EventStore
+from audifi_kit.eventstore import IN_MEMORY, EventStore
 
 from audifi_notify.adapters.claims import CLAIMS_DDL, InMemoryClaims, PostgresClaims
 from audifi_notify.adapters.recipients import (
@@ -35,7 +35,6 @@ from audifi_notify.adapters.smtp import InMemoryTransport
 from audifi_notify.application import Notifier, NotifyApplication, Transport
 from audifi_notify.config import NotifyConfig
 
-IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 T = TypeVar("T")
 
 
