@@ -8,8 +8,9 @@ from uuid import UUID
 import asyncpg
 import pytest
 from audifi_kit.bus.rabbitmq import RabbitBus
+from audifi_kit.errors import NotFound
 from audifi_kit.eventstore import ServiceApplication
-from audifi_kit.http import NotFound, create_service_app
+from audifi_kit.http import create_service_app
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec

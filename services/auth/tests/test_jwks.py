@@ -12,7 +12,8 @@ import pytest
 from audifi_auth.adapters.signing_keys import SigningKey, SigningKeys
 from audifi_auth.app import create_app
 from audifi_kit.bus.inprocess import InProcessBus
-from audifi_kit.http import JwksKeys, TokenVerifier, Unauthorized
+from audifi_kit.errors import Unauthorized
+from audifi_kit.http import JwksKeys, TokenVerifier
 from audifi_kit.settings import Settings
 from audifi_kit.testing import drop_databases, free_port, served
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

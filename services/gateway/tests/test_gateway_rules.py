@@ -11,7 +11,7 @@ from audifi_gateway.breaker import BreakerState, CircuitBreaker
 from audifi_gateway.config import GatewayConfig
 from audifi_gateway.ratelimit import DEFAULT_LIMITS, RateLimit, parse_rate_limits
 from audifi_gateway.routes import ROUTES, Route, RouteTable
-from audifi_kit.http.errors import Unavailable
+from audifi_kit.errors import Unavailable
 from audifi_kit.settings import DEFAULT_PORTS
 
 TABLE = RouteTable()

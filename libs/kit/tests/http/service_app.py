@@ -7,14 +7,9 @@ import threading
 from typing import Annotated, Any
 
 import msgspec
+from audifi_kit.errors import NotFound, ValidationFailed
 from audifi_kit.eventstore import ConcurrencyConflict
-from audifi_kit.http import (
-    Identity,
-    NotFound,
-    ValidationFailed,
-    create_service_app,
-    require_roles,
-)
+from audifi_kit.http import Identity, create_service_app, require_roles
 from audifi_kit.settings import Settings
 from litestar import Litestar, Request, get, post
 from litestar.di import NamedDependency

@@ -17,7 +17,8 @@ from typing import Annotated, Any
 import asyncpg
 import httpx
 import pytest
-from audifi_kit.http import DB_POOL_STATE_KEY, ValidationFailed
+from audifi_kit.app_state import DB_POOL_STATE_KEY
+from audifi_kit.errors import ValidationFailed
 from audifi_kit.http.bodies import check_json_body
 from audifi_kit.testing import served
 from litestar import Litestar, Request, delete, post, put

@@ -10,8 +10,8 @@ from uuid import uuid4
 
 import msgspec
 import pytest
-from audifi_kit.http import ValidationFailed, create_service_app
-from audifi_kit.http.fields import (
+from audifi_kit.errors import ValidationFailed
+from audifi_kit.fields import (
     Cursor,
     EmailAddress,
     EvmAddress,
@@ -25,10 +25,11 @@ from audifi_kit.http.fields import (
     UuidText,
     WalletAddress,
     check,
-    query_parameter,
     rule_of,
     text_type,
 )
+from audifi_kit.http import create_service_app
+from audifi_kit.http.fields import query_parameter
 from audifi_kit.paging import Position, decode_cursor, encode_cursor
 from audifi_kit.settings import Settings
 from hypothesis import given, settings

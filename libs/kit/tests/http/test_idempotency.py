@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
-from audifi_kit.http import DB_POOL_STATE_KEY
+from audifi_kit.app_state import DB_POOL_STATE_KEY
 from jwks_support import SigningKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient

@@ -7,7 +7,8 @@ from typing import Any
 import jsonschema_rs
 import msgspec
 import pytest
-from audifi_kit.http import Conflict, RateLimited, require_roles
+from audifi_kit.errors import Conflict, RateLimited
+from audifi_kit.http import require_roles
 from audifi_kit.http.openapi import ERROR_ENVELOPE_REF, error_envelope_components
 from jwks_support import AUDIENCE, ISSUER
 from litestar import get, put

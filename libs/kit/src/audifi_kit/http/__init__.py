@@ -3,27 +3,11 @@
 See `factory.create_service_app`; the error envelope in `errors`, request ids and logging in
 `requests`, `/metrics` in `metrics`, auth in `auth`, `Idempotency-Key` in `idempotency`.
 
-The error classes come from `audifi_kit.errors` and the pool's state key from
-`audifi_kit.app_state`; both are re-exported here for code that imports them from this
-package, but a domain, an application or an adapter imports them from there: this package
-means Litestar.
+The error classes live in `audifi_kit.errors`, the field rules in `audifi_kit.fields` and the
+pool's state key in `audifi_kit.app_state`, none of which imports Litestar: this package only
+maps errors to the envelope and serves.
 """
 
-from audifi_kit.app_state import DB_POOL_STATE_KEY
-from audifi_kit.errors import (
-    BlockchainError,
-    Conflict,
-    DomainError,
-    Forbidden,
-    Internal,
-    MethodNotAllowed,
-    NotFound,
-    PaymentProviderError,
-    RateLimited,
-    Unauthorized,
-    Unavailable,
-    ValidationFailed,
-)
 from audifi_kit.http import metrics
 from audifi_kit.http.auth import (
     Identity,
@@ -38,23 +22,10 @@ from audifi_kit.http.idempotency import create_idempotency_table
 from audifi_kit.http.requests import configure_logging, current_request_id
 
 __all__ = [
-    "DB_POOL_STATE_KEY",
-    "BlockchainError",
-    "Conflict",
-    "DomainError",
-    "Forbidden",
     "Identity",
-    "Internal",
     "JwksKeys",
-    "MethodNotAllowed",
-    "NotFound",
-    "PaymentProviderError",
-    "RateLimited",
     "ReadinessCheck",
     "TokenVerifier",
-    "Unauthorized",
-    "Unavailable",
-    "ValidationFailed",
     "configure_logging",
     "create_idempotency_table",
     "create_service_app",

@@ -29,7 +29,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from audifi_kit.http.errors import Forbidden, Unauthorized
+from audifi_kit.errors import Forbidden, Unauthorized
 from audifi_kit.http.revocations import RevocationStore, session_revoked
 
 log = structlog.get_logger("audifi.http.auth")

@@ -35,7 +35,7 @@ from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from audifi_kit.http.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from audifi_kit.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 64

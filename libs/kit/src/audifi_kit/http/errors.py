@@ -25,7 +25,6 @@ from litestar.exceptions import (
 )
 
 from audifi_kit.errors import (
-    BlockchainError,
     Conflict,
     DomainError,
     Forbidden,
@@ -33,7 +32,6 @@ from audifi_kit.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    PaymentProviderError,
     RateLimited,
     Unauthorized,
     Unavailable,
@@ -152,23 +150,4 @@ def handle_exception(_request: Request[Any, Any, Any], exc: Exception) -> Respon
     return error_response(error)
 
 
-__all__ = [
-    "BlockchainError",
-    "Conflict",
-    "DomainError",
-    "Forbidden",
-    "Internal",
-    "MethodNotAllowed",
-    "NotFound",
-    "PayloadTooLarge",
-    "PaymentProviderError",
-    "RateLimited",
-    "Unauthorized",
-    "Unavailable",
-    "UnsupportedMediaType",
-    "ValidationFailed",
-    "envelope",
-    "error_response",
-    "handle_exception",
-    "to_domain_error",
-]
+__all__ = ["envelope", "error_response", "handle_exception", "to_domain_error"]

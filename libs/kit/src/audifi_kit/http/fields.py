@@ -23,26 +23,7 @@ from litestar.params import KwargDefinition, QueryParameter
 from litestar.plugins import OpenAPISchemaPlugin
 
 from audifi_kit.fields import (
-    CONTROL,
-    CONTROL_BUT_LINE_BREAKS,
-    EMAIL_MAX_LENGTH,
-    END,
-    SPECIAL_USE_DOMAINS,
-    Cursor,
-    EmailAddress,
-    EvmAddress,
-    ListOf,
-    MappingOf,
-    MultiLineText,
-    SingleLineText,
-    SolanaAddress,
-    Token,
-    TotpCode,
-    UuidText,
-    WalletAddress,
-    check,
     rule_of,
-    text_type,
 )
 
 if TYPE_CHECKING:
@@ -127,27 +108,4 @@ def _present(meta: msgspec.Meta, **names: str) -> dict[str, Any]:
     }
 
 
-__all__ = [
-    "CONTROL",
-    "CONTROL_BUT_LINE_BREAKS",
-    "EMAIL_MAX_LENGTH",
-    "END",
-    "SPECIAL_USE_DOMAINS",
-    "Cursor",
-    "EmailAddress",
-    "EvmAddress",
-    "FieldRuleSchemas",
-    "ListOf",
-    "MappingOf",
-    "MultiLineText",
-    "SingleLineText",
-    "SolanaAddress",
-    "Token",
-    "TotpCode",
-    "UuidText",
-    "WalletAddress",
-    "check",
-    "query_parameter",
-    "rule_of",
-    "text_type",
-]
+__all__ = ["FieldRuleSchemas", "query_parameter"]

@@ -39,8 +39,9 @@ from litestar.openapi.spec import Example
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 
+from audifi_kit.errors import DomainError
 from audifi_kit.http.auth import PUBLIC_OPT
-from audifi_kit.http.errors import DomainError, to_domain_error
+from audifi_kit.http.errors import to_domain_error
 from audifi_kit.http.idempotency import IDEMPOTENT_OPT
 
 ERROR_ENVELOPE = "ErrorEnvelope"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import msgspec
-from audifi_kit.http import Identity, ValidationFailed
+from audifi_kit.errors import ValidationFailed
+from audifi_kit.http import Identity
 from litestar import Controller, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody

@@ -9,7 +9,7 @@ every operation can answer (a body's 400, a protected route's 401 and 403, a pat
 
 from __future__ import annotations
 
-from audifi_kit.http import RateLimited, Unauthorized, Unavailable
+from audifi_kit.errors import RateLimited, Unauthorized, Unavailable
 
 from audifi_auth.application.errors import (
     AccountNotFound,

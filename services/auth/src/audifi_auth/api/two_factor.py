@@ -12,8 +12,9 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from audifi_kit.errors import Unauthorized
 from audifi_kit.fields import Token, text_type
-from audifi_kit.http import Identity, TokenVerifier, Unauthorized
+from audifi_kit.http import Identity, TokenVerifier
 from audifi_kit.http.auth import bearer_token
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide

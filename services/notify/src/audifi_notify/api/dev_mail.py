@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from audifi_kit.http import NotFound
-from audifi_kit.http.fields import EmailAddress, query_parameter
+from audifi_kit.errors import NotFound
+from audifi_kit.fields import EmailAddress
+from audifi_kit.http.fields import query_parameter
 from litestar import get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State

@@ -8,8 +8,11 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from audifi_kit.http import DB_POOL_STATE_KEY, Forbidden, Identity
-from audifi_kit.http.fields import UuidText, query_parameter
+from audifi_kit.app_state import DB_POOL_STATE_KEY
+from audifi_kit.errors import Forbidden
+from audifi_kit.fields import UuidText
+from audifi_kit.http import Identity
+from audifi_kit.http.fields import query_parameter
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
 from audifi_kit.paging import Position, page_of
 from litestar import Controller, get

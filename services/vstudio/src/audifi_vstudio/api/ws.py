@@ -33,8 +33,8 @@ from uuid import UUID
 
 import msgspec
 import structlog
+from audifi_kit.errors import Unauthorized
 from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
-from audifi_kit.http.errors import Unauthorized
 from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, session_revoked
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
