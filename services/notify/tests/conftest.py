@@ -24,6 +24,7 @@ import httpx
 import jwt
 import pytest
 from audifi_events import IntegrationEvent, encode
+from audifi_events.auth import AccountRegistered
 from audifi_kit.bus import Bus, parking_queue, retry_queue
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.bus.rabbitmq import RabbitBus
@@ -150,6 +151,21 @@ class Notify:
         )
         await self.bus.publish([message])
         return message.message_id
+
+    async def register(self, name: str = "fan") -> tuple[str, str]:
+        """A new account registered as auth announces it: (account id, its e-mail)."""
+        account_id = str(uuid.uuid4())
+        email = f"{name}-{account_id[:8]}@example.com"
+        await self.publish(
+            AccountRegistered(
+                account_id=account_id,
+                email=email,
+                wallet_address=None,
+                roles=["fan"],
+                registered_at=datetime.now(UTC),
+            )
+        )
+        return account_id, email
 
     async def mail(self, to: str | None = None) -> list[dict[str, Any]]:
         response = await self.client.get("/dev/mail", params={"to": to} if to else None)

@@ -6,13 +6,11 @@ gives."""
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from audifi_events.auth import AccountRegistered
 from audifi_gateway.app import create_app as create_gateway
 from audifi_gateway.config import GatewayConfig
 from audifi_kit.bus.inprocess import InProcessBus
@@ -55,20 +53,10 @@ def _refused(response: httpx.Response, email: str) -> None:
 
 
 async def test_a_caller_on_this_machine_reads_the_mail_and_one_elsewhere_gets_404(
-    start_notify, config, now
+    start_notify, config
 ) -> None:
-    account_id = str(uuid.uuid4())
-    email = f"dev-{account_id[:8]}@example.com"
     async with start_notify(InProcessBus(), config) as notify:
-        await notify.publish(
-            AccountRegistered(
-                account_id=account_id,
-                email=email,
-                wallet_address=None,
-                roles=["fan"],
-                registered_at=now(),
-            )
-        )
+        _, email = await notify.register("dev")
         await eventually(lambda: notify.mail(email))
         ask = notify.client.get
 

@@ -40,18 +40,8 @@ async def test_a_refusing_server_is_retried_then_the_mail_fails_with_the_error_k
 ) -> None:
     handler, server = refusing_smtp
     config = NotifyConfig(smtp=server, retry=RetryPolicy((0.05, 0.1)))
-    account_id = str(uuid.uuid4())
-    email = f"gone-{account_id[:8]}@example.com"
     async with start_notify(InProcessBus(), config) as notify:
-        await notify.publish(
-            AccountRegistered(
-                account_id=account_id,
-                email=email,
-                wallet_address=None,
-                roles=["fan"],
-                registered_at=now(),
-            )
-        )
+        account_id, email = await notify.register("gone")
 
         async def failed() -> dict | None:
             items = (await notify.notifications(account_id)).json()["items"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from audifi_events.auth import AccountRegistered, TwoFactorEnabled, WalletLinked
+from audifi_events.auth import TwoFactorEnabled, WalletLinked
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.testing import eventually
 
@@ -12,18 +12,8 @@ from audifi_kit.testing import eventually
 async def test_users_page_through_their_own_history_and_admins_through_anyones(
     start_notify, config, now
 ) -> None:
-    account_id = str(uuid.uuid4())
-    email = f"pages-{account_id[:8]}@example.com"
     async with start_notify(InProcessBus(), config) as notify:
-        await notify.publish(
-            AccountRegistered(
-                account_id=account_id,
-                email=email,
-                wallet_address=None,
-                roles=["fan"],
-                registered_at=now(),
-            )
-        )
+        account_id, email = await notify.register("pages")
         await notify.publish(TwoFactorEnabled(account_id=account_id, enabled_at=now()))
         await notify.publish(
             WalletLinked(

@@ -3,28 +3,15 @@ naming the parameter — never a 500 from the database (issue 9, findings 2 and 
 
 from __future__ import annotations
 
-import uuid
-
-from audifi_events.auth import AccountRegistered
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.testing import eventually
 
 
 async def test_the_query_is_held_to_the_schema_and_every_allowed_value_answered(
-    start_notify, config, now
+    start_notify, config
 ) -> None:
-    account_id = str(uuid.uuid4())
-    email = f"query-{account_id[:8]}@example.com"
     async with start_notify(InProcessBus(), config) as notify:
-        await notify.publish(
-            AccountRegistered(
-                account_id=account_id,
-                email=email,
-                wallet_address=None,
-                roles=["fan"],
-                registered_at=now(),
-            )
-        )
+        account_id, email = await notify.register("query")
         await eventually(lambda: notify.mail(email))
         admin = ("admin",)
 
