@@ -339,3 +339,51 @@ async def test_a_consumer_changing_its_event_store_applies_a_message_once(
 
 async def _balance_is(store: EventStore[Bank], account_id: UUID, expected: int) -> bool:
     return await store.call(store.app.balance, account_id) == expected
+
+
+async def test_a_backlog_is_applied_in_batches_and_one_poisoned_message_spoils_none_of_the_rest(
+    bank: EventStore[Bank], bus: Bus, ledger_pool: asyncpg.Pool, purpose: str, queues: None
+) -> None:
+    consumer = Consumer("ledger", purpose, retry_delays_ms=(50, 100))
+    applied: list[str] = []
+
+    @consumer.handler("sample.account.credited")
+    async def on_credited(e, ctx: HandlerContext) -> None:
+        if e.amount == 13:
+            raise RuntimeError("13 is refused")
+        await ctx.conn.execute(
+            "INSERT INTO ledger_totals VALUES ($1, $2, 1) ON CONFLICT (account_id) DO UPDATE "
+            "SET credited = ledger_totals.credited + $2, credits = ledger_totals.credits + 1",
+            e.account_id,
+            e.amount,
+        )
+        applied.append(ctx.message.message_id)
+
+    worker = InboxWorker(consumer, bus, ledger_pool, prefetch=500)
+    await bus.declare_queue(consumer.spec)  # the backlog waits in the queue for the worker
+    relay = OutboxRelay(bank, bus, outbox)
+    await relay.start()
+    try:
+        account_id = await bank.call(bank.app.open_account, "Ada")
+        group = GroupCommit(bank)
+        amounts = [1 + i % 20 for i in range(300)]  # 15 of them are the poisoned 13
+        try:
+            positions = await asyncio.gather(
+                *(group.submit(lambda a=a: bank.app.decide_credit(account_id, a)) for a in amounts)
+            )
+        finally:
+            await group.close()
+        await relay.wait_caught_up(max(p for ps in positions for p in ps))
+        await worker.start()
+        good = [a for a in amounts if a != 13]
+        await eventually(lambda: _total_is(ledger_pool, account_id, (sum(good), len(good))))
+        await eventually(lambda: worker.parked == amounts.count(13), within=30)
+        parked = await bus.parked(f"ledger.{purpose}")
+        assert len(parked) == amounts.count(13)
+        assert worker.handled == len(good)
+        assert worker.batches < len(good) / 5  # far fewer transactions than messages
+        # Handlers ran again only after a rollback; what committed did so once.
+        assert await ledger_total(ledger_pool, account_id) == (sum(good), len(good))
+    finally:
+        await relay.stop()
+        await worker.stop()

@@ -9,10 +9,17 @@ in a header; a message that cannot be decoded is parked at once (ARCHITECTURE.md
 A handler that changes the service's *event store* instead declares `store=True`: it runs
 outside the asyncpg transaction and saves through `ctx.save(...)`, which writes the same inbox
 row inside the event store's own transaction.
+
+Under load the deliveries waiting for a transaction are applied together: one transaction, one
+multi-row inbox insert, the handlers in arrival order, then each is acked. If any handler of a
+batch raises, the batch rolls back and each of its messages is applied alone, so one bad message
+is retried by itself and the others commit. Each message is still applied exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -113,6 +120,22 @@ class Consumer:
         return None
 
 
+class _HandlerFailed(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+@dataclass(slots=True)
+class _Waiting:
+    route: _Route
+    event: IntegrationEvent
+    message: Message
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class InboxWorker:
     """Runs one Consumer against a bus, with its inbox in the service's database."""
 
@@ -123,30 +146,41 @@ class InboxWorker:
         pool: asyncpg.Pool,
         *,
         store: EventStore[Any] | None = None,
-        prefetch: int = 200,
+        prefetch: int = 500,
+        max_batch: int = 500,
     ) -> None:
         self.consumer = consumer
         self.bus = bus
         self.pool = pool
         self.store = store
         self.prefetch = prefetch
+        self.max_batch = max_batch
         self.handled = 0
         self.duplicates = 0
         self.parked = 0
+        self.batches = 0
         self._subscription: Subscription | None = None
+        self._waiting: asyncio.Queue[_Waiting] = asyncio.Queue()
+        self._batcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(INBOX_DDL)
         await self.bus.declare_queue(self.consumer.spec)
+        self._batcher = asyncio.get_running_loop().create_task(self._apply_batches())
         self._subscription = await self.bus.consume(
             self.consumer.name, self.deliver, prefetch=self.prefetch
         )
 
     async def stop(self) -> None:
         if self._subscription is not None:
-            await self._subscription.cancel()
+            await self._subscription.cancel()  # waits for the deliveries in hand
             self._subscription = None
+        if self._batcher is not None:
+            self._batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._batcher
+            self._batcher = None
 
     async def deliver(self, delivery: Delivery) -> None:
         message = delivery.message
@@ -164,9 +198,12 @@ class InboxWorker:
             await delivery.ack()
             return
         try:
-            applied = await (self._apply_to_store if route.store else self._apply)(
-                route, event, message
-            )
+            if route.store:
+                applied = await self._apply_to_store(route, event, message)
+            else:
+                waiting = _Waiting(route, event, message)
+                self._waiting.put_nowait(waiting)
+                applied = await waiting.done
         except Exception as exc:
             log.warning(
                 "%s: %s attempt %d failed: %r",
@@ -184,6 +221,79 @@ class InboxWorker:
         else:
             self.duplicates += 1
         await delivery.ack()
+
+    async def _apply_batches(self) -> None:
+        """Take every delivery waiting (up to max_batch) and apply them in one transaction."""
+        while True:
+            batch = [await self._waiting.get()]
+            while len(batch) < self.max_batch and not self._waiting.empty():
+                batch.append(self._waiting.get_nowait())
+            batch = [w for w in batch if not w.done.done()]  # a cancelled delivery's task
+            if not batch:
+                continue
+            try:
+                if len(batch) == 1:
+                    only = batch[0]
+                    outcomes = [await self._apply(only.route, only.event, only.message)]
+                else:
+                    outcomes = await self._apply_together(batch)
+            except asyncio.CancelledError:
+                for w in batch:
+                    if not w.done.done():
+                        w.done.cancel()
+                raise
+            except _HandlerFailed as failed:
+                # The batch rolled back. The failing message is retried by itself (its handler
+                # ran once for this attempt, as it would alone); the ones before it go again
+                # together; the ones after it have not run yet and wait for the next batch.
+                if not batch[failed.index].done.done():
+                    batch[failed.index].done.set_exception(failed.error)
+                self._requeue(batch[: failed.index], batch[failed.index + 1 :])
+                continue
+            except Exception as exc:  # the inbox insert itself: each is retried
+                for w in batch:
+                    if not w.done.done():
+                        w.done.set_exception(exc)
+                continue
+            self.batches += 1
+            for w, outcome in zip(batch, outcomes, strict=True):
+                if not w.done.done():
+                    w.done.set_result(outcome)
+
+    def _requeue(self, *parts: list[_Waiting]) -> None:
+        """Put deliveries back at the head of the waiting line, in their order."""
+        rest: list[_Waiting] = []
+        while not self._waiting.empty():
+            rest.append(self._waiting.get_nowait())
+        for w in [*(w for part in parts for w in part), *rest]:
+            self._waiting.put_nowait(w)
+
+    async def _apply_together(self, batch: list[_Waiting]) -> list[bool]:
+        ids = [w.message.message_id for w in batch]
+        async with self.pool.acquire() as conn, conn.transaction():
+            new = set(
+                await conn.fetchval(
+                    f"WITH n AS (INSERT INTO {INBOX_TABLE} (consumer, message_id) "
+                    "SELECT $1, m FROM unnest($2::text[]) AS m "
+                    "ON CONFLICT DO NOTHING RETURNING message_id) "
+                    "SELECT coalesce(array_agg(message_id), '{}') FROM n",
+                    self.consumer.name,
+                    list(dict.fromkeys(ids)),
+                )
+            )
+            outcomes = []
+            for index, w in enumerate(batch):
+                first = w.message.message_id in new
+                new.discard(w.message.message_id)  # the same message twice: once
+                if first:
+                    ctx = HandlerContext(self.consumer.name, w.message, conn=conn, store=self.store)
+                    try:
+                        with meta.caused_by(ctx.metadata):
+                            await w.route.handler(w.event, ctx)
+                    except Exception as exc:
+                        raise _HandlerFailed(index, exc) from exc
+                outcomes.append(first)
+            return outcomes
 
     async def _apply(self, route: _Route, event: IntegrationEvent, message: Message) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
