@@ -10,7 +10,7 @@ import pytest
 from audifi_kit.eventstore import EventStore
 from audifi_kit.projections import ParkedEvent, ProjectionRunner, handles, list_parked, rebuild
 from audifi_kit.testing import WITHIN, eventually
-from kit_sample import Account, Balances, BalancesCopy, Bank
+from kit_sample import Account, Balances, BalancesCopy, Bank, PageBalances
 from parking_sample import POISON, ScrubbedBalances, rename
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
@@ -270,3 +270,48 @@ async def test_a_rebuild_parks_again_what_still_fails_and_takes_in_what_the_fix_
     assert await rebuild(bank, ScrubbedBalances()) == last
     assert await parked(bank) == []
     assert await rows(bank, "balances") == [(account_id, "Ada Lovelace", 15, 4)]
+
+
+async def test_a_page_at_a_time_view_equals_the_event_at_a_time_one_live_and_rebuilt(
+    bank: EventStore[Bank], balances: ProjectionRunner
+) -> None:
+    # Opened, credited, debited and renamed within one page and across pages.
+    accounts = [await bank.call(bank.app.open_account, f"o{i}") for i in range(15)]
+    for i in range(120):
+        await bank.call(bank.app.credit, accounts[i % 15], i)
+    await bank.call(bank.app.debit, accounts[3], 7)
+    await bank.call(rename, bank.app, accounts[4], "Grace")
+    late = await bank.call(bank.app.open_account, "late")
+    last = await bank.call(bank.app.credit, late, 3)
+    await balances.wait(last)
+    runner = ProjectionRunner(bank, PageBalances(), page_size=40)
+    await runner.start()
+    try:
+        await runner.wait(last)
+    finally:
+        await runner.stop()
+    expected = await rows(bank, "balances")
+    assert await rows(bank, "page_balances") == expected
+    assert (accounts[4], "Grace", sum(range(4, 120, 15)), 10) in expected
+
+    assert await rebuild(bank, PageBalances(), page_size=1000) == last  # all in one page
+    assert await rows(bank, "page_balances") == expected
+
+
+async def test_a_page_at_a_time_view_parks_the_one_event_it_cannot_take(
+    bank: EventStore[Bank],
+) -> None:
+    account_id, poison, last = await poisoned_account(bank)
+    runner = ProjectionRunner(bank, PageBalances(), page_size=100)  # all four: one page
+    await runner.start()
+    try:
+        await runner.wait(last, timeout=5)
+    finally:
+        await runner.stop()
+    assert await rows(bank, "page_balances") == [(account_id, "Ada", 15, 3)]
+    conn = await bank.connect()
+    try:
+        [entry] = await list_parked(conn, "page_balances")
+    finally:
+        await conn.close()
+    assert (entry.notification_id, entry.attempts) == (poison, 3)

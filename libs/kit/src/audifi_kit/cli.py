@@ -8,6 +8,7 @@ DATABASE_URL it uses the embedded PostgreSQL under ./var that `make run` started
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -99,12 +100,13 @@ async def _on_bus(action: Callable[[Bus], Awaitable[T]]) -> T:
 def replay(
     service: str,
     projection: str,
-    page_size: Annotated[int, typer.Option(help="Events per transaction")] = 1000,
+    page_size: Annotated[int, typer.Option(help="Events per transaction")] = 10_000,
 ) -> None:
     """Rebuild a read model from the service's log into a shadow schema and swap it in."""
 
     async def go(store: EventStore[Any], spec: specs.ServiceSpec) -> int:
         view = spec.projection(projection)()
+        gc.freeze()  # what was loaded to start: out of the collector's way while pages churn
         with Progress(
             TextColumn(f"replay {service}.{projection}"),
             BarColumn(),

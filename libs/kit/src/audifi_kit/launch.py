@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -143,6 +144,9 @@ async def serve(names: Sequence[str], settings: Settings) -> None:
     # A service that imports eth_account (auth) without the chain package has the limit py_ecc
     # set; put it back before anything is served (audifi_kit.recursion).
     restore_recursion_limit()
+    # What was allocated to start (modules, apps, the chain) lives as long as the process:
+    # out of the collector's sight, so a full collection does not walk it again and again.
+    gc.freeze()
     # Who may name the client, malformed HTTP in the envelope, one connection ceiling for the
     # process: see audifi_kit.server.
     servers = build_servers(apps_built, settings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from uuid import UUID
 
 import asyncpg
 from eventsourcing.persistence import Notification
@@ -20,6 +19,18 @@ from eventsourcing.persistence import Notification
 from audifi_kit.recorder import MAX_POSITION, max_id_sql, read_sql
 
 log = logging.getLogger(__name__)
+
+
+# Where read_sql puts each column of a row (after the horizon and the head).
+ROW_ID, ROW_ORIGINATOR, ROW_VERSION, ROW_TOPIC, ROW_STATE = 2, 3, 4, 5, 6
+
+
+def as_notifications(rows: list[asyncpg.Record]) -> list[Notification]:
+    # asyncpg's UUID is a uuid.UUID (equal, same hash): kept as it is.
+    return [
+        Notification(id=r[2], originator_id=r[3], originator_version=r[4], topic=r[5], state=r[6])
+        for r in rows
+    ]
 
 
 class NotificationLog:
@@ -40,6 +51,29 @@ class NotificationLog:
         # transaction's end sends no NOTIFY when it wrote no events.
         self.held_back = False
 
+    async def read_rows(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        after: int,
+        limit: int,
+        *,
+        upto: int | None = None,
+    ) -> list[asyncpg.Record]:
+        """The page as asyncpg rows: id, aggregate, version, topic and state at ROW_ID..
+        ROW_STATE (no object built per event: a set-based projection reads them as they are)."""
+        rows = await conn.fetch(self._select, after, upto or MAX_POSITION, limit)
+        first = rows[0]
+        head = first[1] or 0
+        page = [r for r in rows if r[ROW_ID] is not None]
+        previous = -1
+        for r in page:  # in the index's order (read_sql), checked: SQL does not promise it
+            if r[ROW_ID] < previous:
+                page.sort(key=lambda r: r[ROW_ID])
+                break
+            previous = r[ROW_ID]
+        self.held_back = len(page) < limit and head >= first[0] and head > after
+        return page
+
     async def read(
         self,
         conn: asyncpg.Connection | asyncpg.Pool,
@@ -48,22 +82,7 @@ class NotificationLog:
         *,
         upto: int | None = None,
     ) -> list[Notification]:
-        rows = await conn.fetch(self._select, after, upto or MAX_POSITION, limit)
-        first = rows[0]
-        head = first["head"] or 0
-        page = [
-            Notification(
-                id=r["notification_id"],
-                originator_id=UUID(bytes=r["originator_id"].bytes),
-                originator_version=r["originator_version"],
-                topic=r["topic"],
-                state=r["state"],
-            )
-            for r in rows
-            if r["notification_id"] is not None
-        ]
-        self.held_back = len(page) < limit and head >= first["horizon"] and head > after
-        return page
+        return as_notifications(await self.read_rows(conn, after, limit, upto=upto))
 
     async def max_id(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
         """The last id a reader may take now."""
