@@ -33,6 +33,9 @@ TABLE = RouteTable()
         ("/coins/a1/stake", "POST", "coin"),
         ("/ledger/entries", "GET", "payment"),
         ("/webhooks/stripe", "POST", "payment"),
+        ("/stripe/webhook", "POST", "payment"),
+        ("/balances/me", "GET", "payment"),
+        ("/connect/accounts", "POST", "payment"),
         ("/utility-factory/project/p1", "GET", "payment"),
         ("/events", "POST", "analytics"),
         ("/ai/anomalies/resolve", "POST", "analytics"),
@@ -81,6 +84,7 @@ def test_only_the_ways_to_get_a_token_signed_webhooks_and_public_reads_are_publi
         "/projects",
         "/payments/webhook",
         "/webhooks/stripe",
+        "/stripe/webhook",
         "/dev/mail",
         "/chain",  # reads only: the chain id and the contracts' addresses and ABIs
     }

@@ -18,8 +18,9 @@ user). Public are only:
 * Coda's project catalogue (`GET /projects...`): its seed marks only creating a project as
   "authenticated users only", so a fan browses projects before signing up. Masters stay
   private: their routes list shareholders and holdings, which are personal;
-* Stripe's webhook (`/webhooks/stripe`, and the AudiFi seed's `/payments/webhook`): Stripe
-  signs it and the payment service verifies that signature; it has no user token;
+* Stripe's webhook (`/webhooks/stripe`, the AudiFi seed's `/payments/webhook` and the
+  treasury's `/stripe/webhook`): Stripe signs it and the payment service verifies that
+  signature; it has no user token;
 * `/dev/mail`, the local SMTP sink's mailbox of embedded mode (§6), so a developer can read the
   magic-link mail that signs them in. notify serves it only when it runs that sink.
 
@@ -132,10 +133,13 @@ ROUTES: tuple[Route, ...] = (
     Route("/payments/checkout", "payment", rate_class="write"),
     Route("/payments/webhook", "payment", access=PUBLIC, rate_class="webhook"),
     Route("/webhooks/stripe", "payment", access=PUBLIC, rate_class="webhook"),
+    Route("/stripe/webhook", "payment", access=PUBLIC, rate_class="webhook"),
     Route("/checkout", "payment", rate_class="write"),
     Route("/subscriptions", "payment"),
     Route("/tiers", "payment"),
     Route("/ledger", "payment"),
+    Route("/balances", "payment"),
+    Route("/connect/accounts", "payment", rate_class="write"),
     Route("/split-rules", "payment"),
     Route("/splits", "payment"),
     Route("/payouts", "payment", rate_class="write"),

@@ -169,6 +169,22 @@ class Order(Aggregate):
         self.paid_at: datetime | None = None
         self.late_payments: dict[str, LatePayment] = {}
 
+    @property
+    def facts(self) -> dict[str, Any]:
+        """What every outcome event carries, so the outbox can publish it without the order:
+        the product, who buys, who sells, how many, at what unit price."""
+        return {
+            "product": {
+                "service": self.product.service,
+                "kind": self.product.kind,
+                "reference": self.product.reference,
+            },
+            "buyer_id": self.buyer_id,
+            "seller_id": self.seller_id,
+            "quantity": self.quantity,
+            "unit_amount": self.unit_amount,
+        }
+
     def same_request(self, other: Order) -> bool:
         """Whether `other` (opened but not saved) asks for exactly this order: a redelivered
         request opens nothing new."""
@@ -212,10 +228,11 @@ class Order(Aggregate):
         if payment_intent_id == self.payment_intent_id or payment_intent_id in self.late_payments:
             return PaymentOutcome.DUPLICATE
         if self.status in PAYABLE and paid_at > self.expires_at:
-            self._expired(expired_at=self.expires_at)
+            self._expired(expired_at=self.expires_at, facts=self.facts)
         if self.status in PAYABLE:
             if (amount, currency) == (self.total, self.currency):
                 self._paid(
+                    facts=self.facts,
                     payment_intent_id=payment_intent_id,
                     amount=amount,
                     currency=currency,
@@ -227,6 +244,7 @@ class Order(Aggregate):
         else:
             reason = "paid_already" if self.status == PAID else self.status
         self._late_payment_received(
+            facts=self.facts,
             payment_intent_id=payment_intent_id,
             amount=amount,
             currency=currency,
@@ -239,7 +257,7 @@ class Order(Aggregate):
         """No longer payable; False when it is already paid, expired or failed."""
         if self.status not in PAYABLE:
             return False
-        self._expired(expired_at=at)
+        self._expired(expired_at=at, facts=self.facts)
         return True
 
     def fail(self, reason: Any, at: datetime) -> bool:
@@ -248,7 +266,7 @@ class Order(Aggregate):
         reason = str(check(FailureReason, reason, field="reason"))
         if self.status not in PAYABLE:
             return False
-        self._failed(reason=reason, failed_at=at)
+        self._failed(reason=reason, failed_at=at, facts=self.facts)
         return True
 
     def record_refund(
@@ -269,6 +287,14 @@ class Order(Aggregate):
                 raise NothingToRefund("The payment was refunded already")
             return False
         self._refunded(
+            facts={
+                **self.facts,
+                "late_payment": {
+                    "amount": late.amount,
+                    "currency": late.currency,
+                    "reason": late.reason,
+                },
+            },
             payment_intent_id=payment_intent_id,
             refund_id=refund_id,
             refunded_at=at,
@@ -291,6 +317,7 @@ class Order(Aggregate):
     @event("Paid")
     def _paid(
         self,
+        facts: dict[str, Any],
         payment_intent_id: str,
         amount: int,
         currency: str,
@@ -302,16 +329,17 @@ class Order(Aggregate):
         self.paid_at = paid_at
 
     @event("Expired")
-    def _expired(self, expired_at: datetime) -> None:
+    def _expired(self, expired_at: datetime, facts: dict[str, Any]) -> None:
         self.status = EXPIRED
 
     @event("Failed")
-    def _failed(self, reason: str, failed_at: datetime) -> None:
+    def _failed(self, reason: str, failed_at: datetime, facts: dict[str, Any]) -> None:
         self.status = FAILED
 
     @event("LatePaymentReceived")
     def _late_payment_received(
         self,
+        facts: dict[str, Any],
         payment_intent_id: str,
         amount: int,
         currency: str,
@@ -323,6 +351,7 @@ class Order(Aggregate):
     @event("Refunded")
     def _refunded(
         self,
+        facts: dict[str, Any],
         payment_intent_id: str,
         refund_id: str,
         refunded_at: datetime,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid5
 
 from audifi_kit.errors import Conflict, Forbidden, NotFound
@@ -132,6 +133,19 @@ class Subscription(Aggregate):
         self.canceled_at: datetime | None = None
 
     @property
+    def facts(self) -> dict[str, Any]:
+        """What every lifecycle event carries, so the outbox can publish it alone."""
+        return {
+            "fan_id": self.fan_id,
+            "artist_id": self.artist_id,
+            "tier_id": str(self.tier_id),
+            "price_cents": self.price_cents,
+            "currency": self.currency,
+            "interval": self.interval,
+            "started": self.started_at is not None,
+        }
+
+    @property
     def closed(self) -> bool:
         return self.status in CLOSED
 
@@ -166,7 +180,9 @@ class Subscription(Aggregate):
             return
         if target == CANCELED:
             self._canceled(
-                canceled_at=state.canceled_at or at, current_period_end=state.current_period_end
+                facts=self.facts,
+                canceled_at=state.canceled_at or at,
+                current_period_end=state.current_period_end,
             )
             return
         if target == INCOMPLETE_EXPIRED:
@@ -183,14 +199,14 @@ class Subscription(Aggregate):
         later_period = self._later_period(state.current_period_end)
         if target == ACTIVE:
             if self.status == INCOMPLETE:
-                self._started(started_at=at, **invoice)
+                self._started(started_at=at, facts=self.facts, **invoice)
             elif state.latest_invoice_paid and (later_period or self.status == PAST_DUE):
-                self._renewed(renewed_at=at, **invoice)
+                self._renewed(renewed_at=at, facts=self.facts, **invoice)
         elif target == PAST_DUE:
             if self.status == INCOMPLETE:  # its first period was paid; we missed hearing it
-                self._started(started_at=at, **invoice)
+                self._started(started_at=at, facts=self.facts, **invoice)
             if self.status != PAST_DUE or later_period:
-                self._fell_past_due(fell_past_due_at=at, **invoice)
+                self._fell_past_due(fell_past_due_at=at, facts=self.facts, **invoice)
         if state.cancel_at_period_end != self.cancel_at_period_end and self.status != INCOMPLETE:
             if state.cancel_at_period_end:
                 self._cancellation_scheduled(scheduled_at=at)
@@ -252,6 +268,7 @@ class Subscription(Aggregate):
     @event("Started")
     def _started(
         self,
+        facts: dict[str, Any],
         started_at: datetime,
         current_period_end: datetime | None,
         invoice_id: str | None,
@@ -264,6 +281,7 @@ class Subscription(Aggregate):
     @event("Renewed")
     def _renewed(
         self,
+        facts: dict[str, Any],
         renewed_at: datetime,
         current_period_end: datetime | None,
         invoice_id: str | None,
@@ -275,6 +293,7 @@ class Subscription(Aggregate):
     @event("FellPastDue")
     def _fell_past_due(
         self,
+        facts: dict[str, Any],
         fell_past_due_at: datetime,
         current_period_end: datetime | None,
         invoice_id: str | None,
@@ -292,7 +311,9 @@ class Subscription(Aggregate):
         self.cancel_at_period_end = False
 
     @event("Canceled")
-    def _canceled(self, canceled_at: datetime, current_period_end: datetime | None) -> None:
+    def _canceled(
+        self, facts: dict[str, Any], canceled_at: datetime, current_period_end: datetime | None
+    ) -> None:
         self.status = CANCELED
         self.canceled_at = canceled_at
         if current_period_end is not None:
