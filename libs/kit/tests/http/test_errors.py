@@ -37,6 +37,18 @@ async def test_an_invalid_body_field_is_a_validation_error_naming_the_field(clie
     assert field["source"] == "body"
 
 
+@pytest.mark.parametrize("count", [100.0, "100", 1e2, True])
+async def test_a_json_body_is_typed_strictly_a_float_or_a_string_is_not_an_integer(
+    client, count
+) -> None:
+    # Litestar alone converts leniently (100.0 and "100" become 100): never for money.
+    response = await client.post("/masters", json={"title": "Song", "shareCount": count})
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    [field] = body["error"]["details"]["fields"]
+    assert (field["field"], field["source"]) == ("shareCount", "body")
+    assert "Expected `int`" in field["message"]
+
+
 async def test_a_missing_body_field_is_a_validation_error_naming_the_field(client) -> None:
     body = assert_envelope(
         await client.post("/masters", json={"title": "Song"}), 400, "VALIDATION_ERROR"

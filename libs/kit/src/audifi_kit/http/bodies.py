@@ -24,10 +24,13 @@ proxy) own their body and are left to themselves.
 
 from __future__ import annotations
 
+import re
+import weakref
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 
+import msgspec
 from litestar.enums import HttpMethod, RequestEncodingType, ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
@@ -177,6 +180,7 @@ class BodyGuard(ASGIMiddleware):
                 )
         else:
             check_json_body(body, max_depth=self.max_json_depth)
+            _check_json_types(handler, body)
         await next_app(scope, _replay(body, receive), send)
 
 
@@ -209,6 +213,50 @@ def _json_data(handler: HTTPRouteHandler) -> bool | None:
     if media_type != RequestEncodingType.JSON:
         return None  # form and MessagePack bodies: Litestar's parsers, within the size limit
     return not (data.is_optional or data.has_default)
+
+
+_DECODERS: weakref.WeakKeyDictionary[HTTPRouteHandler, msgspec.json.Decoder[Any] | None] = (
+    weakref.WeakKeyDictionary()
+)
+_MISSING = re.compile(r"^Object missing required field `([^`]+)`")
+# msgspec ends its message with where: "- at `$.a[0].b`", or "- at `key` in `$.a`".
+_PATH = re.compile(r" - at (?:`key` in )?`\$([^`]*)`$")
+
+
+def _check_json_types(handler: HTTPRouteHandler, body: bytes) -> None:
+    """The body decoded as JSON strictly against the handler's `data` type.
+
+    Litestar converts bodies leniently (as it must query strings): `100.0` or `"100"` would
+    become the integer 100. A JSON body says what it means: an amount of money sent as a
+    float or a string is refused with the field named, never rounded or parsed.
+    """
+    if handler not in _DECODERS:
+        data = handler.parsed_fn_signature.parameters["data"]
+        try:
+            _DECODERS[handler] = msgspec.json.Decoder(data.annotation, strict=True)
+        except TypeError:  # a type msgspec cannot decode by itself: Litestar's own path
+            _DECODERS[handler] = None
+    decoder = _DECODERS[handler]
+    if decoder is None:
+        return
+    try:
+        decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        found = _PATH.search(text)
+        field = None
+        if found:
+            path = found[1]
+            field = path.lstrip(".") or None
+            text = text[: found.start()]
+        if missing := _MISSING.search(text):  # named in the message, against its parent
+            field = f"{field}.{missing[1]}" if field else missing[1]
+        raise ValidationFailed(
+            "Request validation failed",
+            details={"fields": [{"field": field, "source": "body", "message": text}]},
+        ) from None
+    except msgspec.DecodeError:
+        return  # not JSON at all: Litestar answers it as ever
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
