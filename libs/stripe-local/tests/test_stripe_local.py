@@ -603,3 +603,28 @@ async def test_the_async_form_starts_a_server_and_stops_it() -> None:
             assert health.json() == {"status": "ok"}
         with pytest.raises(httpx.ConnectError):
             await http.get(f"{url}/healthz")
+
+
+def test_held_events_are_released_in_the_order_a_test_asks(
+    client: stripe.StripeClient, receiver: Receiver, stripe_url: str
+) -> None:
+    assert httpx.post(f"{stripe_url}/_local/webhooks/hold").status_code == 202
+    session = client.v1.checkout.sessions.create(
+        {
+            "mode": "payment",
+            "customer_email": email(),
+            "success_url": "https://audifi.test/paid",
+            "line_items": [{"price_data": one_time(1234), "quantity": 1}],
+        }
+    )
+    assert pay(session.url).status_code == 303
+    before = len(receiver.events())
+    released = httpx.post(
+        f"{stripe_url}/_local/webhooks/release",
+        json={"first": ["checkout.session.completed", "payment_intent.succeeded"]},
+    ).json()["released"]
+    arrived = receiver.wait_for(lambda events: len(events) >= before + len(released))
+    mine = [e for e in arrived[before:] if e["id"] in released]
+    assert types(mine)[:2] == ["checkout.session.completed", "payment_intent.succeeded"]
+    assert "charge.succeeded" in types(mine)[2:]  # the others follow, as they happened
+    assert [e["id"] for e in mine] == released

@@ -3,7 +3,9 @@
 Besides Stripe's API (`/v1/...`, an `sk_...` key required, `Idempotency-Key` honoured as
 Stripe does) it serves the pages a person uses (`/pay`, `/portal`, `/onboard`), `/healthz`,
 and helpers for tests that are not Stripe's (`/_local/...`): what was delivered to which
-webhook URL with which status, and re-delivery of an event.
+webhook URL with which status, re-delivery of an event, and holding events back to release
+them in an order a test chooses (`/_local/webhooks/hold`, `/_local/webhooks/release` with
+`{"first": [event types]}`).
 """
 
 from __future__ import annotations
@@ -138,6 +140,15 @@ def event_routes(store: Store) -> list[web.RouteDef]:
         data = [d for d in store.sender.deliveries if all(d[k] == v for k, v in wanted.items())]
         return answer({"object": "list", "data": data, "pending": store.sender.pending})
 
+    async def hold(request: web.Request) -> web.Response:
+        store.sender.hold()
+        return answer({"holding": True}, status=202)
+
+    async def release(request: web.Request) -> web.Response:
+        data = await request.json() if request.can_read_body else {}
+        sent = store.sender.release(first=list(data.get("first", [])))
+        return answer({"released": sent}, status=202)
+
     async def health(request: web.Request) -> web.Response:
         return answer({"status": "ok"})
 
@@ -146,6 +157,8 @@ def event_routes(store: Store) -> list[web.RouteDef]:
         web.get("/v1/events", list_all),
         web.post("/_local/events/{id}/resend", resend),
         web.get("/_local/deliveries", deliveries),
+        web.post("/_local/webhooks/hold", hold),
+        web.post("/_local/webhooks/release", release),
         web.get("/healthz", health),
     ]
 

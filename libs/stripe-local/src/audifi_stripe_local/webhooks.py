@@ -53,13 +53,32 @@ class WebhookSender:
         # Every attempt, oldest first: what `/_local/deliveries` shows and tests wait on.
         self.deliveries: list[dict[str, Any]] = []
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {u: asyncio.Queue() for u in urls}
+        self.holding = False
+        self.held: list[dict[str, Any]] = []
         self._busy: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
     def send(self, event: dict[str, Any]) -> None:
+        if self.holding:
+            self.held.append(event)
+            return
         for queue in self._queues.values():
             queue.put_nowait(event)
+
+    def hold(self) -> None:
+        """Keep events from now on instead of delivering them (a test's out-of-order setup)."""
+        self.holding = True
+
+    def release(self, first: Sequence[str] = ()) -> list[str]:
+        """Deliver the held events: those of the types in `first` (in that order) before the
+        others (in the order they happened); stop holding. The ids, in delivery order."""
+        held, self.held, self.holding = self.held, [], False
+        rank = {t: i for i, t in enumerate(first)}
+        ordered = sorted(held, key=lambda e: rank.get(e["type"], len(rank)))  # stable
+        for event in ordered:
+            self.send(event)
+        return [e["id"] for e in ordered]
 
     @property
     def pending(self) -> int:
