@@ -11,6 +11,8 @@
   under `<AUDIFI_VAR_DIR>/notify/seal_key` |
 | NOTIFY_RETRY_DELAYS | `1,5,30` | seconds between delivery attempts; attempts = delays + 1 |
 | NOTIFY_SMTP_TIMEOUT | 10 | seconds per SMTP conversation |
+| AUDIFI_PUBLIC_URL | `http://127.0.0.1:8080` | where people open AudiFi: mails link to its pages
+  (a subscription's renewal failure links to `/account/billing`) |
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from audifi_notify.domain import RetryPolicy
 
 DEFAULT_MAIL_FROM = "AudiFi <no-reply@audifi.local>"
 DEFAULT_SINK_PORT = 8125
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +68,17 @@ class NotifyConfig:
     seal_key: str | None = field(default=None, repr=False)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     smtp_timeout: float = 10.0
+    public_url: str = DEFAULT_PUBLIC_URL
 
     @property
     def runs_sink(self) -> bool:
         return self.smtp is None
+
+    @property
+    def billing_url(self) -> str:
+        """The page where a fan manages their subscriptions: it opens payment's customer portal
+        (`POST /payments/portal`) for the signed-in fan, so a mail never holds a portal session."""
+        return f"{self.public_url.rstrip('/')}/account/billing"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:
@@ -89,4 +99,5 @@ class NotifyConfig:
             if delays
             else RetryPolicy(),
             smtp_timeout=float(opt("NOTIFY_SMTP_TIMEOUT") or 10.0),
+            public_url=opt("AUDIFI_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
         )

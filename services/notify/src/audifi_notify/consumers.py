@@ -1,11 +1,16 @@
-"""Auth's integration events, turned into commands on notify's application.
+"""Other services' integration events, turned into commands on notify's application.
 
-One queue, `notify.auth-events`. A handler that queues an e-mail is declared `store=True` and
-hands the Notifier `ctx.save` as its unit of work: the Notification and the message's inbox row
-are saved in one event-store transaction, after the address (or the sealed link) it will need
-has been committed, so the sender never sees a notification whose data is not there yet. The
-notification id derives from the message id too, so even a redelivery racing the inbox cannot
-queue a second e-mail.
+Two queues: `notify.auth-events` (auth's facts: addresses, sign-in links, security notices) and
+`notify.payment-events` (a fan's subscription started, could not be renewed, or ended). A
+handler that queues an e-mail is declared `store=True` and hands the Notifier `ctx.save` as its
+unit of work: the Notification and the message's inbox row are saved in one event-store
+transaction, after the address (or the sealed link) it will need has been committed, so the
+sender never sees a notification whose data is not there yet. The notification id derives from
+the message id too, so even a redelivery racing the inbox cannot queue a second e-mail.
+
+Payment's events name the fan but not an address: notify writes only to an account whose address
+auth told it, and skips the mail quietly for a wallet-only or erased account (the sender checks
+erasure again before sending, for an account erased in between).
 """
 
 from __future__ import annotations
@@ -21,20 +26,48 @@ from audifi_events.auth import (
     TwoFactorEnabled,
     WalletLinked,
 )
+from audifi_events.payment import (
+    SubscriptionCanceled,
+    SubscriptionFacts,
+    SubscriptionPastDue,
+    SubscriptionStarted,
+)
 from audifi_kit.inbox import Consumer, HandlerContext
 
 from audifi_notify.application import Notifier
-from audifi_notify.domain import Template
+from audifi_notify.domain import RecipientErased, Template
 
 QUEUE_PURPOSE = "auth-events"
+PAYMENT_QUEUE_PURPOSE = "payment-events"
+
+# ISO 4217 currencies whose minor unit is not the hundredth (every other one has two decimals).
+_NO_DECIMALS = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
+)
+_THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
 
 
 def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _day(at: datetime) -> str:
+    at = at.astimezone(UTC)
+    return f"{at.day} {at:%B %Y}"
+
+
 def _short_wallet(address: str) -> str:
     return address if len(address) <= 12 else f"{address[:6]}…{address[-4:]}"
+
+
+def money(minor_units: int, currency: str) -> str:
+    """`1000, "USD"` -> `10.00 USD`, `1000, "JPY"` -> `1,000 JPY`: integer arithmetic on the
+    currency's minor units, so what the fan reads is exactly what they are charged."""
+    exponent = 0 if currency in _NO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
+    major, minor = divmod(abs(minor_units), 10**exponent)
+    sign = "-" if minor_units < 0 else ""
+    fraction = f".{minor:0{exponent}d}" if exponent else ""
+    return f"{sign}{major:,}{fraction} {currency}"
 
 
 def auth_events_consumer(
@@ -92,5 +125,46 @@ def auth_events_consumer(
     @consumer.handler("auth.account.erased")
     async def erased(e: AccountErased, ctx: HandlerContext) -> None:
         await (await notifier()).forget(e.account_id, e.erased_at)
+
+    return consumer
+
+
+def payment_events_consumer(
+    notifier: Callable[[], Awaitable[Notifier]],
+    billing_url: str,
+    purpose: str = PAYMENT_QUEUE_PURPOSE,
+) -> Consumer:
+    """Mails about a fan's subscription; `billing_url` is the page where they fix their card or
+    cancel. A renewal that went through needs no mail, so `renewed` is not even bound."""
+    consumer = Consumer("notify", purpose)
+
+    async def mail_fan(
+        e: SubscriptionFacts, template: Template, ctx: HandlerContext, **params: str
+    ) -> None:
+        mail = await notifier()
+        try:
+            if await mail.recipients.find(e.fan_id) is None:
+                return  # a wallet-only account: nobody to write to
+        except RecipientErased:
+            return
+        facts = {
+            "artist": e.artist_id,
+            "price": f"{money(e.price_cents, e.currency)} / {e.interval}",
+            "period_end": _day(e.current_period_end) if e.current_period_end else "",
+            "billing_url": billing_url,
+        }
+        await mail.queue(ctx.message.message_id, e.fan_id, template, facts | params, save=ctx.save)
+
+    @consumer.handler("payment.subscription.started", store=True)
+    async def started(e: SubscriptionStarted, ctx: HandlerContext) -> None:
+        await mail_fan(e, Template.SUBSCRIPTION_STARTED, ctx)
+
+    @consumer.handler("payment.subscription.past_due", store=True)
+    async def past_due(e: SubscriptionPastDue, ctx: HandlerContext) -> None:
+        await mail_fan(e, Template.SUBSCRIPTION_PAYMENT_FAILED, ctx)
+
+    @consumer.handler("payment.subscription.canceled", store=True)
+    async def canceled(e: SubscriptionCanceled, ctx: HandlerContext) -> None:
+        await mail_fan(e, Template.SUBSCRIPTION_ENDED, ctx, ended_on=_day(e.canceled_at))
 
     return consumer

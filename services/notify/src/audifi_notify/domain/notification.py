@@ -30,6 +30,9 @@ class Template(enum.StrEnum):
     WELCOME = "welcome"
     TWO_FACTOR_ENABLED = "two_factor_enabled"
     WALLET_LINKED = "wallet_linked"
+    SUBSCRIPTION_STARTED = "subscription_started"
+    SUBSCRIPTION_PAYMENT_FAILED = "subscription_payment_failed"
+    SUBSCRIPTION_ENDED = "subscription_ended"
 
 
 class Status(enum.StrEnum):
