@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from audifi_auth.adapters.signing_keys import SigningKeys
+from audifi_kit import stripe_dev
 from audifi_kit.launch import chain_envs, load_app
 from audifi_kit.settings import DEFAULT_PORTS, Settings
 from audifi_kit.testing import eventually_sync, free_port
@@ -30,6 +31,8 @@ SMALL_FOOTPRINT = {"AUDIFI_POOL_SIZE": "3", "AUDIFI_SMTP_SINK_PORT": "0"}
 DEPLOYABLES = tuple(DEFAULT_PORTS)  # gateway first in the table; started last below
 CHAIN = "chain"  # the development chain node (`audifi chain node`), started first
 CHAIN_USERS = tuple(n for n in DEPLOYABLES if load_app(n).uses_chain)
+STRIPE = "stripe"  # the local Stripe (libs/stripe-local), started before the services
+STRIPE_USERS = tuple(n for n in DEPLOYABLES if load_app(n).uses_stripe)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,19 +82,28 @@ def wait_http(url: str, timeout: float, *, expect: int = 200) -> httpx.Response:
 
 class Platform:
     """Every deployable as its own process, plus the development chain node they share (as
-    `make up` runs it: nft, coin and payment sign with their own development keys)."""
+    `make up` runs it: nft, coin and payment sign with their own development keys) and the
+    local Stripe payment talks to (its webhooks signed for this run, sent to the gateway)."""
 
     def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
-        self.ports = {name: free_port() for name in (*DEPLOYABLES, CHAIN)}
+        self.ports = {name: free_port() for name in (*DEPLOYABLES, CHAIN, STRIPE)}
         self.env = {
             **os.environ,
             **env,
-            **{f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in self.ports.items() if n != CHAIN},
+            **{
+                f"AUDIFI_{n.upper()}_PORT": str(p)
+                for n, p in self.ports.items()
+                if n not in (CHAIN, STRIPE)
+            },
             "AUDIFI_CHAIN_NODE_PORT": str(self.ports[CHAIN]),
+            "AUDIFI_STRIPE_LOCAL_PORT": str(self.ports[STRIPE]),
             "AUDIFI_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         }
         self.env.pop("CHAIN_RPC_URL", None)
+        for key in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET"):
+            self.env.pop(key, None)
+        self.stripe_env = stripe_dev.local_stripe_env(Settings.from_env(self.env), self.env)
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -100,7 +112,14 @@ class Platform:
 
     def _process_env(self, name: str) -> dict[str, str]:
         extra = chain_envs(CHAIN_USERS, Settings.from_env(self.env), self.env).get(name, {})
+        if name in STRIPE_USERS:
+            extra = {**extra, **self.stripe_env}
         return {**self.env, **extra}
+
+    @property
+    def stripe(self) -> str:
+        """The local Stripe's base URL (its pay page, `/_local/` helpers, the API)."""
+        return self.stripe_env["STRIPE_API_BASE"]
 
     @property
     def gateway(self) -> str:
@@ -111,15 +130,18 @@ class Platform:
             SESSION_LOGS.append(path)
         log = open(path, "ab")
         command = ["chain", "node"] if name == CHAIN else ["serve", name]
+        argv = [sys.executable, "-m", "audifi_kit.cli", *command]
+        if name == STRIPE:
+            argv = stripe_dev.command(Settings.from_env(self.env), self.stripe_env)
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "audifi_kit.cli", *command],
+            argv,
             env=self._process_env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
         try:
-            wait_http(f"{self.url(name)}/health", wait)
+            wait_http(f"{self.url(name)}/{'healthz' if name == STRIPE else 'health'}", wait)
         except TimeoutError as exc:
             raise RuntimeError(f"{name} did not start:\n{self.log_tail(name)}") from exc
 
@@ -135,7 +157,7 @@ class Platform:
             process.wait()
 
     def start_all(self) -> None:
-        for name in [CHAIN] + [n for n in DEPLOYABLES if n != "gateway"] + ["gateway"]:
+        for name in [CHAIN, STRIPE] + [n for n in DEPLOYABLES if n != "gateway"] + ["gateway"]:
             self.start(name)
         wait_http(f"{self.gateway}/admin/health", 60)
 

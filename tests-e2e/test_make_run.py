@@ -28,6 +28,7 @@ def test_make_run_serves_every_service_through_the_gateway_within_60s(tmp_path: 
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env["AUDIFI_VAR_DIR"] = str(tmp_path / "var")  # a clean checkout has no ./var yet
     env["AUDIFI_SMTP_SINK_PORT"] = "0"  # another platform's mail sink may hold the default
+    env["AUDIFI_STRIPE_LOCAL_PORT"] = str(free_port())  # and its local Stripe the default
     log = tmp_path / "run.log"
     process = make("run", env, log)
     try:
@@ -112,6 +113,7 @@ def _killed_then_restarted(tmp_path: Path, var: Path) -> None:
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env["AUDIFI_VAR_DIR"] = str(var)
     env["AUDIFI_SMTP_SINK_PORT"] = "0"
+    env["AUDIFI_STRIPE_LOCAL_PORT"] = str(free_port())
     health = f"http://127.0.0.1:{ports['gateway']}/api/v1/admin/health"
     pgdata = var / "postgres" / "data"
 

@@ -19,7 +19,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
     tmp_path: Path, postgres_url: str, amqp_url: str, redis_url: str
 ) -> None:
     ports = {name: free_port() for name in DEFAULT_PORTS}
-    node = free_port()
+    node, stripe_port = free_port(), free_port()
     prefix = f"e2eup{uuid.uuid4().hex[:6]}_"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
     env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in ports.items()}
@@ -31,6 +31,7 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         "AUDIFI_VAR_DIR": str(tmp_path / "var"),
         "AUDIFI_GATEWAY_KEY_PREFIX": f"{prefix}gw",
         "AUDIFI_CHAIN_NODE_PORT": str(node),
+        "AUDIFI_STRIPE_LOCAL_PORT": str(stripe_port),
         **SMALL_FOOTPRINT,
     }
     log = tmp_path / "up.log"
@@ -42,9 +43,11 @@ def test_make_up_runs_each_service_in_its_own_process_and_restarts_a_crashed_one
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{log.read_text()[-6000:]}") from None
         pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text()))
-        # a process each, and the development chain they share (no CHAIN_RPC_URL given)
-        assert set(pids) == {*DEFAULT_PORTS, "chain"}, pids
-        assert len(set(pids.values())) == len(DEFAULT_PORTS) + 1
+        # a process each, the development chain they share (no CHAIN_RPC_URL given) and the
+        # local Stripe (no STRIPE_SECRET_KEY given)
+        assert set(pids) == {*DEFAULT_PORTS, "chain", "stripe"}, pids
+        assert len(set(pids.values())) == len(DEFAULT_PORTS) + 2
+        assert httpx.get(f"http://127.0.0.1:{stripe_port}/healthz", timeout=5).status_code == 200
         deployment = httpx.get(f"http://127.0.0.1:{node}/deployment", timeout=5).json()
         chain = httpx.get(f"http://127.0.0.1:{ports['gateway']}/api/v1/chain", timeout=5)
         assert chain.status_code == 200, chain.text

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -51,6 +52,9 @@ projections_app = typer.Typer(
     help="Events a projection could not apply (parked): list, retry or discard them."
 )
 app.add_typer(projections_app, name="projections")
+# A service's own operations (payment: `audifi ledger verify`), from its `audifi.commands`.
+for _ep in entry_points(group="audifi.commands"):
+    app.add_typer(_ep.load(), name=_ep.name)
 console = Console()
 T = TypeVar("T")
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
+from audifi_kit import stripe_dev
 from audifi_kit.bus import Bus
 from audifi_kit.http.factory import Lifespan, create_service_app, while_serving
 from audifi_kit.http.revocations import SessionRevocations
@@ -52,11 +53,14 @@ ORDER = tuple(DEFAULT_PORTS)
 @dataclass(frozen=True)
 class AppSpec:
     """A deployable. `uses_chain`: its factory takes `chain=` too, and `serve` hands every such
-    app of one process the same `PlatformChain` (embedded: one EVM, one deployment)."""
+    app of one process the same `PlatformChain` (embedded: one EVM, one deployment).
+    `uses_stripe`: without STRIPE_SECRET_KEY, the platform starts the local Stripe for it
+    (`audifi_kit.stripe_dev`)."""
 
     name: str
     factory: Callable[..., Litestar]
     uses_chain: bool = False
+    uses_stripe: bool = False
 
     def build(self, settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
         if self.uses_chain:
@@ -137,6 +141,26 @@ async def serve(names: Sequence[str], settings: Settings) -> None:
         from audifi_kit.chain.platform import PlatformChain
 
         chain = PlatformChain(settings)
+    local_stripe = None
+    if any(a.uses_stripe for a in apps.values()) and stripe_dev.wanted(os.environ):
+        # One process: the services read STRIPE_* from this environment when they are built.
+        os.environ.update(stripe_env := stripe_dev.local_stripe_env(settings, os.environ))
+        local_stripe = stripe_dev.LocalStripe(settings, stripe_env)
+        await local_stripe.start()
+    try:
+        await _serve_built(apps, names, settings, shared, chain)
+    finally:
+        if local_stripe is not None:
+            await local_stripe.stop()
+
+
+async def _serve_built(
+    apps: Mapping[str, AppSpec],
+    names: Sequence[str],
+    settings: Settings,
+    shared: Bus | None,
+    chain: PlatformChain | None,
+) -> None:
     order = ordered(names)
     apps_built = {
         name: apps[name].build(settings, shared or make_bus(settings), chain) for name in order
@@ -204,16 +228,16 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
             loop.add_signal_handler(sig, stopping.set)
 
     async def keep_running(
-        name: str, command: Sequence[str] = (), env: Mapping[str, str] | None = None
+        name: str,
+        command: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        argv: Sequence[str] = (),
     ) -> None:
         backoff = 1.0
         while not stopping.is_set():
             started = loop.time()
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "audifi_kit.cli",
-                *(command or ("serve", name)),
+                *(argv or (sys.executable, "-m", "audifi_kit.cli", *(command or ("serve", name)))),
                 env={**os.environ, **(env or {})},
             )
             log.info("started %s (pid %s)", name, process.pid)
@@ -244,6 +268,17 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
         node.append(asyncio.create_task(keep_running("chain", ("chain", "node"))))
         await _wait_until_up(f"{settings.chain_node_url}/health", stopping)
     envs = chain_envs(users, settings, os.environ)
+    stripe_users = [n for n in names if load_app(n).uses_stripe]
+    if stripe_users and stripe_dev.wanted(os.environ):
+        stripe_env = stripe_dev.local_stripe_env(settings, os.environ)
+        node.append(
+            asyncio.create_task(
+                keep_running("stripe", argv=stripe_dev.command(settings, stripe_env))
+            )
+        )
+        await _wait_until_up(f"{stripe_env['STRIPE_API_BASE']}/healthz", stopping)
+        for n in stripe_users:
+            envs[n] = {**envs.get(n, {}), **stripe_env}
     await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
 
 

@@ -78,6 +78,7 @@ class Settings:
     chain_deployment: str | None = None
     # `audifi chain node`'s port: the development chain `make up` runs when CHAIN_RPC_URL is unset.
     chain_node_port: int = 8545
+    stripe_local_port: int = 8420
     # Which service operates which platform contract, where it differs from
     # `audifi_kit.chain.platform.DEFAULT_ROLES` (AUDIFI_CHAIN_ROLES: `Contract=service` pairs,
     # comma-separated, e.g. `Lottery=nft`). Read when the contracts are deployed.
@@ -129,6 +130,7 @@ class Settings:
             chain_id=int(chain_id) if (chain_id := opt("CHAIN_ID")) else None,
             chain_deployment=opt("CHAIN_DEPLOYMENT"),
             chain_node_port=int(opt("AUDIFI_CHAIN_NODE_PORT") or 8545),
+            stripe_local_port=int(opt("AUDIFI_STRIPE_LOCAL_PORT") or 8420),
             chain_roles=_pairs("AUDIFI_CHAIN_ROLES", opt("AUDIFI_CHAIN_ROLES")),
             contracts_dir=Path(d) if (d := opt("AUDIFI_CONTRACTS_DIR")) else None,
         )

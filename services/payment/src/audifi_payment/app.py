@@ -1,22 +1,95 @@
-"""Wiring: settings and bus -> the payment service's Litestar app and background tasks."""
+"""Wiring: settings and bus -> the payment service's Litestar app and background tasks.
+
+The kit's runtime runs the event store, the relay, the read models and the `payment.orders`
+consumer; the app's lifespan builds `Payments` over the runtime's store and the Stripe SDK
+(payment's own settings: `config.PaymentSettings`, from the environment).
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import PlatformChain
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_payment import bootstrap
+from audifi_payment.api.checkout import CheckoutController, WebhookController
+from audifi_payment.api.connect import ConnectController
+from audifi_payment.api.dependencies import CONTEXT_STATE_KEY, PaymentContext
+from audifi_payment.api.ledger import BalanceController, LedgerController, OverrideController
+from audifi_payment.api.orders import OrderController
+from audifi_payment.api.splits import SplitRuleController
+from audifi_payment.api.subscriptions import SubscriptionController, TierController
 from audifi_payment.application import PaymentApplication
-
-spec = ServiceSpec(name="payment", application=PaymentApplication)
-
-
-def create_app(settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
-    """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own."""
-    return service_app(spec, settings, bus, chain=chain or PlatformChain(settings))
+from audifi_payment.config import PaymentSettings
+from audifi_payment.consumers import QUEUE_PURPOSE, orders_consumer
+from audifi_payment.outbox import outbox
+from audifi_payment.projections import PROJECTIONS
 
 
-app = AppSpec(name="payment", factory=create_app, uses_chain=True)
+def payment_spec(purpose: str = QUEUE_PURPOSE) -> ServiceSpec:
+    return ServiceSpec(
+        name="payment",
+        application=PaymentApplication,
+        projections=PROJECTIONS,
+        outbox=outbox,
+        consumers=(orders_consumer(purpose),),
+    )
+
+
+spec = payment_spec()
+
+
+def create_app(
+    settings: Settings,
+    bus: Bus,
+    chain: PlatformChain | None = None,
+    *,
+    config: PaymentSettings | None = None,
+    queue_purpose: str = QUEUE_PURPOSE,
+) -> Litestar:
+    """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own.
+    `config` defaults to the environment (plus `settings.extra`)."""
+    config = config or PaymentSettings.from_env({**os.environ, **settings.extra})
+    context = PaymentContext(settings=config)
+
+    @asynccontextmanager
+    async def payments(app: Litestar) -> AsyncIterator[None]:
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        context.runtime = runtime
+        context.payments = bootstrap.payments_on(runtime.store, config)
+        try:
+            yield
+        finally:
+            await context.payments.stripe.aclose()  # type: ignore[attr-defined]
+
+    return service_app(
+        payment_spec(queue_purpose),
+        settings,
+        bus,
+        route_handlers=[
+            CheckoutController,
+            WebhookController,
+            SubscriptionController,
+            TierController,
+            SplitRuleController,
+            LedgerController,
+            BalanceController,
+            OverrideController,
+            ConnectController,
+            OrderController,
+        ],
+        lifespan=[payments],
+        state={CONTEXT_STATE_KEY: context},
+        chain=chain or PlatformChain(settings),
+    )
+
+
+app = AppSpec(name="payment", factory=create_app, uses_chain=True, uses_stripe=True)

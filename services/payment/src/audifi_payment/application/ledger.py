@@ -76,7 +76,6 @@ class LedgerCommands(PaymentCore):
         redelivered webhook books once) and is refused (409) when they differ.
         """
         legs = list(legs)
-        txn_id = txn_id or uuid4()
         return self._until_saved(
             lambda: self.prepare_record(
                 currency=currency,
@@ -142,12 +141,14 @@ class LedgerCommands(PaymentCore):
             actor=actor,
             pending=pending,
         )
-        txn_id = txn_id or uuid4()
-        existing = self._find(txn_id)
-        if existing is not None:
-            if isinstance(existing, LedgerTransaction) and existing.terms == given:
-                return Prepared(txn_id, [])
-            raise TransactionIdTaken()
+        if txn_id is None:
+            txn_id = uuid4()  # new: nothing to look up (a clash would fail the save anyway)
+        else:
+            existing = self._find(txn_id)
+            if existing is not None:
+                if isinstance(existing, LedgerTransaction) and existing.terms == given:
+                    return Prepared(txn_id, [])
+                raise TransactionIdTaken()
         txn = LedgerTransaction.open(txn_id, given)
         guards = self._guards(txn, create=True)
         book_transaction(txn, guards)
