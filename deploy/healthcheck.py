@@ -23,8 +23,10 @@ def main(argv: list[str]) -> int:
     service = os.environ.get("SERVICE", "").strip()
     try:
         settings = Settings.from_env()
-        # SERVICE=chain: the development chain node (`audifi chain node`) of docker-compose.yml
-        port = settings.chain_node_port if service == "chain" else settings.port(service)
+        # SERVICE=chain / stripe: the development chain node (`audifi chain node`) and the
+        # local Stripe (`python -m audifi_stripe_local`) of docker-compose.yml
+        special = {"chain": settings.chain_node_port, "stripe": settings.stripe_local_port}
+        port = special[service] if service in special else settings.port(service)
     except LookupError as exc:
         print(f"healthcheck: {exc} (set SERVICE)", file=sys.stderr)
         return 1

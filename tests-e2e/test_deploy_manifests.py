@@ -420,7 +420,24 @@ def test_healthcheck_fails_when_nothing_listens() -> None:
 
 
 def test_compose_runs_exactly_the_deployables_and_the_servers() -> None:
-    assert set(compose()["services"]) == set(DEPLOYABLES) | set(INFRA) | {"chain"}
+    assert set(compose()["services"]) == set(DEPLOYABLES) | set(INFRA) | {"chain", "stripe"}
+
+
+def test_compose_payment_talks_to_the_local_stripe_which_signs_webhooks_for_the_gateway() -> None:
+    stripe = compose_service("stripe")
+    assert stripe["image"] == compose_service(DEPLOYABLES[0])["image"]
+    command = stripe["entrypoint"]
+    assert command[:3] == ["python", "-m", "audifi_stripe_local"]
+    port = Settings.from_env(compose_env("stripe")).stripe_local_port
+    assert f"--port={port}" in command
+    gateway_port = Settings.from_env(compose_env("gateway")).port("gateway")
+    assert f"--webhook-url=http://gateway:{gateway_port}/api/v1/stripe/webhook" in command
+    env = compose_env("payment")
+    assert f"--webhook-secret={env['STRIPE_WEBHOOK_SECRET']}" in command
+    assert env["STRIPE_API_BASE"] == f"http://stripe:{port}"
+    assert compose_service("payment")["depends_on"]["stripe"]["condition"] == "service_healthy"
+    assert stripe["healthcheck"]["test"][1:] == ["python", healthcheck_path_in_image(), "/healthz"]
+    assert [n for n in DEPLOYABLES if load_app(n).uses_stripe] == ["payment"]
 
 
 def test_compose_chain_is_the_development_node_from_the_one_image() -> None:
