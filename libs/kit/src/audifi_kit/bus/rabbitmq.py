@@ -80,7 +80,10 @@ class _Unroutable(PublishError):
 # -- envelope <-> AMQP ----------------------------------------------------------------------
 
 
-def to_amqp(message: Message) -> aio_pika.Message:
+def to_properties(message: Message) -> aiormq.spec.Basic.Properties:
+    """The AMQP properties of a message (ARCHITECTURE.md §5.3): what `aio_pika.Message` would
+    build, made directly — the relay publishes thousands a second and aio-pika's Message
+    (validated attribute by attribute) was most of the cost of a publish."""
     timestamp = message.timestamp
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
@@ -91,14 +94,28 @@ def to_amqp(message: Message) -> aio_pika.Message:
     if message.traceparent is not None:
         headers[TRACEPARENT] = message.traceparent
     headers[TIMESTAMP_US] = (timestamp - _EPOCH) // timedelta(microseconds=1)
+    return aiormq.spec.Basic.Properties(
+        content_type=message.content_type,
+        correlation_id=message.correlation_id,
+        delivery_mode=int(DeliveryMode.PERSISTENT),
+        headers=headers,
+        message_id=message.message_id,
+        message_type=message.routing_key,
+        priority=0,
+        timestamp=timestamp,
+    )
+
+
+def to_amqp(message: Message) -> aio_pika.Message:
+    properties = to_properties(message)
     return aio_pika.Message(
         body=message.body,
-        headers=headers,
+        headers=properties.headers,
         content_type=message.content_type,
         delivery_mode=DeliveryMode.PERSISTENT,
         correlation_id=message.correlation_id,
         message_id=message.message_id,
-        timestamp=timestamp,
+        timestamp=properties.timestamp,
         type=message.routing_key,
     )
 
@@ -229,9 +246,23 @@ class RabbitBus:
             return
         try:
             async with asyncio.timeout(self._publish_timeout):
+                # As `Exchange.publish` does it, once for the batch: the underlying channel,
+                # then each message's frames with its properties built directly.
+                try:
+                    if exchange.channel.is_closed:
+                        raise aiormq.exceptions.ChannelInvalidStateError("the channel is closed")
+                    channel = await exchange.channel.get_underlay_channel()
+                except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+                    raise PublishError(f"{len(items)} message(s) not sent: {exc!r}") from exc
                 results = await asyncio.gather(
                     *(
-                        exchange.publish(to_amqp(m), routing_key=key, mandatory=mandatory)
+                        channel.basic_publish(
+                            m.body,
+                            exchange=exchange.name,
+                            routing_key=key,
+                            properties=to_properties(m),
+                            mandatory=mandatory,
+                        )
                         for key, m in items
                     ),
                     return_exceptions=True,
