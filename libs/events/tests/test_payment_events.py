@@ -197,3 +197,15 @@ def test_a_paid_order_names_what_was_sold_and_whose_split_applies() -> None:
     assert (body["sellerId"], body["amountCents"], body["currency"]) == ("s-1", 3750, "USD")
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(json.dumps(body | {"amountCents": 37.5}).encode(), type=OrderPaid)
+
+
+def test_an_order_request_is_documented_as_sent_by_the_sellers_and_taken_by_payment() -> None:
+    document = asyncapi_document(registry)
+    operations = document["operations"]
+    key = "payment.order.requested"
+    assert operations[f"nft.send.{key}"]["action"] == "send"
+    assert operations[f"coin.send.{key}"]["action"] == "send"
+    assert operations[f"payment.receive.{key}"]["action"] == "receive"
+    assert f"payment.send.{key}" not in operations  # payment never publishes a request
+    assert "sent to the payment service by nft, coin" in document["channels"][key]["description"]
+    assert operations["payment.send.payment.order.paid"]["action"] == "send"

@@ -68,6 +68,7 @@ def asyncapi_document(registry: Registry = registry, *, host: str | None = None)
     messages: dict[str, Any] = {}
     for key, versions in by_key.items():
         producer = versions[0].producer
+        senders = versions[0].senders
         channel_messages = {}
         for event_type in versions:
             message_id = _message_id(event_type)
@@ -78,7 +79,11 @@ def asyncapi_document(registry: Registry = registry, *, host: str | None = None)
         channels[key] = {
             "address": key,
             "title": key,
-            "description": f"Events `{key}` published by the {producer} service.",
+            "description": (
+                f"Requests `{key}` sent to the {producer} service by {', '.join(senders)}."
+                if senders
+                else f"Events `{key}` published by the {producer} service."
+            ),
             "messages": channel_messages,
             "bindings": {
                 "amqp": {
@@ -94,24 +99,35 @@ def asyncapi_document(registry: Registry = registry, *, host: str | None = None)
                 }
             },
         }
-        operations[f"{producer}.send.{key}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{key}"},
-            "title": f"{producer} publishes {key}",
-            "summary": (
-                f"The {producer} service's outbox relay publishes {key} with publisher "
-                "confirms, at least once; consumers deduplicate by message id."
-            ),
-            "messages": [{"$ref": f"#/channels/{key}/messages/{v}"} for v in channel_messages],
-            "tags": [{"name": producer}],
-            "bindings": {
-                "amqp": {
-                    "deliveryMode": 2,  # persistent
-                    "timestamp": True,
-                    "bindingVersion": AMQP_BINDING_VERSION,
-                }
-            },
-        }
+        refs = [{"$ref": f"#/channels/{key}/messages/{v}"} for v in channel_messages]
+        for sender in senders or (producer,):
+            operations[f"{sender}.send.{key}"] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{key}"},
+                "title": f"{sender} publishes {key}",
+                "summary": (
+                    f"The {sender} service's outbox relay publishes {key} with publisher "
+                    "confirms, at least once; consumers deduplicate by message id."
+                ),
+                "messages": refs,
+                "tags": [{"name": sender}],
+                "bindings": {
+                    "amqp": {
+                        "deliveryMode": 2,  # persistent
+                        "timestamp": True,
+                        "bindingVersion": AMQP_BINDING_VERSION,
+                    }
+                },
+            }
+        if senders:
+            operations[f"{producer}.receive.{key}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{key}"},
+                "title": f"{producer} takes {key}",
+                "summary": f"The {producer} service consumes {key}, once per message id.",
+                "messages": refs,
+                "tags": [{"name": producer}],
+            }
 
     server: dict[str, Any] = {
         "host": host or "{host}",

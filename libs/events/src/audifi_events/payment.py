@@ -52,7 +52,7 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 # --- the request sellers send -------------------------------------------------------------
 
 
-@integration_event("payment.order.requested")
+@integration_event("payment.order.requested", senders=("nft", "coin"))
 class OrderRequest(IntegrationEvent, kw_only=True):
     """Published by a SELLING service (nft, coin) to payment: sell this to the buyer.
 

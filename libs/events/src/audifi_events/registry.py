@@ -47,6 +47,9 @@ class EventType:
     schema_version: int
     struct: type[IntegrationEvent]
     summary: str
+    # A request other services send TO the key's service (payment.order.requested: nft and
+    # coin ask payment to sell), rather than a fact the key's service publishes.
+    senders: tuple[str, ...] = ()
 
     @property
     def producer(self) -> str:
@@ -67,9 +70,12 @@ class Registry:
         version: int = 1,
         *,
         upcast: Callable[[Any], IntegrationEvent] | None = None,
+        senders: tuple[str, ...] = (),
     ) -> Callable[[E], E]:
         """Declares a Struct as the body of `routing_key` at `version`. `upcast` turns a
-        superseded shape into its successor's (which `decode` then answers)."""
+        superseded shape into its successor's (which `decode` then answers). `senders`: the
+        services that send it to the key's service (a request), when it is not that service's
+        own published fact."""
         parts = routing_key.split(".")
         if len(parts) != 3 or not all(p.replace("_", "").isalnum() for p in parts):
             raise ValueError(f"routing key must be <service>.<aggregate>.<event>: {routing_key!r}")
@@ -86,7 +92,9 @@ class Registry:
                 raise ValueError(f"{routing_key} v{version} is registered twice")
             struct.routing_key = routing_key
             struct.schema_version = version
-            event_type = EventType(routing_key, version, struct, (struct.__doc__ or "").strip())
+            event_type = EventType(
+                routing_key, version, struct, (struct.__doc__ or "").strip(), tuple(senders)
+            )
             self._by_key[(routing_key, version)] = event_type
             self._by_struct[struct] = event_type
             latest = self._latest.get(routing_key)
