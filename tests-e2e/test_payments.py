@@ -92,6 +92,7 @@ def test_an_artist_sells_a_subscription_and_the_ledger_shows_every_cent(
         return [s["status"] for s in mine] == ["active"]
 
     eventually_sync(active, within=30, what="the subscription active")
+
     def booked() -> list[dict] | None:
         entries = _entries(platform, admin)
         return entries if len(entries) == 5 else None
