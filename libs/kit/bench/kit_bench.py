@@ -73,7 +73,10 @@ async def seed(store, accounts: int, credits: int) -> list[uuid.UUID]:
         for start in range(0, credits, 1000):
             await asyncio.gather(
                 *(
-                    group.submit(lambda i=i: store.app.decide_credit(ids[i % accounts], 1))
+                    group.submit(
+                        lambda i=i: store.app.decide_credit(ids[i % accounts], 1),
+                        loads=[ids[i % accounts]],
+                    )
                     for i in range(start, min(start + 1000, credits))
                 )
             )
@@ -126,7 +129,9 @@ async def bench_write(settings: Settings, n: int) -> None:
 
         async def grouped(worker: int) -> None:
             for k in range(n // 50):
-                await group.submit(lambda k=k: store.app.decide_credit(ids[worker], k))
+                await group.submit(
+                    lambda k=k: store.app.decide_credit(ids[worker], k), loads=[ids[worker]]
+                )
 
         t = time.perf_counter()
         await asyncio.gather(*(grouped(w) for w in range(50)))
@@ -346,7 +351,9 @@ async def bench_latency(settings: Settings, seconds: float, rate: int) -> None:
 
         async def one(i: int) -> None:
             before = time.monotonic()
-            [nid] = await group.submit(lambda: store.app.decide_credit(ids[i % 20], 1))
+            [nid] = await group.submit(
+                lambda: store.app.decide_credit(ids[i % 20], 1), loads=[ids[i % 20]]
+            )
             saved_at[nid] = before  # from the command's submission, as a caller would see it
 
         if rate:

@@ -17,6 +17,7 @@ from audifi_kit.eventstore import (
 )
 from audifi_kit.notifications import NotificationLog
 from audifi_kit.settings import Settings
+from eventsourcing.application import AggregateNotFoundError
 from kit_sample import Account, Bank, InsufficientFunds
 
 
@@ -103,8 +104,9 @@ async def test_of_two_concurrent_commands_on_one_account_one_wins(bank: EventSto
     assert await bank.call(bank.app.balance, account_id) == winner  # no lost update, no double
 
 
+@pytest.mark.parametrize("declared", [False, True], ids=["loaded-each", "loads-declared"])
 async def test_group_commit_of_1000_commands_loses_none_and_mixes_none_up(
-    bank: EventStore[Bank],
+    bank: EventStore[Bank], declared: bool
 ) -> None:
     accounts = [await bank.call(bank.app.open_account, f"owner-{i}") for i in range(50)]
     group = GroupCommit(bank)
@@ -112,7 +114,10 @@ async def test_group_commit_of_1000_commands_loses_none_and_mixes_none_up(
     async def credit(i: int) -> tuple[int, uuid.UUID, int, list[int]]:
         account_id, amount = accounts[i % len(accounts)], 1000 + i
         with meta.caused_by(meta.EventMetadata(correlation_id=f"req-{i}")):
-            ids = await group.submit(lambda: bank.app.decide_credit(account_id, amount))
+            ids = await group.submit(
+                lambda: bank.app.decide_credit(account_id, amount),
+                loads=[account_id] if declared else (),
+            )
         return i, account_id, amount, ids
 
     try:
@@ -138,6 +143,30 @@ async def test_group_commit_of_1000_commands_loses_none_and_mixes_none_up(
         expected = sum(1000 + i for i in range(1000) if i % len(accounts) == k)
         assert await bank.call(bank.app.balance, account_id) == expected
     assert len(notifications) == 50 + 1000
+
+
+async def test_declared_loads_see_another_process_s_writes_and_aggregates_that_do_not_exist(
+    bank: EventStore[Bank], settings: Settings
+) -> None:
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    await bank.call(bank.app.credit, account_id, 1)  # now in this process's cache
+    other = await open_event_store("sample", Bank, settings)  # another replica
+    try:
+        await other.call(other.app.credit, account_id, 100)
+    finally:
+        other.close()
+    group = GroupCommit(bank)
+    nowhere = uuid.uuid4()
+    try:
+        await group.submit(
+            lambda: bank.app.decide_credit(account_id, 5), loads=[account_id, nowhere]
+        )
+        with pytest.raises(AggregateNotFoundError):  # declared, absent: the command sees so
+            await group.submit(lambda: bank.app.decide_credit(nowhere, 5), loads=[nowhere])
+    finally:
+        await group.close()
+    assert group.fallbacks == 0  # fast-forwarded when loaded: the save did not conflict
+    assert await bank.call(bank.app.balance, account_id) == 106  # the replica's 100 kept
 
 
 async def test_group_commit_survives_a_writer_outside_the_batch(bank: EventStore[Bank]) -> None:

@@ -106,6 +106,7 @@ async def bench_ledger(settings: Settings, transactions: int) -> None:
     try:
 
         async def writer(w: int) -> None:
+            guards = store.app.guards_of("USD", legs(users[w], 1_000))
             for k in range(transactions // WRITERS):
                 await group.submit(
                     lambda k=k: (
@@ -115,7 +116,8 @@ async def bench_ledger(settings: Settings, transactions: int) -> None:
                             event_source="stripe_charge",
                             reference_id=f"ch_bench_{w}_{k}",
                         ).aggregates
-                    )
+                    ),
+                    loads=guards,
                 )
 
         t = time.perf_counter()

@@ -19,13 +19,20 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import asyncpg
 import msgspec
-from eventsourcing.application import Application, ProcessingEvent, Repository
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+    project_aggregate,
+)
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
@@ -348,6 +355,7 @@ class _Pending:
     decide: Callable[[], Iterable[Any] | Any]
     metadata: meta.EventMetadata
     future: asyncio.Future[list[int]]
+    loads: tuple[UUID, ...] = ()
 
 
 class _Deferred(Exception):
@@ -364,6 +372,7 @@ class _Batch:
 
     aggregates: dict[UUID, Any] = field(default_factory=dict)
     poisoned: set[UUID] = field(default_factory=set)
+    absent: set[UUID] = field(default_factory=set)  # loaded up front and found not to exist
     claim: Callable[[UUID], bool] = field(default=lambda _: True)
 
 
@@ -385,6 +394,8 @@ class BatchRepository(Repository[UUID]):
             return super().get(aggregate_id, **kwargs)
         if aggregate_id in batch.poisoned:
             raise _Deferred(aggregate_id)
+        if aggregate_id in batch.absent:
+            raise AggregateNotFoundError(aggregate_id)
         aggregate = batch.aggregates.get(aggregate_id)
         if aggregate is None:
             if not batch.claim(aggregate_id):
@@ -392,6 +403,48 @@ class BatchRepository(Repository[UUID]):
             aggregate = super().get(aggregate_id, **kwargs)
             batch.aggregates[aggregate_id] = aggregate
         return aggregate
+
+    def load_into_batch(self, ids: Iterable[UUID]) -> None:
+        """Load (or fast-forward from the cache) the batch's declared aggregates in one
+        statement, where one round trip per aggregate would each wait on the database in
+        turn. Ids another batch holds are left to `get` (which defers their command)."""
+        batch = _current_batch.get()
+        select_after = getattr(self.event_store.recorder, "select_events_after", None)
+        if batch is None or select_after is None or self.snapshot_store is not None:
+            return
+        wanted = [
+            i
+            for i in dict.fromkeys(ids)
+            if i not in batch.aggregates and i not in batch.poisoned and batch.claim(i)
+        ]
+        if not wanted:
+            return
+        cached: dict[UUID, Any] = {}
+        if self.cache is not None:
+            for aggregate_id in wanted:
+                with contextlib.suppress(KeyError):
+                    cached[aggregate_id] = self.cache.get(aggregate_id)
+        stored = select_after([(i, cached[i].version if i in cached else 0) for i in wanted])
+        to_domain_event = self.event_store.mapper.to_domain_event
+        for aggregate_id in wanted:
+            events = [to_domain_event(e) for e in stored.get(aggregate_id, ())]
+            if aggregate_id in cached:
+                lock = self._use_fastforward_lock(aggregate_id)
+                try:
+                    with lock:  # a cached object is advanced in place, as `get` does
+                        aggregate = project_aggregate(cached[aggregate_id], events)
+                        loaded = deepcopy(aggregate) if self.deepcopy_from_cache else aggregate
+                finally:
+                    self._disuse_fastforward_lock(aggregate_id)
+            elif events:
+                aggregate = project_aggregate(None, events)
+                if self.cache is not None:
+                    self.cache.put(aggregate_id, aggregate)
+                loaded = deepcopy(aggregate) if self.deepcopy_from_cache else aggregate
+            else:
+                batch.absent.add(aggregate_id)
+                continue
+            batch.aggregates[aggregate_id] = loaded
 
 
 class GroupCommit:
@@ -429,12 +482,18 @@ class GroupCommit:
         self.batches = 0
         self.fallbacks = 0
 
-    async def submit(self, decide: Callable[[], Iterable[Any] | Any]) -> list[int]:
-        """Run `decide` in a batch; returns the notification ids of the events it saved."""
+    async def submit(
+        self, decide: Callable[[], Iterable[Any] | Any], *, loads: Iterable[UUID] = ()
+    ) -> list[int]:
+        """Run `decide` in a batch; returns the notification ids of the events it saved.
+
+        `loads`: the aggregates `decide` will load, when the caller knows them: a batch loads
+        all its commands' declared aggregates in one statement before deciding (a command
+        that loads others still gets them, one read each)."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="group-commit")
         loop = asyncio.get_running_loop()
-        pending = _Pending(decide, meta.current.get(), loop.create_future())
+        pending = _Pending(decide, meta.current.get(), loop.create_future(), tuple(loads))
         self._queue.append(pending)
         self._arrived.set()
         return await pending.future
@@ -534,6 +593,11 @@ class GroupCommit:
         decided: list[tuple[_Pending, list[Any]]] = []
         deferred: list[_Pending] = []
         try:
+            declared = [i for p in batch for i in p.loads]
+            if declared:
+                repository = self.store.app.repository
+                if isinstance(repository, BatchRepository):
+                    repository.load_into_batch(declared)
             for p in batch:
                 try:
                     returned = _as_list(_run_in_context(p.decide, p.metadata))

@@ -45,6 +45,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -212,6 +213,12 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
             "AND notification_id < h.horizon AND topic = ANY(%(topics)s)",
         )
         self._max_id = max_id_sql(self._qualified)
+        self._select_after = (
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            f"FROM unnest(%s::uuid[], %s::bigint[]) AS w(id, after) JOIN {self._qualified} e "
+            "ON e.originator_id = w.id AND e.originator_version > w.after "
+            "ORDER BY e.originator_id, e.originator_version"
+        )
         self._wake_lock = threading.Lock()
         self._wake_pending = False
         self._waking = False
@@ -301,6 +308,32 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
             with self._wake_lock:
                 self._waking = False
             log.warning("NOTIFY %s failed after a commit: %s", self.channel_name, exc)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events_after(
+        self, versions: Sequence[tuple[UUID, int]]
+    ) -> dict[UUID, list[StoredEvent]]:
+        """Several aggregates' events after a version each, in one statement: group commit
+        fast-forwards a batch's aggregates with it instead of one round trip per aggregate."""
+        if not versions:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._select_after,  # type: ignore[arg-type]
+                ([v[0] for v in versions], [v[1] for v in versions]),
+                prepare=True,
+            )
+            found: dict[UUID, list[StoredEvent]] = {}
+            for row in curs.fetchall():
+                found.setdefault(row["originator_id"], []).append(
+                    StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                )
+            return found
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(

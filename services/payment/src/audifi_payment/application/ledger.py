@@ -120,6 +120,12 @@ class LedgerCommands(PaymentCore):
 
     # --- deciding without saving ---------------------------------------------------------
 
+    @staticmethod
+    def guards_of(currency: str, legs: Iterable[Leg]) -> list[UUID]:
+        """The guards a transaction of these legs loads: what group commit may load for a
+        whole batch at once (`GroupCommit.submit(..., loads=...)`)."""
+        return [guard_id(a, currency.upper()) for a in flagged_totals(legs)]
+
     def prepare_record(
         self,
         *,
