@@ -45,6 +45,7 @@ from audifi_kit.bus.rabbitmq import RabbitBus
 from audifi_kit.eventstore import GroupCommit, open_event_store
 from audifi_kit.inbox import Consumer, HandlerContext, InboxWorker
 from audifi_kit.notifications import NotificationLog
+from audifi_kit.postgres import service_database
 from audifi_kit.projections import rebuild
 from audifi_kit.relay import OutboxRelay, build_messages
 from audifi_kit.settings import Settings
@@ -291,10 +292,12 @@ def consumer_process(
     """The consuming service: an InboxWorker on its own event loop, in its own process."""
 
     async def run() -> None:
-        store = await open_event_store("sample", Bank, settings)  # its database and inbox
+        # Its own database, as every service has: its inbox's transactions are none of the
+        # writing service's (whose readers wait for transactions in their own database).
+        location = await service_database(settings, "consumer")
         bus = RabbitBus(settings.amqp_url, exchange=exchange)
         await bus.connect()
-        pool = await asyncpg.create_pool(store.location.asyncpg_dsn, min_size=2, max_size=8)
+        pool = await asyncpg.create_pool(location.asyncpg_dsn, min_size=2, max_size=8)
         consumer = Consumer("bench", queue_purpose)
         handled_at: dict[int, float] = {}
 
@@ -314,7 +317,6 @@ def consumer_process(
             await bus.delete_queue(consumer.spec)
             await pool.close()
             await bus.close()
-            store.close()
         results.put((handled_at, worker.batches))
 
     asyncio.run(run())
