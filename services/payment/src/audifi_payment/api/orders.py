@@ -10,6 +10,7 @@ from audifi_kit.http import Identity
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from audifi_payment import queries
 from audifi_payment.api.dependencies import is_admin, pool
@@ -25,7 +26,7 @@ class OrderController(Controller):
 
     @get("/{order_id:uuid}", raises=(OrderNotFound, NotYourOrder))
     async def read(
-        self, state: State, order_id: UUID, identity: NamedDependency[Identity]
+        self, state: State, order_id: FromPath[UUID], identity: NamedDependency[Identity]
     ) -> queries.OrderView:
         """The order: open, checkout_started, paid, expired or failed, with any payment that
         came too late and its refund."""

@@ -19,7 +19,7 @@ from audifi_kit.http.fields import query_parameter
 from litestar import Controller, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from audifi_payment import queries
 from audifi_payment.api.dependencies import PaymentContext, is_admin, pool, provide_payment
@@ -120,7 +120,7 @@ class SplitRuleController(Controller):
     @put("/{rule_id:uuid}", raises=(NotFound, Forbidden))
     async def revise(
         self,
-        rule_id: UUID,
+        rule_id: FromPath[UUID],
         data: JSONBody[SplitRuleDefinition],
         identity: NamedDependency[Identity],
         payment: NamedDependency[PaymentContext],
@@ -141,7 +141,7 @@ class SplitRuleController(Controller):
     @delete("/{rule_id:uuid}", status_code=204, raises=(NotFound, Forbidden))
     async def remove(
         self,
-        rule_id: UUID,
+        rule_id: FromPath[UUID],
         identity: NamedDependency[Identity],
         payment: NamedDependency[PaymentContext],
     ) -> None:

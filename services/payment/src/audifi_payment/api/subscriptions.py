@@ -20,7 +20,7 @@ from audifi_kit.http.fields import query_parameter
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from audifi_payment import queries
 from audifi_payment.api.checkout import CheckoutRequest, CheckoutSession, Url, checkout
@@ -170,7 +170,7 @@ class TierController(Controller):
     @post("/{tier_id:uuid}/archive", status_code=200, raises=(NotFound, Forbidden))
     async def archive(
         self,
-        tier_id: UUID,
+        tier_id: FromPath[UUID],
         identity: NamedDependency[Identity],
         payment: NamedDependency[PaymentContext],
     ) -> TierView:
@@ -217,7 +217,7 @@ class SubscriptionController(Controller):
 
     @get("/{fan_id:uuid}", raises=(NotYourSubscriptions,))
     async def of_fan(
-        self, state: State, fan_id: UUID, identity: NamedDependency[Identity]
+        self, state: State, fan_id: FromPath[UUID], identity: NamedDependency[Identity]
     ) -> SubscriptionList:
         """A fan's subscriptions: the fan themself or an admin only."""
         fan = str(fan_id)
