@@ -236,7 +236,12 @@ async def main() -> None:
     prefix = f"audifi_pbench{uuid.uuid4().hex[:6]}_"
     gc.freeze()
     try:
-        settings = Settings(database_url=server, db_prefix=prefix, var_dir=Path("var/bench"))
+        settings = Settings(
+            database_url=server,
+            db_prefix=prefix,
+            var_dir=Path("var/bench"),
+            pool_size=int(os.environ.get("AUDIFI_POOL_SIZE", "8")),
+        )
         if "ledger" in args.parts:
             await bench_ledger(settings, args.transactions)
         if "webhooks" in args.parts:
