@@ -623,49 +623,38 @@ async def rebuild(
         done = 0
         position = 0
 
-        async def catch_up(in_transaction: bool) -> None:
+        async def apply(page: list[asyncpg.Record], *, own_transaction: bool) -> None:
             nonlocal position, done
-            while True:
-                page = await notification_log.read_rows(conn, position, page_size)
-                if not page:
-                    return
-                if in_transaction:
+            if own_transaction:
+                async with conn.transaction():
+                    await _set_search_path(conn, shadow)
                     parked.extend(await _apply_parking(conn, store, projection, page, parking))
-                else:
-                    async with conn.transaction():
-                        await _set_search_path(conn, shadow)
-                        parked.extend(await _apply_parking(conn, store, projection, page, parking))
-                position = page[-1][2]
-                done += len(page)
-                if progress:
-                    progress(done, max(total, done))
-                if len(page) < page_size and not in_transaction:
-                    return
+            else:
+                parked.extend(await _apply_parking(conn, store, projection, page, parking))
+            position = page[-1][2]
+            done += len(page)
+            if progress:
+                progress(done, max(total, done))
+
+        async def catch_up() -> None:
+            """The rest of the log, inside the swapping transaction."""
+            while page := await notification_log.read_rows(conn, position, page_size):
+                await apply(page, own_transaction=False)
 
         async def catch_up_reading_ahead() -> None:
             """The bulk of a rebuild: the next page is read on a second connection while this
             one is applied, so PostgreSQL's work and ours overlap."""
-            nonlocal position, done
             reader = await store.connect()
             try:
                 ahead = asyncio.ensure_future(
                     notification_log.read_rows(reader, position, page_size)
                 )
-                while True:
-                    page = await ahead
-                    if not page:
-                        return
+                while page := await ahead:
                     if len(page) == page_size:
                         ahead = asyncio.ensure_future(
                             notification_log.read_rows(reader, page[-1][2], page_size)
                         )
-                    async with conn.transaction():
-                        await _set_search_path(conn, shadow)
-                        parked.extend(await _apply_parking(conn, store, projection, page, parking))
-                    position = page[-1][2]
-                    done += len(page)
-                    if progress:
-                        progress(done, max(total, done))
+                    await apply(page, own_transaction=True)
                     if len(page) < page_size:
                         return
             finally:
@@ -688,7 +677,7 @@ async def rebuild(
                 "SELECT position FROM kit_projection_positions WHERE name=$1 FOR UPDATE", name
             )
             await _set_search_path(conn, shadow)
-            await catch_up(in_transaction=True)
+            await catch_up()
             await conn.execute(f"DROP SCHEMA IF EXISTS {_ident(old)} CASCADE")
             live_exists = await conn.fetchval(
                 "SELECT true FROM pg_namespace WHERE nspname=$1", name

@@ -24,6 +24,7 @@ from litestar.params import FromPath, JSONBody
 from audifi_payment import queries
 from audifi_payment.api.dependencies import PaymentContext, is_admin, pool, provide_payment
 from audifi_payment.domain.split_rule import SplitRule
+from audifi_payment.queries import SplitRecipient, SplitRuleView
 
 
 class NotYourRules(Forbidden):
@@ -42,16 +43,6 @@ class SplitRuleDefinition(msgspec.Struct, rename="camel", kw_only=True, forbid_u
     owner_id: UuidText | None = None  # an admin defining a rule for an owner
 
 
-class SplitRuleView(msgspec.Struct, rename="camel", kw_only=True):
-    id: UUID
-    owner_id: str
-    name: str
-    recipients: list[Recipient]
-    is_default: bool
-    created_at: datetime
-    updated_at: datetime
-
-
 class SplitRuleList(msgspec.Struct, rename="camel", kw_only=True):
     items: list[SplitRuleView]
     next_cursor: str | None = None
@@ -62,7 +53,7 @@ def rule_view(rule: SplitRule) -> SplitRuleView:
         id=rule.id,
         owner_id=rule.owner_id,
         name=rule.name,
-        recipients=[Recipient(recipient_id=r, basis_points=bps) for r, bps in rule.recipients],
+        recipients=[SplitRecipient(recipient_id=r, basis_points=bps) for r, bps in rule.recipients],
         is_default=rule.is_default,
         created_at=rule.defined_at,
         updated_at=rule.revised_at,
@@ -90,10 +81,7 @@ class SplitRuleController(Controller):
         owner = str(UUID(ownerId)) if ownerId else identity.user_id
         if owner != identity.user_id and not is_admin(identity):
             raise NotYourRules()
-        rows = await queries.split_rules_of(pool(state), owner)
-        return SplitRuleList(
-            items=[msgspec.convert(r, SplitRuleView, from_attributes=True) for r in rows]
-        )
+        return SplitRuleList(items=await queries.split_rules_of(pool(state), owner))
 
     @post("/", status_code=201, raises=(Forbidden,))
     async def define(

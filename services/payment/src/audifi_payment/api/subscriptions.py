@@ -34,6 +34,7 @@ from audifi_payment.api.dependencies import (
 from audifi_payment.domain.subscription import Subscription
 from audifi_payment.domain.tier import Tier
 from audifi_payment.domain.values import Currency
+from audifi_payment.queries import SubscriptionView, TierView
 
 
 class NotAnArtist(Forbidden):
@@ -42,16 +43,6 @@ class NotAnArtist(Forbidden):
 
 class NotYourSubscriptions(Forbidden):
     default_message = "Only the fan (or an admin) may read these subscriptions"
-
-
-class TierView(msgspec.Struct, rename="camel", kw_only=True):
-    id: UUID
-    artist_id: str
-    name: str
-    price_cents: int
-    currency: str
-    interval: str
-    archived: bool
 
 
 class TierList(msgspec.Struct, rename="camel", kw_only=True):
@@ -65,21 +56,6 @@ class TierDefinition(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
     currency: Currency
     interval: Literal["month", "year"]
     artist_id: UuidText | None = None  # an admin defining a tier for an artist
-
-
-class SubscriptionView(msgspec.Struct, rename="camel", kw_only=True):
-    id: UUID
-    fan_id: str
-    artist_id: str
-    tier_id: UUID
-    price_cents: int
-    currency: str
-    interval: str
-    status: str
-    current_period_end: datetime | None
-    cancel_at_period_end: bool
-    started_at: datetime | None
-    canceled_at: datetime | None
 
 
 class SubscriptionList(msgspec.Struct, rename="camel", kw_only=True):
@@ -98,6 +74,7 @@ class CancelRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown
 
 
 def tier_view(t: Tier) -> TierView:
+    """The tier as the `tiers` view shows it, from the aggregate a command just changed."""
     return TierView(
         id=t.id,
         artist_id=t.artist_id,
@@ -106,6 +83,8 @@ def tier_view(t: Tier) -> TierView:
         currency=t.currency,
         interval=t.interval,
         archived=t.archived,
+        created_at=t.defined_at,
+        archived_at=t.archived_at,
     )
 
 
@@ -121,8 +100,11 @@ def subscription_view(s: Subscription) -> SubscriptionView:
         status=s.status,
         current_period_end=s.current_period_end,
         cancel_at_period_end=s.cancel_at_period_end,
+        opened_at=s.opened_at,
         started_at=s.started_at,
         canceled_at=s.canceled_at,
+        stripe_subscription_id=s.stripe_subscription_id,
+        stripe_customer_id=s.stripe_customer_id,
     )
 
 
@@ -139,8 +121,7 @@ class TierController(Controller):
         ] = None,
     ) -> TierList:
         """The tiers fans can subscribe to (archived ones included, marked)."""
-        rows = await queries.tiers(pool(state), artistId)
-        return TierList(items=[msgspec.convert(r, TierView, from_attributes=True) for r in rows])
+        return TierList(items=await queries.tiers(pool(state), artistId))
 
     @post("/", status_code=201, raises=(NotAnArtist,))
     async def define(
@@ -240,7 +221,4 @@ class SubscriptionController(Controller):
 
 
 async def _subscriptions_of(db: asyncpg.Pool, fan_id: str) -> SubscriptionList:
-    rows = await queries.subscriptions_of(db, fan_id)
-    return SubscriptionList(
-        items=[msgspec.convert(r, SubscriptionView, from_attributes=True) for r in rows]
-    )
+    return SubscriptionList(items=await queries.subscriptions_of(db, fan_id))

@@ -83,6 +83,7 @@ class Tier(Aggregate):
         self.interval = interval
         self.defined_at = defined_at
         self.archived = False
+        self.archived_at: datetime | None = None
 
     def may_be_changed_by(self, by: str, *, admin: bool) -> None:
         if not admin and by != self.artist_id:
@@ -100,3 +101,4 @@ class Tier(Aggregate):
     @event("Archived")
     def _archived(self, archived_at: datetime, by: str) -> None:
         self.archived = True
+        self.archived_at = archived_at
