@@ -220,3 +220,20 @@ async def test_connect_onboarding_follows_stripe():
     outcomes = await _feed(p, p.stripe.complete_onboarding(account.stripe_account_id))
     assert outcomes == ["connect account completed"]
     assert p.app.connect_account(ARTIST).status == "completed"
+
+
+async def test_an_event_naming_an_order_this_service_never_had_is_ignored_once():
+    p = in_memory_payments()
+    order = _order(p)
+    session = await p.payments.checkout_order(FAN, order.id)
+    events = p.stripe.pay(session.id)
+    stranger = uuid4()
+    for e in events:  # as if another system's checkout named an order id unknown here
+        metadata = e["data"]["object"].get("metadata")
+        if metadata and "order_id" in metadata:
+            metadata["order_id"] = str(stranger)
+    p.stripe._objects[session.id]["metadata"]["order_id"] = str(stranger)
+    outcomes = await _feed(p, events)
+    assert "ignored: ORDER_NOT_FOUND" in outcomes
+    assert set(await _feed(p, events)) == {"duplicate"}  # answered 200 once and for all
+    assert verify_application(p.app).transactions == 0

@@ -33,9 +33,19 @@ from audifi_payment.application.stripe_port import (
     Stripe,
     SubscriptionView,
 )
-from audifi_payment.domain.order import PAYABLE, Order, OrderClosed, PaymentOutcome
+from audifi_payment.domain.order import (
+    PAYABLE,
+    Order,
+    OrderClosed,
+    OrderNotFound,
+    PaymentOutcome,
+)
 from audifi_payment.domain.stripe_links import ConnectAccount
-from audifi_payment.domain.subscription import StripeSubscriptionState, Subscription
+from audifi_payment.domain.subscription import (
+    StripeSubscriptionState,
+    Subscription,
+    SubscriptionNotFound,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -201,7 +211,13 @@ class Payments:
             return "duplicate"
         obj = event.get("data", {}).get("object", {}) or {}
         handler = self._handlers().get(kind)
-        outcome = "ignored" if handler is None else await handler(obj)
+        try:
+            outcome = "ignored" if handler is None else await handler(obj)
+        except (OrderNotFound, SubscriptionNotFound) as exc:
+            # Metadata naming an order or subscription this service never had: not ours to
+            # book, and no retry by Stripe would change that.
+            log.warning("stripe event %s (%s) names %s: ignored", event_id, kind, exc.details)
+            outcome = f"ignored: {exc.code}"
         await self.store.call(
             self.app.record_stripe_event, event_id, kind, outcome, at=self.clock()
         )
