@@ -123,6 +123,17 @@ async def test_a_started_subscription_mail_says_the_price_and_the_renewal_date()
     assert f'href="{BILLING}"' in html
 
 
+async def test_the_tier_is_named_when_payment_names_it_and_escaped_in_html() -> None:
+    payment = Payment()
+    fan = await _fan(payment)
+    facts = _facts(fan, tier_name="Backstage <Gold>")
+    await payment.publish(SubscriptionStarted(**facts, started_at=T0), "payment-t1")
+    await payment.deliver("payment-t1", Template.SUBSCRIPTION_STARTED)
+    [mail] = payment.mails_to("ada@example.com")
+    assert f"Your subscription “Backstage <Gold>” to artist {ARTIST} is active" in _text(mail)
+    assert "“Backstage &lt;Gold&gt;”" in _html(mail)
+
+
 async def test_a_subscription_without_a_period_end_says_no_renewal_date() -> None:
     payment = Payment()
     fan = await _fan(payment)

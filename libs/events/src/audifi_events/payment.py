@@ -150,6 +150,7 @@ class SubscriptionFacts(IntegrationEvent, kw_only=True):
     currency: str
     interval: Literal["month", "year"]
     current_period_end: datetime | None
+    tier_name: str | None = None  # what the artist called the tier (absent from older events)
 
 
 @integration_event("payment.subscription.started")

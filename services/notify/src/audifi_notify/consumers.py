@@ -149,6 +149,7 @@ def payment_events_consumer(
             return
         facts = {
             "artist": e.artist_id,
+            "tier": e.tier_name or "",
             "price": f"{money(e.price_cents, e.currency)} / {e.interval}",
             "period_end": _day(e.current_period_end) if e.current_period_end else "",
             "billing_url": billing_url,

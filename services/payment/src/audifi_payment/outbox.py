@@ -93,6 +93,7 @@ def _subscription(e: Any) -> dict[str, Any]:
         "currency": e.facts["currency"],
         "interval": e.facts["interval"],
         "current_period_end": e.current_period_end,
+        "tier_name": e.facts.get("tier_name") or None,
     }
 
 

@@ -109,6 +109,7 @@ class BillingCommands(PaymentCore):
             currency=tier.currency,
             interval=tier.interval,
             opened_at=at,
+            tier_name=tier.name,
         )
         book.enter(subscription.id, tier.artist_id)
         self.save(book, subscription)

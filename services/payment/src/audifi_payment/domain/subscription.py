@@ -114,8 +114,10 @@ class Subscription(Aggregate):
         currency: str,
         interval: str,
         opened_at: datetime,
+        tier_name: str = "",
     ) -> None:
         self.fan_id = fan_id
+        self.tier_name = tier_name
         self.artist_id = artist_id
         self.tier_id = tier_id
         self.price_cents = price_cents
@@ -142,6 +144,7 @@ class Subscription(Aggregate):
             "price_cents": self.price_cents,
             "currency": self.currency,
             "interval": self.interval,
+            "tier_name": self.tier_name,
             "started": self.started_at is not None,
         }
 
