@@ -252,6 +252,17 @@ T = TypeVar("T")
 IN_MEMORY: dict[str, str] = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
+@dataclass
+class DirectCalls(Generic[A]):
+    """The in-memory twin of `EventStore` for application tests: `await call(fn, ...)` runs
+    the application's method in place (POPO persistence does no I/O)."""
+
+    app: A
+
+    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)
+
+
 @dataclass(slots=True)
 class EventStore(Generic[A]):
     """One service's event store and the way async code reaches it."""

@@ -13,10 +13,9 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
 
 import asyncpg
-from audifi_kit.eventstore import IN_MEMORY, EventStore
+from audifi_kit.eventstore import IN_MEMORY, DirectCalls, EventStore
 
 from audifi_notify.adapters.claims import CLAIMS_DDL, InMemoryClaims, PostgresClaims
 from audifi_notify.adapters.recipients import (
@@ -34,18 +33,6 @@ from audifi_notify.adapters.sealed_links import (
 from audifi_notify.adapters.smtp import InMemoryTransport
 from audifi_notify.application import Notifier, NotifyApplication, Transport
 from audifi_notify.config import NotifyConfig
-
-T = TypeVar("T")
-
-
-@dataclass
-class DirectCalls:
-    """The in-memory twin of the kit's `EventStore`: the application called in place."""
-
-    app: NotifyApplication
-
-    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return fn(*args, **kwargs)
 
 
 @dataclass

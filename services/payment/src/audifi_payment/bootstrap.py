@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
 
-from audifi_kit.eventstore import IN_MEMORY, EventStore, open_event_store
+from audifi_kit.eventstore import IN_MEMORY, DirectCalls, EventStore, open_event_store
 from audifi_kit.settings import Settings
 
 from audifi_payment.adapters.stripe_memory import InMemoryStripe
@@ -21,8 +20,6 @@ from audifi_payment.adapters.stripe_sdk import StripeSdk
 from audifi_payment.application import PaymentApplication
 from audifi_payment.application.payments import PaymentConfig, Payments
 from audifi_payment.config import PaymentSettings
-
-T = TypeVar("T")
 
 
 def in_memory() -> PaymentApplication:
@@ -33,16 +30,6 @@ def in_memory() -> PaymentApplication:
 async def on_postgres(settings: Settings) -> EventStore[PaymentApplication]:
     """The application on the service's own PostgreSQL database (created when missing)."""
     return await open_event_store("payment", PaymentApplication, settings)
-
-
-@dataclass
-class DirectCalls:
-    """The in-memory twin of the kit's `EventStore`: the application called in place."""
-
-    app: PaymentApplication
-
-    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return fn(*args, **kwargs)
 
 
 @dataclass

@@ -58,7 +58,7 @@ CHECKOUT_MAX = timedelta(hours=24)
 
 
 class EventStoreCalls(Protocol):
-    """The kit's EventStore as this layer uses it (`bootstrap.DirectCalls` in memory)."""
+    """The kit's EventStore as this layer uses it (`DirectCalls` in memory)."""
 
     app: PaymentApplication
 
