@@ -186,6 +186,16 @@ async def test_bad_input_gets_the_envelope_and_changes_nothing(payment: Payment)
             assert bad.status_code == 400, (price, bad.text)
             assert bad.json()["error"]["code"] == "VALIDATION_ERROR"
 
+        for name in ("Gold\x00", "two\nlines", "x" * 61, ""):
+            bad = await c.post(
+                "/tiers",
+                json={"name": name, "priceCents": 100, "currency": "USD", "interval": "month"},
+                headers=artist,
+            )
+            assert bad.status_code == 400, (name, bad.text)
+            assert bad.json()["error"]["details"]["fields"][0]["field"] == "name"
+        assert (await c.get("/tiers", headers=artist)).json()["items"] == []
+
         uneven = await c.post(
             "/split-rules",
             json={

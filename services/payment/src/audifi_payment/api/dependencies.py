@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import asyncpg
 from audifi_kit.app_state import DB_POOL_STATE_KEY
-from audifi_kit.errors import Forbidden
 from audifi_kit.eventstore import EventStore
 from audifi_kit.http import Identity
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
@@ -51,15 +50,6 @@ async def provide_payment(state: State) -> PaymentContext:
 
 def pool(state: State) -> asyncpg.Pool:
     return state[DB_POOL_STATE_KEY]
-
-
-class AdminOnly(Forbidden):
-    default_message = "Only an admin may do this"
-
-
-def require_admin(identity: Identity) -> None:
-    if not identity.has_any("admin"):
-        raise AdminOnly()
 
 
 def is_admin(identity: Identity) -> bool:

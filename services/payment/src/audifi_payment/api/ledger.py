@@ -19,6 +19,7 @@ import msgspec
 from audifi_kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from audifi_kit.fields import UuidText
 from audifi_kit.http import Identity
+from audifi_kit.http.auth import require_roles
 from audifi_kit.http.fields import query_parameter
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit
 from litestar import Controller, get, post
@@ -29,14 +30,12 @@ from litestar.params import JSONBody
 from audifi_payment import queries
 from audifi_payment.api.dependencies import (
     IDEMPOTENT,
-    AdminOnly,
     PaymentContext,
     is_admin,
     pool,
     provide_payment,
-    require_admin,
 )
-from audifi_payment.domain.ledger import Direction, Leg
+from audifi_payment.domain.ledger import Direction, Leg, Reason, ReferenceId
 from audifi_payment.domain.values import Currency
 
 MANUAL = "manual_adjustment"
@@ -78,9 +77,9 @@ class AdjustmentEntry(msgspec.Struct, rename="camel", kw_only=True, forbid_unkno
 
 class Adjustment(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     currency: Currency
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Reason
     entries: Annotated[list[AdjustmentEntry], msgspec.Meta(min_length=2, max_length=50)]
-    reference_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    reference_id: ReferenceId | None = None
 
 
 class Recorded(msgspec.Struct, rename="camel", kw_only=True):
@@ -108,7 +107,7 @@ class Override(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fiel
 
     action: Literal["reverse_transaction"]
     transaction_id: UUID
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Reason
 
 
 class OverrideApplied(msgspec.Struct, rename="camel", kw_only=True):
@@ -164,7 +163,13 @@ class LedgerController(Controller):
             next_cursor=next_cursor,
         )
 
-    @post("/entries", status_code=201, opt=IDEMPOTENT, raises=(AdminOnly, Conflict))
+    @post(
+        "/entries",
+        status_code=201,
+        opt=IDEMPOTENT,
+        guards=[require_roles("admin")],
+        raises=(Conflict,),
+    )
     async def adjust(
         self,
         data: JSONBody[Adjustment],
@@ -174,7 +179,6 @@ class LedgerController(Controller):
         """An admin's manual adjustment: one balanced transaction (debits = credits, one
         currency), recorded with the reason and the admin's id; a user's balance never goes
         below zero (409 INSUFFICIENT_FUNDS)."""
-        require_admin(identity)
         txn_id = await _as_entries(
             payment.store.call(
                 payment.app.record,
@@ -222,7 +226,7 @@ class OverrideController(Controller):
     path = "/admin/override"
     dependencies = {"payment": Provide(provide_payment)}
 
-    @post("/", status_code=201, raises=(AdminOnly, NotFound, Conflict))
+    @post("/", status_code=201, guards=[require_roles("admin")], raises=(NotFound, Conflict))
     async def override(
         self,
         data: JSONBody[Override],
@@ -231,7 +235,6 @@ class OverrideController(Controller):
     ) -> OverrideApplied:
         """An audited correction: the named transaction reversed (once), with the reason and
         the admin's id on the reversal."""
-        require_admin(identity)
         reversal = await payment.store.call(
             payment.app.reverse, data.transaction_id, reason=data.reason, actor=identity.user_id
         )

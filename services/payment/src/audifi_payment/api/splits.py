@@ -23,7 +23,7 @@ from litestar.params import FromPath, JSONBody
 
 from audifi_payment import queries
 from audifi_payment.api.dependencies import PaymentContext, is_admin, pool, provide_payment
-from audifi_payment.domain.split_rule import SplitRule
+from audifi_payment.domain.split_rule import SplitRule, SplitRuleName
 from audifi_payment.queries import SplitRecipient, SplitRuleView
 
 
@@ -37,7 +37,7 @@ class Recipient(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fie
 
 
 class SplitRuleDefinition(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: SplitRuleName
     recipients: Annotated[list[Recipient], msgspec.Meta(min_length=1, max_length=20)]
     is_default: bool = False
     owner_id: UuidText | None = None  # an admin defining a rule for an owner

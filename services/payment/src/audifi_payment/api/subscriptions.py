@@ -32,7 +32,7 @@ from audifi_payment.api.dependencies import (
     provide_payment,
 )
 from audifi_payment.domain.subscription import Subscription
-from audifi_payment.domain.tier import Tier
+from audifi_payment.domain.tier import Tier, TierName
 from audifi_payment.domain.values import Currency
 from audifi_payment.queries import SubscriptionView, TierView
 
@@ -51,7 +51,7 @@ class TierList(msgspec.Struct, rename="camel", kw_only=True):
 
 
 class TierDefinition(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+    name: TierName
     price_cents: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
     currency: Currency
     interval: Literal["month", "year"]
