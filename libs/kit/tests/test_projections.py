@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
-from audifi_kit.eventstore import EventStore
+from audifi_kit.eventstore import EventStore, open_event_store
 from audifi_kit.projections import ParkedEvent, ProjectionRunner, handles, list_parked, rebuild
+from audifi_kit.settings import Settings
 from audifi_kit.testing import WITHIN, eventually
 from kit_sample import Account, Balances, BalancesCopy, Bank, PageBalances
 from parking_sample import POISON, ScrubbedBalances, rename
@@ -315,3 +317,21 @@ async def test_a_page_at_a_time_view_parks_the_one_event_it_cannot_take(
     finally:
         await conn.close()
     assert (entry.notification_id, entry.attempts) == (poison, 3)
+
+
+async def test_a_page_at_a_time_view_reads_an_encrypted_and_compressed_log(
+    settings: Settings,
+) -> None:
+    from eventsourcing.cipher import AESCipher
+
+    sealed = dataclasses.replace(
+        settings, cipher_key=AESCipher.create_key(32), compress=True, db_prefix=settings.db_prefix
+    )
+    store = await open_event_store("sample", Bank, sealed)
+    try:
+        account = await store.call(store.app.open_account, "Ada")
+        last = await store.call(store.app.credit, account, 7)
+        assert await rebuild(store, PageBalances()) == last
+        assert await rows(store, "page_balances") == [(account, "Ada", 7, 2)]
+    finally:
+        store.close()

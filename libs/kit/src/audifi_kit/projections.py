@@ -287,7 +287,11 @@ async def _apply_page(
     rows: list[asyncpg.Record],
 ) -> int:
     if isinstance(projection, PageProjection):
-        events = projection.decode(rows, store.mapper)
+        mapper = store.mapper
+        if mapper.cipher or mapper.compressor:  # decrypting a page is blocking work
+            events = await asyncio.to_thread(projection.decode, rows, mapper)
+        else:  # msgspec into Structs: cheaper than a thread hop
+            events = projection.decode(rows, mapper)
         if events:
             await projection.apply_events(conn, events)
         return len(events)
