@@ -81,7 +81,7 @@ class _Unroutable(PublishError):
 
 
 def to_properties(message: Message) -> aiormq.spec.Basic.Properties:
-    """The AMQP properties of a message (ARCHITECTURE.md §5.3): what `aio_pika.Message` would
+    """The AMQP properties of a message (ARCHITECTURE.md §5.3): what an `aio_pika.Message` would
     build, made directly — the relay publishes thousands a second and aio-pika's Message
     (validated attribute by attribute) was most of the cost of a publish."""
     timestamp = message.timestamp
@@ -103,20 +103,6 @@ def to_properties(message: Message) -> aiormq.spec.Basic.Properties:
         message_type=message.routing_key,
         priority=0,
         timestamp=timestamp,
-    )
-
-
-def to_amqp(message: Message) -> aio_pika.Message:
-    properties = to_properties(message)
-    return aio_pika.Message(
-        body=message.body,
-        headers=properties.headers,
-        content_type=message.content_type,
-        delivery_mode=DeliveryMode.PERSISTENT,
-        correlation_id=message.correlation_id,
-        message_id=message.message_id,
-        timestamp=properties.timestamp,
-        type=message.routing_key,
     )
 
 

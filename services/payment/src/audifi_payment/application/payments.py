@@ -38,7 +38,6 @@ from audifi_payment.domain.order import (
     Order,
     OrderClosed,
     OrderNotFound,
-    PaymentOutcome,
 )
 from audifi_payment.domain.stripe_links import ConnectAccount
 from audifi_payment.domain.subscription import (
@@ -394,7 +393,3 @@ class Payments:
 
     def _page(self, name: str) -> str:
         return f"{self.config.public_url.rstrip('/')}/checkout/{name}"
-
-
-def outcome_is_paid(outcome: str) -> bool:
-    return outcome.startswith(f"order {PaymentOutcome.PAID}")
