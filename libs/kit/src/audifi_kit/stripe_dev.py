@@ -65,6 +65,7 @@ class LocalStripe:
         self.settings = settings
         self.env = dict(env)
         self.process: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -76,6 +77,8 @@ class LocalStripe:
                 while line := await self.process.stdout.readline():
                     if line.startswith(b"ready "):
                         log.info("local Stripe at %s", self.env["STRIPE_API_BASE"])
+                        # Keep reading what it prints: a full pipe would stall the child.
+                        self._drain = asyncio.create_task(self._read_on(self.process.stdout))
                         return
         except TimeoutError:
             await self.stop()
@@ -83,7 +86,14 @@ class LocalStripe:
         code = await self.process.wait()
         raise RuntimeError(f"the local Stripe exited ({code}) before it was ready")
 
+    @staticmethod
+    async def _read_on(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            log.debug("local Stripe: %s", line.decode(errors="replace").rstrip())
+
     async def stop(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
         process, self.process = self.process, None
         if process is None or process.returncode is not None:
             return
