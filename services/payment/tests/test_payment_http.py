@@ -210,6 +210,15 @@ async def test_bad_input_gets_the_envelope_and_changes_nothing(payment: Payment)
         assert uneven.status_code == 400
         assert "recipients" in str(uneven.json()["error"]["details"])
 
+        for url in ("javascript:alert(1)", "https://shop.example/\x00", "https://a b"):
+            bad = await c.post(
+                "/payments/checkout",
+                json={"tierId": str(uuid.uuid4()), "successUrl": url},
+                headers=fan,
+            )
+            assert bad.status_code == 400, (url, bad.text)
+            assert bad.json()["error"]["details"]["fields"][0]["field"] == "successUrl"
+
         theirs = await c.get(f"/subscriptions/{ARTIST}", headers=fan)
         assert (theirs.status_code, theirs.json()["error"]["code"]) == (403, "FORBIDDEN")
 

@@ -39,7 +39,7 @@ Url = Annotated[
     str,
     msgspec.Meta(
         max_length=2000,
-        pattern=r"^https?://[^\s]+$",
+        pattern=r"^https?://[^\s\x00-\x1f\x7f]+$",
         description="An http(s) URL the buyer is sent to",
     ),
 ]
