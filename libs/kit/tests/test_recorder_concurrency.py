@@ -127,20 +127,23 @@ async def test_every_reader_sees_every_event_once_in_one_order(settings: Setting
                 except ConcurrencyConflict:  # lost to a single writer twice: refused
                     stats["conflicts"] += 1
 
-        readers = [Reader(f"asyncpg-{i}") for i in range(2)]
+        readers = [Reader("asyncpg-rows"), Reader("asyncpg-columns")]
         readers += [Reader("in-transaction"), Reader("eventsourcing")]
         conns += [await store.connect() for _ in range(3)]
 
         def done(reader: Reader) -> bool:
             return final is not None and reader.ids[-1:] == final[-1:]
 
-        def autocommit_read(conn, reader: Reader, rng: random.Random):
+        def autocommit_read(conn, reader: Reader, rng: random.Random, *, columns: bool = False):
             own_log = NotificationLog(store.table)
 
             async def read(after: int) -> list[int]:
-                page = await own_log.read(conn, after, rng.randint(1, 40))
+                if columns:  # as projections and replays read
+                    ids = (await own_log.read_page(conn, after, rng.randint(1, 40))).ids
+                else:
+                    ids = [n.id for n in await own_log.read(conn, after, rng.randint(1, 40))]
                 reader.held_back += own_log.held_back
-                return [n.id for n in page]
+                return ids
 
             return read
 
@@ -161,7 +164,7 @@ async def test_every_reader_sees_every_event_once_in_one_order(settings: Setting
         rng = random.Random(7)
         reads = [
             autocommit_read(conns[0], readers[0], rng),
-            autocommit_read(conns[1], readers[1], rng),
+            autocommit_read(conns[1], readers[1], rng, columns=True),
             read_in_transaction,
             read_eventsourcing,
         ]
@@ -227,13 +230,21 @@ async def test_a_transaction_that_takes_its_id_first_and_commits_last_is_not_ski
             assert len(naive) == 1
             assert await log.read(conn, 0, 10) == []
             assert log.held_back
+            assert len(await log.read_page(conn, 0, 10)) == 0
+            assert log.held_back
             events = new_account_events(bank, 2)
             held.execute(recorder.insert_statement, recorder.insert_params(events))
             held.execute("COMMIT")  # A commits last
         page = await log.read(conn, 0, 10)
+        columns = await log.read_page(conn, 0, 10)
     finally:
         await conn.close()
     assert [n.originator_id for n in page] == [events[0].originator_id] * 3 + [later]
+    assert columns.ids == [n.id for n in page]
+    assert columns.originators == [n.originator_id for n in page]
+    assert list(columns) == [
+        (None, None, n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in page
+    ]
     assert [n.id for n in page] == sorted(n.id for n in page)
 
 
@@ -278,3 +289,21 @@ async def test_followers_are_woken_after_the_commit(bank: EventStore[Bank]) -> N
     finally:
         await conn.close()
         await watcher.close()
+
+
+def test_a_page_read_out_of_order_is_sorted_with_its_columns_together() -> None:
+    from audifi_kit.notifications import Page, as_notifications
+
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    page = Page([30, 10, 20], [c, a, b], [3, 1, 2], ["t3", "t1", "t2"], [b"3", b"1", b"2"])
+    ordered = page.in_log_order()
+    assert ordered.ids == [10, 20, 30]
+    assert [
+        (n.originator_id, n.originator_version, n.topic, n.state) for n in as_notifications(ordered)
+    ] == [
+        (a, 1, "t1", b"1"),
+        (b, 2, "t2", b"2"),
+        (c, 3, "t3", b"3"),
+    ]
+    assert ordered[-1] == (None, None, 30, c, 3, "t3", b"3")
+    assert ordered.in_log_order() is ordered  # already in order: no copy

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import asyncpg
 from eventsourcing.persistence import Notification
 
-from audifi_kit.recorder import MAX_POSITION, max_id_sql, read_sql
+from audifi_kit.recorder import MAX_POSITION, max_id_sql, read_columns_sql, read_sql
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,74 @@ log = logging.getLogger(__name__)
 ROW_ID, ROW_ORIGINATOR, ROW_VERSION, ROW_TOPIC, ROW_STATE = 2, 3, 4, 5, 6
 
 
-def as_notifications(rows: list[asyncpg.Record]) -> list[Notification]:
+Row = tuple[Any, ...]
+
+
+class Page(Sequence[Row]):
+    """A page read as columns (`NotificationLog.read_page`): a list per column, in log order.
+
+    Also a sequence of rows shaped as `read_rows`' (horizon and head unused), for the code
+    that takes a page event by event (a failed page applied one event at a time)."""
+
+    __slots__ = ("ids", "originators", "states", "topics", "versions")
+
+    def __init__(
+        self,
+        ids: list[int],
+        originators: list[Any],
+        versions: list[int],
+        topics: list[str],
+        states: list[bytes],
+    ) -> None:
+        self.ids = ids
+        self.originators = originators
+        self.versions = versions
+        self.topics = topics
+        self.states = states
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return list(self)[i]
+        return (
+            None,
+            None,
+            self.ids[i],
+            self.originators[i],
+            self.versions[i],
+            self.topics[i],
+            self.states[i],
+        )
+
+    def __iter__(self) -> Iterator[Row]:
+        for i, o, v, t, s in zip(
+            self.ids, self.originators, self.versions, self.topics, self.states, strict=True
+        ):
+            yield (None, None, i, o, v, t, s)
+
+    def in_log_order(self) -> Page:
+        """This page, its columns sorted by id if they were not (a check in the common case)."""
+        ids = self.ids
+        if sorted(ids) == ids:  # in C: cheaper than a Python loop over the page
+            return self
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        return Page(*([column[k] for k in order] for column in self._columns()))
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (self.ids, self.originators, self.versions, self.topics, self.states)
+
+
+def as_notifications(rows: Sequence[Row]) -> list[Notification]:
     # asyncpg's UUID is a uuid.UUID (equal, same hash): kept as it is.
+    if isinstance(rows, Page):
+        return [
+            Notification(id=i, originator_id=o, originator_version=v, topic=t, state=s)
+            for i, o, v, t, s in zip(
+                rows.ids, rows.originators, rows.versions, rows.topics, rows.states, strict=True
+            )
+        ]
     return [
         Notification(id=r[2], originator_id=r[3], originator_version=r[4], topic=r[5], state=r[6])
         for r in rows
@@ -38,6 +106,7 @@ class NotificationLog:
         quoted = '"' + table.replace('"', '""') + '"'
         self.table = table
         self._select = read_sql(quoted, ("$1", "$2", "$3"))
+        self._select_columns = read_columns_sql(quoted, ("$1", "$2", "$3"))
         self._max = max_id_sql(quoted)
         self._count = (
             f"SELECT count(*) FROM {quoted} WHERE notification_id > $1 AND notification_id <= $2"
@@ -62,17 +131,36 @@ class NotificationLog:
         """The page as asyncpg rows: id, aggregate, version, topic and state at ROW_ID..
         ROW_STATE (no object built per event: a set-based projection reads them as they are)."""
         rows = await conn.fetch(self._select, after, upto or MAX_POSITION, limit)
-        first = rows[0]
-        head = first[1] or 0
-        page = [r for r in rows if r[ROW_ID] is not None]
+        if rows[0][ROW_ID] is None:  # the horizon's row comes first (UNION ALL's order)
+            horizon, head = rows[0][0], rows[0][1] or 0
+            page = rows[1:]
+        else:  # SQL does not promise it
+            horizon, head = next((r[0], r[1] or 0) for r in rows if r[ROW_ID] is None)
+            page = [r for r in rows if r[ROW_ID] is not None]
         previous = -1
         for r in page:  # in the index's order (read_sql), checked: SQL does not promise it
             if r[ROW_ID] < previous:
                 page.sort(key=lambda r: r[ROW_ID])
                 break
             previous = r[ROW_ID]
-        self.held_back = len(page) < limit and head >= first[0] and head > after
+        self.held_back = len(page) < limit and head >= horizon and head > after
         return page
+
+    async def read_page(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        after: int,
+        limit: int,
+        *,
+        upto: int | None = None,
+    ) -> Page:
+        """The page of `read_rows` as columns (a set-based projection's read, replays')."""
+        horizon, head, *columns = await conn.fetchrow(
+            self._select_columns, after, upto or MAX_POSITION, limit
+        )
+        page = Page(*columns) if columns[0] is not None else Page([], [], [], [], [])
+        self.held_back = len(page) < limit and (head or 0) >= horizon and (head or 0) > after
+        return page.in_log_order()
 
     async def read(
         self,

@@ -64,7 +64,7 @@ from eventsourcing.utils import get_topic
 from audifi_kit import metrics
 from audifi_kit.eventstore import EventStore
 from audifi_kit.follower import LogFollower
-from audifi_kit.notifications import NotificationLog, as_notifications
+from audifi_kit.notifications import NotificationLog, Page, Row, as_notifications
 
 log = logging.getLogger(__name__)
 events_log = structlog.get_logger("audifi.projections")
@@ -201,14 +201,22 @@ class PageProjection(Projection):
         raise NotImplementedError
 
     def decode(self, rows: Sequence[Any], mapper: Any = None) -> list[PageEvent]:
-        """The page's events this projection reads, from the log's rows
-        (`NotificationLog.read_rows`); `mapper` (the store's) when its payloads are encrypted
+        """The page's events this projection reads, from the log's page (`read_page`'s
+        columns, or `read_rows`' rows); `mapper` (the store's) when its payloads are encrypted
         or compressed."""
         decoders = self._decoders
         cipher = getattr(mapper, "cipher", None)
         compressor = getattr(mapper, "compressor", None)
         decoded = []
         append = decoded.append
+        if isinstance(rows, Page) and not (cipher or compressor):  # the common case, columns
+            for i, o, v, t, state in zip(
+                rows.ids, rows.originators, rows.versions, rows.topics, rows.states, strict=True
+            ):
+                decode = decoders.get(t)
+                if decode is not None:
+                    append(PageEvent(i, o, v, t, decode(state)))
+            return decoded
         for r in rows:
             decode = decoders.get(r[5])
             if decode is not None:
@@ -284,7 +292,7 @@ async def _apply_page(
     conn: asyncpg.Connection,
     store: EventStore[Any],
     projection: Projection,
-    rows: list[asyncpg.Record],
+    rows: Sequence[Row],
 ) -> int:
     if isinstance(projection, PageProjection):
         mapper = store.mapper
@@ -330,7 +338,7 @@ async def _apply_parking(
     conn: asyncpg.Connection,
     store: EventStore[Any],
     projection: Projection,
-    rows: list[asyncpg.Record],
+    rows: Sequence[Row],
     parking: _Parking,
 ) -> list[ParkedEvent]:
     """Apply the page (`rows` of the log) in `conn`'s transaction; return the events it could
@@ -547,7 +555,7 @@ class ProjectionRunner:
                         "SELECT position FROM kit_projection_positions WHERE name=$1 FOR UPDATE",
                         self.name,
                     )
-                    page = await self.log.read_rows(conn, position, self.page_size)
+                    page = await self.log.read_page(conn, position, self.page_size)
                     parked: list[ParkedEvent] = []
                     if page:
                         await _set_search_path(conn, self.name)
@@ -618,20 +626,29 @@ async def rebuild(
     conn = await store.connect()
     try:
         await ensure_positions(conn)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {_ident(shadow)} CASCADE")
-        await conn.execute(f"CREATE SCHEMA {_ident(shadow)}")
-        async with conn.transaction():
-            await _set_search_path(conn, shadow)
+        async with conn.transaction():  # thrown away if the rebuild does not finish
+            await conn.execute(
+                "SET LOCAL synchronous_commit TO off; "
+                f"DROP SCHEMA IF EXISTS {_ident(shadow)} CASCADE; "
+                f"CREATE SCHEMA {_ident(shadow)}; "
+                f"SET LOCAL search_path TO {_ident(shadow)}, public"
+            )
             await projection.create(conn)
-        total = await notification_log.count(conn, 0, 2**62)
+        # Counted for the progress bar only: a count of a large log is a scan of its index.
+        total = await notification_log.count(conn, 0, 2**62) if progress else 0
         done = 0
         position = 0
 
-        async def apply(page: list[asyncpg.Record], *, own_transaction: bool) -> None:
+        async def apply(page: Page, *, own_transaction: bool) -> None:
             nonlocal position, done
             if own_transaction:
                 async with conn.transaction():
-                    await _set_search_path(conn, shadow)
+                    # The shadow schema is thrown away if the rebuild does not finish: its
+                    # pages need not wait for the disk (the swapping transaction does).
+                    await conn.execute(
+                        f"SET LOCAL search_path TO {_ident(shadow)}, public; "
+                        "SET LOCAL synchronous_commit TO off"
+                    )
                     parked.extend(await _apply_parking(conn, store, projection, page, parking))
             else:
                 parked.extend(await _apply_parking(conn, store, projection, page, parking))
@@ -642,7 +659,7 @@ async def rebuild(
 
         async def catch_up() -> None:
             """The rest of the log, inside the swapping transaction."""
-            while page := await notification_log.read_rows(conn, position, page_size):
+            while page := await notification_log.read_page(conn, position, page_size):
                 await apply(page, own_transaction=False)
 
         async def catch_up_reading_ahead() -> None:
@@ -651,12 +668,12 @@ async def rebuild(
             reader = await store.connect()
             try:
                 ahead = asyncio.ensure_future(
-                    notification_log.read_rows(reader, position, page_size)
+                    notification_log.read_page(reader, position, page_size)
                 )
                 while page := await ahead:
                     if len(page) == page_size:
                         ahead = asyncio.ensure_future(
-                            notification_log.read_rows(reader, page[-1][2], page_size)
+                            notification_log.read_page(reader, page[-1][2], page_size)
                         )
                     await apply(page, own_transaction=True)
                     if len(page) < page_size:

@@ -95,7 +95,8 @@ def horizon_sql(table: str) -> str:
 def read_sql(table: str, placeholders: tuple[str, str, str], topics: str | None = None) -> str:
     """One page after a position: its rows, the horizon and the visible head, one snapshot.
 
-    Always one row at least: with no readable event, the event columns are null. Parameters:
+    The horizon and the head come in a row of their own (its event columns null), not
+    repeated on every row: two large integers fewer to build and free per event. Parameters:
     after (exclusive), upto (inclusive), limit.
 
     No ORDER BY outside the lateral page: the rows come out in the index's order (a nested
@@ -109,18 +110,43 @@ def read_sql(table: str, placeholders: tuple[str, str, str], topics: str | None 
     to bitmap-scan every later row and sort them for each page (58 ms a page of 10,000 in a
     log of 100,000, and growing with the log) instead of walking the index (4 ms).
     """
+    return f"""WITH {_horizon_cte(table)}
+    SELECT h.horizon, h.head, NULL::bigint AS notification_id, NULL::uuid AS originator_id,
+           NULL::bigint AS originator_version, NULL::text AS topic, NULL::bytea AS state
+    FROM h
+    UNION ALL
+    SELECT NULL, NULL, e.notification_id, e.originator_id, e.originator_version, e.topic, e.state
+    FROM h CROSS JOIN LATERAL ({_page_sql(table, placeholders, topics)}) AS e"""
+
+
+def read_columns_sql(table: str, placeholders: tuple[str, str, str]) -> str:
+    """The page of `read_sql` as one row: the horizon, the head, and an array per column
+    (null when the page is empty). asyncpg builds no row object per event, and the
+    aggregation runs in PostgreSQL's process, on the other core: a third less of the
+    reader's time than the same page as rows. The arrays hold the rows in one order (each
+    aggregate sees the same stream); that it is the log's order is checked by the reader."""
+    return f"""WITH {_horizon_cte(table)}
+    SELECT h.horizon, h.head, e.ids, e.originators, e.versions, e.topics, e.states
+    FROM h CROSS JOIN LATERAL (
+        SELECT array_agg(notification_id) AS ids, array_agg(originator_id) AS originators,
+               array_agg(originator_version) AS versions, array_agg(topic) AS topics,
+               array_agg(state) AS states
+        FROM ({_page_sql(table, placeholders)}) AS page) AS e"""
+
+
+def _horizon_cte(table: str) -> str:
+    head = f"(SELECT max(notification_id) FROM {table})"
+    return f"h AS MATERIALIZED (SELECT {horizon_sql(table)} AS horizon, {head} AS head)"
+
+
+def _page_sql(table: str, placeholders: tuple[str, str, str], topics: str | None = None) -> str:
     after, upto, limit = placeholders
     of_topics = f" AND topic = ANY({topics})" if topics else ""
-    return f"""WITH h AS MATERIALIZED (
-        SELECT {horizon_sql(table)} AS horizon, (SELECT max(notification_id) FROM {table}) AS head)
-    SELECT h.horizon, h.head, e.notification_id, e.originator_id, e.originator_version,
-           e.topic, e.state
-    FROM h LEFT JOIN LATERAL (
-        SELECT * FROM (
+    return f"""SELECT * FROM (
             SELECT notification_id, originator_id, originator_version, topic, state
             FROM {table} WHERE notification_id > {after}{of_topics}
             ORDER BY notification_id LIMIT {limit}) AS p
-        WHERE p.notification_id <= {upto} AND p.notification_id < h.horizon) AS e ON true"""
+        WHERE p.notification_id <= {upto} AND p.notification_id < h.horizon"""
 
 
 def in_log_order(page: list[Notification]) -> list[Notification]:
