@@ -468,10 +468,15 @@ class GroupCommit:
     decided again and saved on its own, and only a command that conflicts then gets
     `ConcurrencyConflict`.
 
-    Batches are sized by the arrival rate: up to `concurrency` batches are decided and saved
-    at once (the recorder takes no table lock, so their transactions overlap), and a free slot
-    takes its share of whatever queued meanwhile: one command when they trickle in, hundreds
-    (up to `max_batch`) under a burst. Each aggregate belongs to one batch in flight at a time.
+    Batches are sized by the arrival rate: a batch takes whatever queued while the one before
+    it was in flight (one command when they trickle in, hundreds, up to `max_batch`, under a
+    burst). By default one batch is in flight at a time: deciding and encoding are Python
+    under the GIL, and on a machine of few cores batches in flight together only took turns
+    at it, each smaller (measured on 2 cores, 50 writers: ledger transactions 2,340-2,570/s
+    one at a time, 1,690-1,710/s four at once; the kit's sample 2,900-3,160 saves/s against
+    2,490-2,960). `concurrency` > 1 overlaps batches (the recorder takes no table lock, so
+    their transactions can), for a database whose round trips cost more than deciding.
+    Each aggregate belongs to one batch in flight at a time.
     """
 
     def __init__(
@@ -480,7 +485,7 @@ class GroupCommit:
         self.store = store
         self.max_batch = max_batch
         # Slots leave connections to single saves and the batches' own fast-forward reads.
-        self.concurrency = concurrency or max(1, min(4, store.settings.pool_size // 2))
+        self.concurrency = min(concurrency or 1, max(1, store.settings.pool_size // 2))
         self._queue: deque[_Pending] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
