@@ -1,0 +1,258 @@
+"""Media storage for masters: the local-file adapter and its in-memory twin.
+
+Both take an upload as a stream of chunks and hold it to the same rules before anything is
+kept: its kind is sniffed from its first bytes (`SNIFF_BYTES`, or the whole file if shorter),
+never from what the client says, and must be the category the caller expects
+(`NotAllowedMedia`); the running size must stay within `max_bytes` (`UploadTooLarge`, raised
+on the chunk that goes past it, without reading the rest). Content is addressed by its SHA-256
+(`<key_prefix>/<sha256><extension>`), so the same bytes under the same prefix are kept once
+and every `put` of them answers the same `StoredObject`.
+
+`LocalStorage` streams to a temporary file under `root/.tmp` (never the whole file in memory),
+hashing as it writes, and moves it into place with an atomic rename; a refusal, an error or a
+cancellation removes the temporary file. Every blocking file call runs in a worker thread.
+
+The port (`MediaStorage`) is declared here for now; it belongs with the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO, Protocol
+
+from audifi_kit.errors import NotFound
+
+from audifi_nft.domain.media import (
+    CATEGORIES,
+    MAX_UPLOAD_BYTES,
+    SNIFF_BYTES,
+    MediaKind,
+    NotAllowedMedia,
+    StoredObject,
+    UploadTooLarge,
+    cid_v1_raw,
+    sniff,
+)
+
+CHUNK_BYTES = 64 * 1024
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TMP = ".tmp"  # no key can name it: a key's segments never start with "."
+
+
+class MediaStorage(Protocol):
+    """Where masters' audio and cover images are kept."""
+
+    async def put(
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+    ) -> StoredObject:
+        """Keep the upload if it is `expect` ("audio" or "image") content within the limit."""
+        ...
+
+    def open(self, key: str) -> AsyncIterator[bytes]:
+        """The stored bytes, in chunks (`async for chunk in storage.open(key)`); NotFound when
+        nothing is stored under `key`, raised on the first iteration."""
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+def _check_prefix(key_prefix: str) -> str:
+    segments = key_prefix.split("/")
+    if not all(_SEGMENT.fullmatch(s) for s in segments):
+        raise ValueError(f"not a storage key prefix: {key_prefix!r}")
+    return key_prefix
+
+
+def _is_key(key: str) -> bool:
+    return all(_SEGMENT.fullmatch(s) for s in key.split("/"))
+
+
+def _check_expect(expect: str) -> None:
+    if expect not in CATEGORIES:
+        raise ValueError(f"expect must be one of {CATEGORIES}, not {expect!r}")
+
+
+class _Intake:
+    """The rules every upload meets, chunk by chunk: the size limit and the sniffed kind.
+
+    `take` answers the bytes that may be kept so far (nothing while the head is gathered);
+    `finish` sniffs a file shorter than the head and answers what is left of it.
+    """
+
+    def __init__(self, expect: str, max_bytes: int) -> None:
+        _check_expect(expect)
+        self.expect = expect
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.kind: MediaKind | None = None
+        self._head = bytearray()
+
+    def take(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise UploadTooLarge(self.max_bytes)
+        if self.kind is not None:
+            return chunk
+        self._head += chunk
+        if len(self._head) < SNIFF_BYTES:
+            return b""
+        return self._sniffed()
+
+    def finish(self) -> bytes:
+        return b"" if self.kind is not None else self._sniffed()
+
+    def _sniffed(self) -> bytes:
+        kind = sniff(bytes(self._head[:SNIFF_BYTES]))
+        if kind is None or kind.category != self.expect:
+            raise NotAllowedMedia(self.expect, kind)
+        self.kind = kind
+        head, self._head = bytes(self._head), bytearray()
+        return head
+
+    def stored(self, key_prefix: str, digest: bytes) -> StoredObject:
+        assert self.kind is not None
+        return StoredObject(
+            key=f"{key_prefix}/{digest.hex()}{self.kind.extension}",
+            size=self.size,
+            sha256=digest.hex(),
+            cid=cid_v1_raw(digest),
+            mime=self.kind.mime,
+            category=self.kind.category,
+        )
+
+
+def _write(file: IO[bytes], digest: hashlib._Hash, data: bytes) -> None:
+    digest.update(data)
+    file.write(data)
+
+
+def _seal(file: IO[bytes]) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()
+
+
+def _place(temp: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_file():  # the same content is already there: keep the one copy
+        temp.unlink()
+    else:
+        os.replace(temp, final)
+
+
+def _discard(file: IO[bytes], temp: Path) -> None:
+    file.close()
+    temp.unlink(missing_ok=True)
+
+
+def _open_temp(temp: Path) -> IO[bytes]:
+    temp.parent.mkdir(parents=True, exist_ok=True)
+    return temp.open("xb")
+
+
+async def _open_for_upload(temp: Path) -> IO[bytes]:
+    """The temporary file, opened in a thread; if the upload is cancelled meanwhile, the file
+    the thread still opens is discarded when it is."""
+    opening = asyncio.get_running_loop().run_in_executor(None, _open_temp, temp)
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(
+            lambda done: None if done.exception() else _discard(done.result(), temp)
+        )
+        raise
+
+
+class LocalStorage:
+    """Files under `root`, one per distinct content and prefix."""
+
+    def __init__(
+        self, root: Path, *, max_bytes: int = MAX_UPLOAD_BYTES, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.chunk_bytes = chunk_bytes
+
+    async def put(
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+    ) -> StoredObject:
+        _check_prefix(key_prefix)
+        intake = _Intake(expect, self.max_bytes)
+        digest = hashlib.sha256()
+        temp = self.root / _TMP / f"{uuid.uuid4().hex}.part"
+        file = await _open_for_upload(temp)
+        try:
+            async for chunk in chunks:
+                data = intake.take(chunk)
+                if data:
+                    await asyncio.to_thread(_write, file, digest, data)
+            data = intake.finish()
+            if data:
+                await asyncio.to_thread(_write, file, digest, data)
+            await asyncio.to_thread(_seal, file)
+            stored = intake.stored(key_prefix, digest.digest())
+            await asyncio.to_thread(_place, temp, self.root / stored.key)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(_discard, file, temp))
+            raise
+        return stored
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        if not _is_key(key):
+            raise NotFound("No stored media under this key")
+        try:
+            file = await asyncio.to_thread((self.root / key).open, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound("No stored media under this key") from None
+        try:
+            while chunk := await asyncio.to_thread(file.read, self.chunk_bytes):
+                yield chunk
+        finally:
+            file.close()
+
+    async def exists(self, key: str) -> bool:
+        return _is_key(key) and await asyncio.to_thread((self.root / key).is_file)
+
+
+class InMemoryStorage:
+    """The twin of `LocalStorage` for application tests: the same rules, bytes in a dict."""
+
+    def __init__(
+        self, *, max_bytes: int = MAX_UPLOAD_BYTES, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.chunk_bytes = chunk_bytes
+        self._objects: dict[str, bytes] = {}
+
+    async def put(
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+    ) -> StoredObject:
+        _check_prefix(key_prefix)
+        intake = _Intake(expect, self.max_bytes)
+        content = bytearray()
+        async for chunk in chunks:
+            content += intake.take(chunk)
+        content += intake.finish()
+        stored = intake.stored(key_prefix, hashlib.sha256(content).digest())
+        self._objects.setdefault(stored.key, bytes(content))
+        return stored
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        content = self._objects.get(key)
+        if content is None:
+            raise NotFound("No stored media under this key")
+        for start in range(0, len(content), self.chunk_bytes):
+            yield content[start : start + self.chunk_bytes]
+
+    async def exists(self, key: str) -> bool:
+        return key in self._objects
+
+    def keys(self) -> list[str]:
+        """What is stored (test-facing)."""
+        return sorted(self._objects)
