@@ -97,6 +97,7 @@ class NftApplication(ServiceApplication):
             master_id=master_id,
             artist_id=master.artist_id,
             configured_by=actor_id,
+            title=master.title,
             **terms,
         )
         try:
@@ -171,21 +172,36 @@ class NftApplication(ServiceApplication):
         self.save(ipo)
         return ipo.reservations[kwargs["reservation_id"]]
 
-    def record_payment(
+    def decide_payment(
         self, ipo_id: UUID, *, reservation_id: str, payment: str, paid_at: datetime
-    ) -> str:
+    ) -> tuple[Ipo, str]:
         ipo = self.ipo(ipo_id)
         outcome = ipo.record_payment(
             reservation_id=reservation_id, payment=payment, paid_at=paid_at
         )
+        return ipo, outcome
+
+    def record_payment(
+        self, ipo_id: UUID, *, reservation_id: str, payment: str, paid_at: datetime
+    ) -> str:
+        ipo, outcome = self.decide_payment(
+            ipo_id, reservation_id=reservation_id, payment=payment, paid_at=paid_at
+        )
         self.save(ipo)
         return outcome
+
+    def decide_release(
+        self, ipo_id: UUID, *, reservation_id: str, reason: str, now: datetime
+    ) -> tuple[Ipo, bool]:
+        ipo = self.ipo(ipo_id)
+        return ipo, ipo.release(reservation_id=reservation_id, reason=reason, now=now)
 
     def release_reservation(
         self, ipo_id: UUID, *, reservation_id: str, reason: str, now: datetime
     ) -> bool:
-        ipo = self.ipo(ipo_id)
-        released = ipo.release(reservation_id=reservation_id, reason=reason, now=now)
+        ipo, released = self.decide_release(
+            ipo_id, reservation_id=reservation_id, reason=reason, now=now
+        )
         if released:
             self.save(ipo)
         return released

@@ -1,3 +1,89 @@
-"""Integration events in: payment's events that settle a purchase or an investment, each turned
-into a command on the application. None is consumed yet.
+"""Integration events in: payment's verdicts on the orders nft asked for.
+
+An IPO purchase by card is an order whose id is the reservation's and whose product names
+the IPO (`outbox.py`). `payment.order.paid` allocates the reserved shares (the same payment
+again is a duplicate; a payment for a reservation already released is recorded as needing a
+refund, never allocated); `expired` and `failed` release them. Each verdict is saved with the
+message's inbox row (`store=True`): applied exactly once. A hot IPO changes under a handler
+(buyers reserving): a lost race is decided again at once, a few times, before the kit's
+delayed retries. Orders of other products (coin's lottery tickets, Coda funding) are not this
+consumer's: acknowledged, nothing done.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from audifi_events.payment import OrderExpired, OrderFailed, OrderPaid
+from audifi_kit.inbox import Consumer, HandlerContext
+from eventsourcing.persistence import IntegrityError
+
+from audifi_nft.outbox import PRODUCT_KIND
+
+QUEUE_PURPOSE = "orders"
+RACES = 5  # decided again at once after a lost race, before the kit's delayed retries
+
+
+def _ipo_of(product: Any) -> UUID | None:
+    if product.service != "nft" or product.kind != PRODUCT_KIND:
+        return None
+    return UUID(product.reference)
+
+
+async def _decide_and_save(ctx: HandlerContext, decide: Callable[[], tuple[Any, Any]]) -> None:
+    assert ctx.store is not None
+    for attempt in range(RACES):
+        ipo, _ = await ctx.store.call(decide)
+        if not ipo.pending_events:  # nothing to record (a duplicate, already released)
+            return
+        try:
+            await ctx.save(ipo)
+            return
+        except IntegrityError:
+            if attempt == RACES - 1:
+                raise
+
+
+def orders_consumer(purpose: str = QUEUE_PURPOSE) -> Consumer:
+    consumer = Consumer("nft", purpose)
+
+    @consumer.handler("payment.order.paid", store=True)
+    async def paid(e: OrderPaid, ctx: HandlerContext) -> None:
+        ipo_id = _ipo_of(e.product)
+        if ipo_id is None:
+            return
+        assert ctx.store is not None
+        app = ctx.store.app
+        await _decide_and_save(
+            ctx,
+            lambda: app.decide_payment(
+                ipo_id, reservation_id=e.order_id, payment=e.payment_intent_id, paid_at=e.paid_at
+            ),
+        )
+
+    @consumer.handler("payment.order.expired", store=True)
+    async def expired(e: OrderExpired, ctx: HandlerContext) -> None:
+        await _release(e.product, e.order_id, "expired", ctx)
+
+    @consumer.handler("payment.order.failed", store=True)
+    async def failed(e: OrderFailed, ctx: HandlerContext) -> None:
+        await _release(e.product, e.order_id, "failed", ctx)
+
+    return consumer
+
+
+async def _release(product: Any, order_id: str, reason: str, ctx: HandlerContext) -> None:
+    ipo_id = _ipo_of(product)
+    if ipo_id is None:
+        return
+    assert ctx.store is not None
+    app = ctx.store.app
+    await _decide_and_save(
+        ctx,
+        lambda: app.decide_release(
+            ipo_id, reservation_id=order_id, reason=reason, now=datetime.now(UTC)
+        ),
+    )

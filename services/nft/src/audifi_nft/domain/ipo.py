@@ -101,8 +101,10 @@ class Ipo(Aggregate):
         royalty_receiver: str,
         royalty_bps: int,
         configured_by: str,
+        title: str,
     ) -> None:
         self.master_id = master_id
+        self.title = title  # the master's, for what the buyer reads on a checkout
         self.artist_id = artist_id
         self.cap = cap
         self.price_cents = price_cents
@@ -136,6 +138,7 @@ class Ipo(Aggregate):
         per_account_max: Any,
         royalty_receiver: Any,
         royalty_bps: Any,
+        title: str,
     ) -> Ipo:
         cap = whole_number(cap, field="cap", minimum=1, maximum=MAX_CAP)
         price = whole_number(price_cents, field="priceCents", minimum=1, maximum=MAX_SAFE_INTEGER)
@@ -162,6 +165,7 @@ class Ipo(Aggregate):
             royalty_receiver=receiver,
             royalty_bps=bps,
             configured_by=configured_by,
+            title=title,
         )
 
     # -- reading ---------------------------------------------------------------------------
@@ -192,22 +196,36 @@ class Ipo(Aggregate):
             raise IpoStateConflict(details={"status": self.status})
         if now >= self.closes_at:
             raise IpoStateConflict("The IPO's sale window is over", details={"status": self.status})
-        self._launched(at=now)
+        self._launched(at=now, facts=self._facts())
+
+    def _facts(self) -> dict[str, Any]:
+        """What the published events of this IPO carry (so nothing is loaded to publish)."""
+        return {
+            "master_id": str(self.master_id),
+            "artist_id": self.artist_id,
+            "cap": self.cap,
+            "price_cents": self.price_cents,
+            "currency": self.currency,
+            "per_account_max": self.per_account_max,
+            "opens_at": self.opens_at,
+            "closes_at": self.closes_at,
+            "title": self.title,
+        }
 
     @event("Launched")
-    def _launched(self, at: datetime) -> None:
+    def _launched(self, at: datetime, facts: dict[str, Any]) -> None:
         self.status = OPEN
         self.launched_at = at
 
     def close_if_due(self, now: datetime) -> bool:
         """Closes an open IPO whose window ended; True when it did."""
         if self.status == OPEN and now >= self.closes_at:
-            self._closed(reason="ended", at=now)
+            self._closed(reason="ended", at=now, master_id=str(self.master_id))
             return True
         return False
 
     @event("Closed")
-    def _closed(self, reason: str, at: datetime) -> None:
+    def _closed(self, reason: str, at: datetime, master_id: str) -> None:
         self.status = CLOSED
         self.closed_reason = reason
         self.closed_at = at
@@ -220,10 +238,10 @@ class Ipo(Aggregate):
                 "An IPO can be cancelled only before its first sale, with no purchase pending",
                 details={"status": self.status, "allocated": self.allocated, "held": self.held},
             )
-        self._cancelled(at=now)
+        self._cancelled(at=now, master_id=str(self.master_id))
 
     @event("Cancelled")
-    def _cancelled(self, at: datetime) -> None:
+    def _cancelled(self, at: datetime, master_id: str) -> None:
         self.status = CANCELLED
         self.cancelled_at = at
 
@@ -255,6 +273,7 @@ class Ipo(Aggregate):
             amount_cents=quantity * self.price_cents,
             method=method,
             expires_at=now + RESERVATION_TTL,
+            facts=self._facts(),
         )
         return self.reservations[reservation_id]
 
@@ -267,6 +286,7 @@ class Ipo(Aggregate):
         amount_cents: int,
         method: str,
         expires_at: datetime,
+        facts: dict[str, Any],
     ) -> None:
         self.reservations[reservation_id] = {
             "account_id": account_id,
@@ -293,13 +313,25 @@ class Ipo(Aggregate):
             if payment not in r.get("refunds_required", ()):
                 self._late_payment(reservation_id=reservation_id, payment=payment, at=paid_at)
             return PaymentOutcome.REFUND_REQUIRED
-        self._allocated(reservation_id=reservation_id, payment=payment, at=paid_at)
+        self._allocated(
+            reservation_id=reservation_id,
+            payment=payment,
+            at=paid_at,
+            facts={
+                **self._facts(),
+                "buyer_id": r["account_id"],
+                "quantity": r["quantity"],
+                "amount_cents": r["amount_cents"],
+            },
+        )
         if self.allocated == self.cap and self.status == OPEN:
-            self._closed(reason="sold_out", at=paid_at)
+            self._closed(reason="sold_out", at=paid_at, master_id=str(self.master_id))
         return PaymentOutcome.ALLOCATED
 
     @event("SharesAllocated")
-    def _allocated(self, reservation_id: str, payment: str, at: datetime) -> None:
+    def _allocated(
+        self, reservation_id: str, payment: str, at: datetime, facts: dict[str, Any]
+    ) -> None:
         r = self.reservations[reservation_id]
         r["state"] = PAID
         r["payment"] = payment
@@ -348,11 +380,23 @@ class Ipo(Aggregate):
             raise IpoStateConflict("Only paid shares are minted", details={"state": r["state"]})
         if r.get("mint") == "minted":
             return False
-        self._minted(reservation_id=reservation_id, tx_hash=tx_hash, to=to, custody=custody)
+        self._minted(
+            reservation_id=reservation_id,
+            tx_hash=tx_hash,
+            to=to,
+            custody=custody,
+            facts={
+                "master_id": str(self.master_id),
+                "buyer_id": r["account_id"],
+                "quantity": r["quantity"],
+            },
+        )
         return True
 
     @event("SharesMinted")
-    def _minted(self, reservation_id: str, tx_hash: str, to: str, custody: bool) -> None:
+    def _minted(
+        self, reservation_id: str, tx_hash: str, to: str, custody: bool, facts: dict[str, Any]
+    ) -> None:
         r = self.reservations[reservation_id]
         r["mint"] = "minted"
         r["mint_tx"] = tx_hash

@@ -1,0 +1,98 @@
+"""Events the nft service publishes: masters registered, IPOs launched and ended, shares sold
+and minted.
+
+A master's `chainId` is its MasterShares token id (the master's UUID read as an integer),
+sent as a decimal string: it is above JSON's exact integers. Amounts are integer minor units
+with an ISO 4217 currency; account ids are the ids auth issues.
+
+Buying IPO shares by card goes through payment's orders (`payment.order.requested`, sent by
+nft, see `audifi_events.payment`): the order id is the reservation's id, the product
+`{"service": "nft", "kind": "ipo_shares", "reference": <ipo id>}`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from audifi_events.registry import IntegrationEvent, integration_event
+
+
+@integration_event("nft.master.registered")
+class MasterRegistered(IntegrationEvent, kw_only=True):
+    """An artist registered a master (a recording whose shares may be sold)."""
+
+    master_id: str
+    artist_id: str
+    title: str
+    isrc: str
+    ipfs_hash: str  # the audio's IPFS CIDv1
+    chain_id: str
+    registered_at: datetime
+
+
+@integration_event("nft.ipo.launched")
+class IpoLaunched(IntegrationEvent, kw_only=True):
+    """An IPO opened: its shares are on sale until `closesAt` or until sold out."""
+
+    ipo_id: str
+    master_id: str
+    artist_id: str
+    cap: int
+    price_cents: int
+    currency: str
+    per_account_max: int
+    opens_at: datetime
+    closes_at: datetime
+    launched_at: datetime
+
+
+@integration_event("nft.ipo.closed")
+class IpoClosed(IntegrationEvent, kw_only=True):
+    """An IPO ended: `reason` sold_out or ended (its window closed)."""
+
+    ipo_id: str
+    master_id: str
+    reason: str
+    closed_at: datetime
+
+
+@integration_event("nft.ipo.cancelled")
+class IpoCancelled(IntegrationEvent, kw_only=True):
+    """An IPO was cancelled before its first sale."""
+
+    ipo_id: str
+    master_id: str
+    cancelled_at: datetime
+
+
+@integration_event("nft.shares.sold")
+class SharesSold(IntegrationEvent, kw_only=True):
+    """A buyer paid for IPO shares: they are allocated (minted on chain next:
+    `nft.share.minted`). Analytics counts sales from it."""
+
+    ipo_id: str
+    master_id: str
+    reservation_id: str
+    buyer_id: str
+    artist_id: str
+    quantity: int
+    amount_cents: int
+    currency: str
+    payment: str  # payment's intent id, or the chain transaction's hash
+    sold_at: datetime
+
+
+@integration_event("nft.share.minted")
+class SharesMinted(IntegrationEvent, kw_only=True):
+    """Sold shares were minted on chain, to the buyer's wallet or to the platform's custody
+    address held for the buyer (`custody`)."""
+
+    ipo_id: str
+    master_id: str
+    chain_id: str
+    reservation_id: str
+    buyer_id: str
+    quantity: int
+    to: str
+    custody: bool
+    tx_hash: str
