@@ -50,6 +50,7 @@ def terms(**overrides: Any) -> dict[str, Any]:
         "per_account_max": 10,
         "royalty_receiver": RECEIVER,
         "royalty_bps": 500,
+        "now": T0,
     }
     base.update(overrides)
     return base

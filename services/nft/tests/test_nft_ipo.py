@@ -93,6 +93,7 @@ def test_only_the_artist_or_an_admin_configures_the_ipo_and_only_once() -> None:
         ("priceCents", {"price_cents": -5}),
         ("priceCents", {"price_cents": 2.5}),
         ("closesAt", {"closes_at": T0}),
+        ("closesAt", {"now": T0 + timedelta(days=8)}),  # the window is over already
         ("perAccountMax", {"per_account_max": 101}),
         ("royaltyBps", {"royalty_bps": 1001}),
         ("royaltyReceiver", {"royalty_receiver": "0x123"}),

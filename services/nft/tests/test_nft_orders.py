@@ -54,7 +54,10 @@ def _open(cap: int = 10) -> tuple[Any, Any, Any]:
     app = in_memory()
     master = register(app, title="First Light")
     ipo = app.configure_ipo(
-        master_id=master.id, actor_id=ARTIST, actor_is_admin=False, **terms(cap=cap, per_account_max=cap)
+        master_id=master.id,
+        actor_id=ARTIST,
+        actor_is_admin=False,
+        **terms(cap=cap, per_account_max=cap),
     )
     app.launch_ipo(ipo.id, T0)
     return app, master, ipo

@@ -81,7 +81,13 @@ class NftApplication(ServiceApplication):
     # -- IPOs ------------------------------------------------------------------------------
 
     def configure_ipo(
-        self, *, master_id: UUID, actor_id: str, actor_is_admin: bool, **terms: Any
+        self,
+        *,
+        master_id: UUID,
+        actor_id: str,
+        actor_is_admin: bool,
+        now: datetime,
+        **terms: Any,
     ) -> Ipo:
         master = self.master(master_id)
         if actor_id != master.artist_id and not actor_is_admin:
@@ -98,6 +104,7 @@ class NftApplication(ServiceApplication):
             artist_id=master.artist_id,
             configured_by=actor_id,
             title=master.title,
+            now=now,
             **terms,
         )
         try:

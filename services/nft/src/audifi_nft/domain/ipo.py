@@ -139,6 +139,7 @@ class Ipo(Aggregate):
         royalty_receiver: Any,
         royalty_bps: Any,
         title: str,
+        now: datetime,
     ) -> Ipo:
         cap = whole_number(cap, field="cap", minimum=1, maximum=MAX_CAP)
         price = whole_number(price_cents, field="priceCents", minimum=1, maximum=MAX_SAFE_INTEGER)
@@ -148,6 +149,8 @@ class Ipo(Aggregate):
         closes = moment(closes_at, field="closesAt")
         if closes <= opens:
             raise invalid("closesAt", "Expected a time after opensAt")
+        if closes <= now:
+            raise invalid("closesAt", "Expected a time in the future")
         limit = whole_number(per_account_max, field="perAccountMax", minimum=1, maximum=cap)
         receiver = check(EvmAddress, royalty_receiver, field="royaltyReceiver")
         bps = whole_number(royalty_bps, field="royaltyBps", minimum=0, maximum=MAX_ROYALTY_BPS)

@@ -1,0 +1,58 @@
+"""What every nft handler works with, injected as the `nft` dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audifi_kit.chain.platform import CHAIN_STATE_KEY
+from audifi_kit.eventstore import EventStore
+from audifi_kit.http import Identity
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
+from audifi_kit.settings import Settings
+from litestar.datastructures import State
+
+from audifi_nft.adapters.shares_chain import ChainShares
+from audifi_nft.adapters.storage_local import MediaStorage
+from audifi_nft.application import NftApplication
+from audifi_nft.ipos import Ipos, SharesChain
+
+CONTEXT_STATE_KEY = "nft_context"
+
+
+@dataclass(slots=True)
+class NftContext:
+    settings: Settings
+    storage: MediaStorage
+    shares: SharesChain | None = None  # MasterShares on the process's chain unless given
+    runtime: ServiceRuntime | None = None  # set when the runtime's store is open (app lifespan)
+
+    @property
+    def store(self) -> EventStore[NftApplication]:
+        assert self.runtime is not None
+        return self.runtime.store
+
+    @property
+    def app(self) -> NftApplication:
+        return self.store.app
+
+    @property
+    def ipos(self) -> Ipos:
+        assert self.shares is not None
+        return Ipos(self.store, self.shares)
+
+
+async def provide_nft(state: State) -> NftContext:
+    context: NftContext = state[CONTEXT_STATE_KEY]
+    if context.runtime is None:
+        context.runtime = state[RUNTIME_STATE_KEY]
+    if context.shares is None:
+        context.shares = ChainShares(state[CHAIN_STATE_KEY])
+    return context
+
+
+def is_admin(identity: Identity) -> bool:
+    return identity.has_any("admin")
+
+
+def is_artist(identity: Identity) -> bool:
+    return identity.has_any("artist")

@@ -1,0 +1,254 @@
+"""Masters and their IPOs: `POST /masters` (multipart upload), `GET /masters/{masterId}`,
+`POST/GET /masters/{masterId}/ipo`.
+
+An artist (or an admin, for any artist) registers a master with its audio and cover: each
+file is streamed from the request's upload into the media storage, which sniffs its content
+(415 when the audio is not audio, or the cover not an image) and refuses one past 200 MiB
+(413). The route's body limit allows two such files and the form's fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from audifi_kit.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
+from audifi_kit.fields import check
+from audifi_kit.http import Identity
+from audifi_kit.values import invalid, user_id
+from litestar import Controller, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody
+
+from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
+from audifi_nft.domain.ipo import Ipo
+from audifi_nft.domain.master import Master, MediaRef, Title, isrc
+from audifi_nft.domain.media import MAX_UPLOAD_BYTES
+
+UPLOAD_CHUNK_BYTES = 256 * 1024
+FORM_FIELDS_BYTES = 1024 * 1024  # title, isrc, metadata (16 KiB), artistId and the framing
+MAX_MASTER_BODY_BYTES = 2 * MAX_UPLOAD_BYTES + FORM_FIELDS_BYTES
+
+
+class NotAnArtist(Forbidden):
+    default_message = "Only an artist (or an admin) may register a master"
+
+
+class NotYourArtist(Forbidden):
+    default_message = "Only an admin may register a master for another artist"
+
+
+@dataclass
+class MasterUpload:
+    """The multipart form of `POST /masters`."""
+
+    title: str
+    isrc: str
+    audio: UploadFile
+    cover: UploadFile
+    metadata: str | None = None  # a JSON object, as text
+    artistId: str | None = None  # the form field's name; an admin's choice
+
+
+class MediaView(msgspec.Struct, rename="camel", kw_only=True):
+    mime: str
+    size: int
+    sha256: str
+    cid: str
+
+
+class MasterView(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    artist_id: str
+    title: str
+    isrc: str
+    chain_id: str  # the MasterShares token id: above 2**53, so decimal text
+    ipfs_hash: str  # the audio's CID
+    audio: MediaView
+    cover: MediaView
+    metadata: dict[str, Any]
+    registered_at: datetime
+
+
+class IpoTerms(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Typed only as JSON types: the domain checks ranges and formats, naming the field."""
+
+    cap: int
+    price_cents: int
+    currency: str
+    opens_at: datetime
+    closes_at: datetime
+    per_account_max: int
+    royalty_receiver: str
+    royalty_bps: int
+
+
+class IpoView(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    master_id: UUID
+    status: str
+    cap: int
+    price_cents: int
+    currency: str
+    opens_at: datetime
+    closes_at: datetime
+    per_account_max: int
+    royalty_receiver: str
+    royalty_bps: int
+    allocated: int
+    available: int
+
+
+def _media_view(ref: MediaRef) -> MediaView:
+    return MediaView(mime=ref.mime, size=ref.size, sha256=ref.sha256, cid=ref.cid)
+
+
+def master_view(master: Master) -> MasterView:
+    audio = master.audio_ref
+    return MasterView(
+        id=master.id,
+        artist_id=master.artist_id,
+        title=master.title,
+        isrc=master.isrc,
+        chain_id=str(master.chain_id),
+        ipfs_hash=audio.cid,
+        audio=_media_view(audio),
+        cover=_media_view(master.cover_ref),
+        metadata=master.metadata,
+        registered_at=master.created_on,
+    )
+
+
+def ipo_view(ipo: Ipo) -> IpoView:
+    return IpoView(
+        id=ipo.id,
+        master_id=ipo.master_id,
+        status=ipo.status,
+        cap=ipo.cap,
+        price_cents=ipo.price_cents,
+        currency=ipo.currency,
+        opens_at=ipo.opens_at,
+        closes_at=ipo.closes_at,
+        per_account_max=ipo.per_account_max,
+        royalty_receiver=ipo.royalty_receiver,
+        royalty_bps=ipo.royalty_bps,
+        allocated=ipo.allocated,
+        available=ipo.available,
+    )
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    """The upload's bytes, a chunk at a time (never the whole file in memory)."""
+    while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
+        yield chunk
+
+
+def _metadata(text: str | None) -> Any:
+    if text is None or not text.strip():
+        return None
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        raise invalid("metadata", "Expected a JSON object") from None
+
+
+def _artist_of(identity: Identity, requested: str | None) -> str:
+    admin = is_admin(identity)
+    if not (admin or is_artist(identity)):
+        raise NotAnArtist()
+    if requested is None or not requested.strip():
+        return identity.user_id
+    artist = user_id(requested.strip(), field="artistId")
+    if artist != identity.user_id and not admin:
+        raise NotYourArtist(details={"artistId": artist})
+    return artist
+
+
+class MastersController(Controller):
+    path = "/masters"
+    tags = ["masters"]
+    dependencies = {"nft": Provide(provide_nft)}
+
+    @post(
+        "/",
+        status_code=201,
+        request_max_body_size=MAX_MASTER_BODY_BYTES,
+        raises=(Forbidden, Conflict, UnsupportedMediaType, PayloadTooLarge),
+    )
+    async def register(
+        self,
+        data: Annotated[MasterUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MasterView:
+        """A master: `title`, `isrc`, optional `metadata` (a JSON object) and `artistId` (an
+        admin's), files `audio` and `cover` (each at most 200 MiB)."""
+        try:
+            artist = _artist_of(identity, data.artistId)
+            metadata = _metadata(data.metadata)
+            # What the domain refuses is refused before anything is stored.
+            check(Title, data.title, field="title")
+            isrc(data.isrc)
+            audio = await nft.storage.put("masters", _chunks(data.audio), expect="audio")
+            cover = await nft.storage.put("masters", _chunks(data.cover), expect="image")
+        finally:
+            await data.audio.close()
+            await data.cover.close()
+        master = await nft.store.call(
+            nft.app.register_master,
+            artist_id=artist,
+            registered_by=identity.user_id,
+            title=data.title,
+            isrc_code=data.isrc,
+            audio=audio,
+            cover=cover,
+            metadata=metadata,
+        )
+        return master_view(master)
+
+    @get("/{master_id:uuid}", raises=(NotFound,))
+    async def master(
+        self, master_id: FromPath[UUID], nft: NamedDependency[NftContext]
+    ) -> MasterView:
+        """The master as registered."""
+        return master_view(await nft.store.call(nft.app.master, master_id))
+
+    @post("/{master_id:uuid}/ipo", status_code=201, raises=(NotFound, Forbidden, Conflict))
+    async def configure_ipo(
+        self,
+        master_id: FromPath[UUID],
+        data: JSONBody[IpoTerms],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> IpoView:
+        """The master's one IPO, by its artist (or an admin); opened at once when `opensAt`
+        is not in the future."""
+        ipo = await nft.store.call(
+            nft.app.configure_ipo,
+            master_id=master_id,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            cap=data.cap,
+            price_cents=data.price_cents,
+            currency=data.currency,
+            opens_at=data.opens_at,
+            closes_at=data.closes_at,
+            per_account_max=data.per_account_max,
+            royalty_receiver=data.royalty_receiver,
+            royalty_bps=data.royalty_bps,
+            now=datetime.now(UTC),
+        )
+        if ipo.opens_at <= datetime.now(UTC):  # opened on chain, then recorded open
+            ipo = await nft.ipos.launch(ipo.id)
+        return ipo_view(ipo)
+
+    @get("/{master_id:uuid}/ipo", raises=(NotFound,))
+    async def ipo(self, master_id: FromPath[UUID], nft: NamedDependency[NftContext]) -> IpoView:
+        """The master's IPO."""
+        return ipo_view(await nft.store.call(nft.app.ipo_of_master, master_id))

@@ -1,0 +1,65 @@
+"""The IPO's orchestration with the chain: what needs I/O beyond the event store.
+
+Launching an IPO opens it on MasterShares first (`openIpo(masterId, cap, royaltyReceiver,
+royaltyBps)`: the contract's own cap, the second guard against overselling), then records it
+open; the chain is asked whether it is opened already, so a launch retried after a crash
+between the two steps does not fail on the contract's "already opened". A chain failure
+surfaces as BLOCKCHAIN_ERROR (502) and the IPO stays configured.
+
+The chain is reached through the `SharesChain` port: `ChainShares` (adapters/shares_chain.py)
+on the platform's chain, `InMemoryShares` (adapters/shares_memory.py) in application tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from audifi_nft.domain.ipo import CONFIGURED, Ipo
+from audifi_nft.domain.master import chain_id
+
+
+class SharesChain(Protocol):
+    """MasterShares, as nft uses it."""
+
+    async def ipo_opened(self, master_chain_id: int) -> bool: ...
+
+    async def open_ipo(
+        self, master_chain_id: int, cap: int, royalty_receiver: str, royalty_bps: int
+    ) -> str:
+        """Opens the IPO on chain; the transaction's hash."""
+        ...
+
+    async def cap_of(self, master_chain_id: int) -> int: ...
+
+    async def minted_of(self, master_chain_id: int) -> int: ...
+
+
+class Store(Protocol):
+    app: Any
+
+    async def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class Ipos:
+    def __init__(
+        self,
+        store: Store,
+        chain: SharesChain,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.clock = clock
+
+    async def launch(self, ipo_id: UUID) -> Ipo:
+        """Opens the IPO on chain, then records it open (a no-op for an open one)."""
+        ipo: Ipo = await self.store.call(self.store.app.ipo, ipo_id)
+        if ipo.status != CONFIGURED:
+            return await self.store.call(self.store.app.launch_ipo, ipo_id, self.clock())
+        token = chain_id(ipo.master_id)
+        if not await self.chain.ipo_opened(token):
+            await self.chain.open_ipo(token, ipo.cap, ipo.royalty_receiver, ipo.royalty_bps)
+        return await self.store.call(self.store.app.launch_ipo, ipo_id, self.clock())

@@ -1,0 +1,367 @@
+"""Masters and IPOs served for real: the nft app on PostgreSQL, tokens verified against a real
+JWKS, media uploaded as multipart and kept on disk. What a client sees."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import struct
+import uuid
+import wave
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from audifi_kit.bus.inprocess import InProcessBus
+from audifi_kit.chain.platform import PlatformChain
+from audifi_kit.settings import Settings
+from audifi_kit.testing import TokenSigner, drop_databases, served
+from audifi_nft.adapters.storage_local import LocalStorage
+from audifi_nft.app import create_app
+from audifi_nft.domain.media import cid_v1_raw
+from litestar import Litestar, get
+
+ADMIN, ARTIST, FAN = (str(uuid.uuid4()) for _ in range(3))
+RECEIVER = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+
+
+@dataclass
+class Nft:
+    url: str
+    signer: TokenSigner
+    media: Path
+    chain: PlatformChain
+
+    def headers(self, sub: str, *roles: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.signer.token(sub, roles=roles or ('fan',))}"}
+
+
+@pytest.fixture
+async def nft(
+    postgres_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Nft]:
+    """The nft app; `@pytest.mark.parametrize("nft", [max_bytes], indirect=True)` gives its
+    media storage a smaller upload limit than the default 200 MiB."""
+    signer = TokenSigner()
+
+    @get("/.well-known/jwks.json", sync_to_thread=False)
+    def jwks() -> dict[str, Any]:
+        return signer.jwks()
+
+    prefix = f"audifi_n{uuid.uuid4().hex[:8]}_"
+    limit = getattr(request, "param", None)
+    media = tmp_path / "nft-media"  # the default: under the settings' var_dir
+    storage = LocalStorage(media, max_bytes=limit) if limit is not None else None
+    async with served(Litestar([jwks])) as auth:
+        settings = Settings(
+            database_url=postgres_url,
+            db_prefix=prefix,
+            var_dir=tmp_path,
+            poll_interval=0.2,
+            jwks_url=f"{auth}/.well-known/jwks.json",
+            pool_size=3,
+        )
+        chain = PlatformChain(settings)  # the embedded EVM, the platform's contracts deployed
+        await chain.start()
+        app = create_app(settings, InProcessBus(), chain=chain, storage=storage)
+        try:
+            async with served(app) as url:
+                yield Nft(url, signer, media, chain)
+        finally:
+            await chain.close()
+            await drop_databases(postgres_url, prefix)
+
+
+def wav(seconds: float = 0.05) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x01" * int(8000 * seconds))
+    return out.getvalue()
+
+
+def png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xff\x80\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def form(isrc: str = "US-AUD-26-00001", **fields: str) -> dict[str, str]:
+    return {"title": "First Light", "isrc": isrc, **fields}
+
+
+def files(audio: bytes | None = None, cover: bytes | None = None) -> dict[str, Any]:
+    return {
+        "audio": ("first-light.wav", wav() if audio is None else audio, "audio/wav"),
+        "cover": ("cover.png", png() if cover is None else cover, "image/png"),
+    }
+
+
+def terms(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {
+        "cap": 100,
+        "priceCents": 500,
+        "currency": "usd",
+        "opensAt": (now - timedelta(minutes=1)).isoformat(),
+        "closesAt": (now + timedelta(days=7)).isoformat(),
+        "perAccountMax": 10,
+        "royaltyReceiver": RECEIVER,
+        "royaltyBps": 500,
+    }
+    base.update(overrides)
+    return base
+
+
+def _media(content: bytes, mime: str) -> dict[str, Any]:
+    digest = hashlib.sha256(content).digest()
+    return {"mime": mime, "size": len(content), "sha256": digest.hex(), "cid": cid_v1_raw(digest)}
+
+
+async def _register(c: httpx.AsyncClient, nft: Nft, isrc: str = "US-AUD-26-00001") -> dict:
+    answer = await c.post(
+        "/masters", data=form(isrc), files=files(), headers=nft.headers(ARTIST, "artist")
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def test_an_artist_registers_a_master_and_reads_it_back(nft: Nft) -> None:
+    audio, cover = wav(), png()
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        answer = await c.post(
+            "/masters",
+            data=form(metadata='{"genre": "ambient"}'),
+            files=files(audio, cover),
+            headers=nft.headers(ARTIST, "artist"),
+        )
+        assert answer.status_code == 201, answer.text
+        master = answer.json()
+        assert master["artistId"] == ARTIST
+        assert (master["title"], master["isrc"]) == ("First Light", "USAUD2600001")
+        assert master["chainId"] == str(uuid.UUID(master["id"]).int)
+        assert master["audio"] == _media(audio, "audio/wav")
+        assert master["cover"] == _media(cover, "image/png")
+        assert master["ipfsHash"] == master["audio"]["cid"]
+        assert master["metadata"] == {"genre": "ambient"}
+        assert datetime.fromisoformat(master["registeredAt"]) <= datetime.now(UTC)
+
+        again = await c.get(f"/masters/{master['id']}", headers=nft.headers(FAN))
+        assert again.status_code == 200, again.text
+        assert again.json() == master
+    kept = sorted(p.read_bytes() for p in nft.media.joinpath("masters").iterdir())
+    assert kept == sorted([audio, cover])
+
+
+async def test_an_admin_registers_for_an_artist_and_only_an_admin_may(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        admin = await c.post(
+            "/masters",
+            data=form(artistId=ARTIST),
+            files=files(),
+            headers=nft.headers(ADMIN, "admin"),
+        )
+        assert admin.status_code == 201, admin.text
+        assert admin.json()["artistId"] == ARTIST
+        other = await c.post(
+            "/masters",
+            data=form("US-AUD-26-00002", artistId=ADMIN),
+            files=files(),
+            headers=nft.headers(ARTIST, "artist"),
+        )
+        assert (other.status_code, other.json()["error"]["code"]) == (403, "FORBIDDEN")
+
+
+async def test_a_fan_may_not_register_a_master(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        answer = await c.post("/masters", data=form(), files=files(), headers=nft.headers(FAN))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "FORBIDDEN")
+    assert not nft.media.joinpath("masters").exists()
+
+
+async def test_a_text_file_as_audio_is_415_and_nothing_is_registered(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        answer = await c.post(
+            "/masters",
+            data=form(),
+            files=files(audio=b"just some lyrics, not a recording\n" * 4),
+            headers=nft.headers(ARTIST, "artist"),
+        )
+        assert answer.status_code == 415, answer.text
+        assert answer.json()["error"]["details"]["expected"] == "audio/*"
+        # The ISRC is still free: nothing was registered.
+        await _register(c, nft)
+
+
+async def test_the_same_isrc_twice_is_409(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        first = await _register(c, nft, "US-AUD-26-00007")
+        second = await c.post(
+            "/masters",
+            data=form("usaud2600007"),
+            files=files(),
+            headers=nft.headers(ARTIST, "artist"),
+        )
+    assert second.status_code == 409, second.text
+    error = second.json()["error"]
+    assert error["code"] == "ISRC_TAKEN"
+    assert error["details"] == {"isrc": "USAUD2600007", "masterId": first["id"]}
+
+
+async def test_bad_form_fields_are_400_naming_them(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        for fields, field in (
+            (form("not-an-isrc"), "isrc"),
+            (form(metadata="[1, 2]"), "metadata"),
+            (form(metadata="{broken"), "metadata"),
+            ({**form(), "title": "two\nlines"}, "title"),
+        ):
+            answer = await c.post(
+                "/masters", data=fields, files=files(), headers=nft.headers(ARTIST, "artist")
+            )
+            assert answer.status_code == 400, (fields, answer.text)
+            assert answer.json()["error"]["details"]["fields"][0]["field"] == field
+
+
+async def test_an_unknown_master_is_404(nft: Nft) -> None:
+    unknown = uuid.uuid4()
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        for path in (f"/masters/{unknown}", f"/masters/{unknown}/ipo"):
+            answer = await c.get(path, headers=nft.headers(FAN))
+            assert answer.status_code == 404, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "MASTER_NOT_FOUND"
+            assert error["details"]["masterId"] == str(unknown)
+
+
+async def test_the_artist_configures_an_ipo_open_at_once_when_it_opened_already(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        master = await _register(c, nft)
+        none = await c.get(f"/masters/{master['id']}/ipo", headers=nft.headers(FAN))
+        assert (none.status_code, none.json()["error"]["code"]) == (404, "IPO_NOT_FOUND")
+
+        offered = terms()
+        answer = await c.post(
+            f"/masters/{master['id']}/ipo", json=offered, headers=nft.headers(ARTIST, "artist")
+        )
+        assert answer.status_code == 201, answer.text
+        ipo = answer.json()
+        assert ipo["masterId"] == master["id"] and ipo["status"] == "open"
+        assert (ipo["cap"], ipo["priceCents"], ipo["currency"]) == (100, 500, "USD")
+        assert (ipo["perAccountMax"], ipo["royaltyBps"]) == (10, 500)
+        assert ipo["royaltyReceiver"] == RECEIVER
+        assert (ipo["allocated"], ipo["available"]) == (0, 100)
+        # Opened on MasterShares too: the contract's cap is the second guard.
+        reader = await nft.chain.adapter("nft")
+        shares = await nft.chain.contract("nft", "MasterShares")
+        token = int(master["chainId"])
+        assert await reader.call(shares, "ipoOpened", token) is True
+        assert await reader.call(shares, "capOf", token) == 100
+        for key in ("opensAt", "closesAt"):
+            assert datetime.fromisoformat(ipo[key]) == datetime.fromisoformat(offered[key])
+
+        shown = await c.get(f"/masters/{master['id']}/ipo", headers=nft.headers(FAN))
+        assert shown.status_code == 200 and shown.json() == ipo
+
+        twice = await c.post(
+            f"/masters/{master['id']}/ipo", json=terms(), headers=nft.headers(ARTIST, "artist")
+        )
+        assert (twice.status_code, twice.json()["error"]["code"]) == (409, "IPO_EXISTS")
+
+
+async def test_an_ipo_opening_later_stays_configured(nft: Nft) -> None:
+    later = datetime.now(UTC) + timedelta(days=1)
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        master = await _register(c, nft)
+        answer = await c.post(
+            f"/masters/{master['id']}/ipo",
+            json=terms(opensAt=later.isoformat(), closesAt=(later + timedelta(days=7)).isoformat()),
+            headers=nft.headers(ARTIST, "artist"),
+        )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "configured"
+    reader = await nft.chain.adapter("nft")
+    shares = await nft.chain.contract("nft", "MasterShares")
+    assert (
+        await reader.call(shares, "ipoOpened", int(answer.json()["masterId"].replace("-", ""), 16))
+        is False
+    )
+
+
+async def test_only_the_masters_artist_configures_its_ipo_with_valid_terms(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        master = await _register(c, nft)
+        url = f"/masters/{master['id']}/ipo"
+        fan = await c.post(url, json=terms(), headers=nft.headers(FAN))
+        assert (fan.status_code, fan.json()["error"]["code"]) == (403, "FORBIDDEN")
+        other = await c.post(url, json=terms(), headers=nft.headers(ADMIN, "artist"))
+        assert other.status_code == 403
+
+        artist = nft.headers(ARTIST, "artist")
+        for overrides, field in (
+            ({"cap": 0}, "cap"),
+            ({"priceCents": -5}, "priceCents"),
+            ({"priceCents": 9.99}, "priceCents"),
+            ({"perAccountMax": 101}, "perAccountMax"),
+            ({"royaltyReceiver": "0x123"}, "royaltyReceiver"),
+            ({"royaltyBps": 1001}, "royaltyBps"),
+            ({"opensAt": "2026-12-01T12:00:00"}, "opensAt"),
+            ({"closesAt": terms()["opensAt"], "opensAt": terms()["closesAt"]}, "closesAt"),
+        ):
+            bad = await c.post(url, json=terms(**overrides), headers=artist)
+            assert bad.status_code == 400, (overrides, bad.text)
+            assert bad.json()["error"]["details"]["fields"][0]["field"] == field, overrides
+        none = await c.get(url, headers=artist)
+        assert none.status_code == 404  # nothing was configured
+
+
+@pytest.mark.parametrize("nft", [64 * 1024], indirect=True)
+async def test_audio_past_the_upload_limit_is_413(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        answer = await c.post(
+            "/masters",
+            data=form(),
+            files=files(audio=wav(seconds=5)),  # 80 KB
+            headers=nft.headers(ARTIST, "artist"),
+        )
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"]["details"]["maxBytes"] == 64 * 1024
+        await _register(c, nft)  # the ISRC is still free
+
+
+async def test_the_upload_route_announces_room_for_two_files_and_refuses_more_unread(
+    nft: Nft,
+) -> None:
+    limit = 2 * 200 * 1024 * 1024 + 1024 * 1024
+    host, port = nft.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            (
+                "POST /masters HTTP/1.1\r\n"
+                f"Host: {host}\r\n"
+                "Content-Type: multipart/form-data; boundary=x\r\n"
+                f"Content-Length: {limit + 1}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert json.loads(body)["error"]["details"]["maxBytes"] == limit
