@@ -191,6 +191,33 @@ async def test_group_commit_survives_a_writer_outside_the_batch(bank: EventStore
     assert await bank.call(bank.app.balance, account_id) == 105
 
 
+async def test_a_batch_loads_a_cached_aggregate_another_thread_advances_meanwhile(
+    bank: EventStore[Bank],
+) -> None:
+    """A batch reads the cached version, selects what is newer, then advances the cached
+    object under its lock: a reader's `get` in between (a GET of the same aggregate) has
+    advanced it already. Found as a 500 when buyers raced for an IPO's shares."""
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    await bank.call(bank.app.balance, account_id)  # cached at version 1
+    await bank.call(bank.app.credit, account_id, 5)  # stored at version 2, cache still at 1
+    recorder = bank.app.recorder
+    select = recorder.select_events_after
+
+    def select_then_a_reader_gets_it(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = select(*args, **kwargs)
+        contextvars.Context().run(bank.app.repository.get, account_id)  # outside the batch
+        return found
+
+    recorder.select_events_after = select_then_a_reader_gets_it  # type: ignore[method-assign]
+    group = GroupCommit(bank)
+    try:
+        await group.submit(lambda: bank.app.decide_credit(account_id, 7), loads=[account_id])
+    finally:
+        await group.close()
+        del recorder.select_events_after
+    assert await bank.call(bank.app.balance, account_id) == 12
+
+
 async def test_a_failing_command_fails_alone_in_its_batch(bank: EventStore[Bank]) -> None:
     account_id = await bank.call(bank.app.open_account, "Ada")
     group = GroupCommit(bank)

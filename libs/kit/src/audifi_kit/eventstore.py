@@ -443,7 +443,11 @@ class BatchRepository(Repository[UUID]):
                 lock = self._use_fastforward_lock(aggregate_id)
                 try:
                     with lock:  # a cached object is advanced in place, as `get` does
-                        aggregate = project_aggregate(cached[aggregate_id], events)
+                        aggregate = cached[aggregate_id]
+                        # Another thread's `get` may have advanced it since its version was
+                        # read for the statement above: only what it has not applied yet.
+                        newer = [e for e in events if e.originator_version > aggregate.version]
+                        aggregate = project_aggregate(aggregate, newer)
                         loaded = deepcopy(aggregate) if self.deepcopy_from_cache else aggregate
                 finally:
                     self._disuse_fastforward_lock(aggregate_id)
