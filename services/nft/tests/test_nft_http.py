@@ -365,3 +365,86 @@ async def test_the_upload_route_announces_room_for_two_files_and_refuses_more_un
         writer.close()
     assert head.startswith(b"HTTP/1.1 413"), head
     assert json.loads(body)["error"]["details"]["maxBytes"] == limit
+
+
+async def _open_ipo(c: httpx.AsyncClient, nft: Nft, **overrides: Any) -> dict:
+    master = await _register(c, nft)
+    answer = await c.post(
+        f"/masters/{master['id']}/ipo",
+        json=terms(**overrides),
+        headers=nft.headers(ARTIST, "artist"),
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def test_buyers_reserve_shares_by_card_and_the_last_ones_are_never_oversold(nft: Nft) -> None:
+    buyers = [str(uuid.uuid4()) for _ in range(12)]
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
+        ipo = await _open_ipo(c, nft, cap=10, perAccountMax=2)
+        answers = await asyncio.gather(
+            *(
+                c.post(
+                    f"/ipos/{ipo['id']}/purchase",
+                    json={"quantity": 1},
+                    headers=nft.headers(buyer),
+                )
+                for buyer in buyers
+            )
+        )
+        won = [a.json() for a in answers if a.status_code == 201]
+        refused = [a.json()["error"]["code"] for a in answers if a.status_code != 201]
+        assert len(won) == 10 and refused == ["IPO_SOLD_OUT", "IPO_SOLD_OUT"]
+        first = won[0]
+        assert (first["quantity"], first["amountCents"], first["currency"]) == (1, 500, "USD")
+        assert first["status"] == "pending" and first["method"] == "card"
+        assert first["checkout"]["body"] == {"orderId": first["id"]}
+        shown = await c.get(f"/masters/{ipo['masterId']}/ipo", headers=nft.headers(FAN))
+        assert (shown.json()["available"], shown.json()["allocated"]) == (0, 0)
+
+        mine = await c.get(
+            f"/ipos/{ipo['id']}/purchases/{first['id']}", headers=nft.headers(first["buyerId"])
+        )
+        assert mine.status_code == 200 and mine.json() == first
+        theirs = await c.get(f"/ipos/{ipo['id']}/purchases/{first['id']}", headers=nft.headers(FAN))
+        assert (theirs.status_code, theirs.json()["error"]["code"]) == (
+            404,
+            "RESERVATION_NOT_FOUND",
+        )
+
+
+async def test_a_purchase_over_the_maximum_or_of_an_unknown_ipo_is_refused(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        ipo = await _open_ipo(c, nft, perAccountMax=3)
+        url = f"/ipos/{ipo['id']}/purchase"
+        over = await c.post(url, json={"quantity": 4}, headers=nft.headers(FAN))
+        assert over.status_code == 400
+        assert over.json()["error"]["details"]["fields"][0]["field"] == "quantity"
+        zero = await c.post(url, json={"quantity": 0}, headers=nft.headers(FAN))
+        assert zero.status_code == 400
+        ok = await c.post(url, json={"quantity": 3}, headers=nft.headers(FAN))
+        assert ok.status_code == 201, ok.text
+        more = await c.post(url, json={"quantity": 1}, headers=nft.headers(FAN))
+        assert (more.status_code, more.json()["error"]["code"]) == (409, "ACCOUNT_LIMIT_REACHED")
+        unknown = await c.post(
+            f"/ipos/{uuid.uuid4()}/purchase", json={"quantity": 1}, headers=nft.headers(FAN)
+        )
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "IPO_NOT_FOUND")
+        later = await c.post(
+            f"/ipos/{ipo['id']}/purchase",
+            json={"quantity": 1, "method": "cash"},
+            headers=nft.headers(ADMIN),
+        )
+        assert later.status_code == 400
+
+
+async def test_a_retried_purchase_with_its_idempotency_key_is_the_same_purchase(nft: Nft) -> None:
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        ipo = await _open_ipo(c, nft)
+        headers = {**nft.headers(FAN), "Idempotency-Key": str(uuid.uuid4())}
+        first = await c.post(f"/ipos/{ipo['id']}/purchase", json={"quantity": 2}, headers=headers)
+        again = await c.post(f"/ipos/{ipo['id']}/purchase", json={"quantity": 2}, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert again.json()["id"] == first.json()["id"]
+        shown = await c.get(f"/masters/{ipo['masterId']}/ipo", headers=nft.headers(FAN))
+        assert shown.json()["available"] == 98

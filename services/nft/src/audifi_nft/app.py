@@ -19,6 +19,7 @@ from litestar import Litestar
 from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.api.chain import ChainController
 from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
+from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer
@@ -51,7 +52,7 @@ def create_app(
         settings,
         bus,
         chain=chain or PlatformChain(settings),
-        route_handlers=[ChainController, MastersController],
+        route_handlers=[ChainController, MastersController, IposController],
         state={CONTEXT_STATE_KEY: context},
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audifi_kit.chain.platform import CHAIN_STATE_KEY
-from audifi_kit.eventstore import EventStore
+from audifi_kit.eventstore import EventStore, GroupCommit
 from audifi_kit.http import Identity
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
@@ -34,6 +34,12 @@ class NftContext:
     @property
     def app(self) -> NftApplication:
         return self.store.app
+
+    @property
+    def group(self) -> GroupCommit:
+        """The runtime's group commit: a hot IPO's purchases saved together."""
+        assert self.runtime is not None
+        return self.runtime.group_commit
 
     @property
     def ipos(self) -> Ipos:
