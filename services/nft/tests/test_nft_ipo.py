@@ -191,3 +191,19 @@ def test_an_ipo_is_cancelled_only_before_its_first_sale() -> None:
     with pytest.raises(Forbidden):
         app.cancel_ipo(ipo.id, actor_id=FAN, actor_is_admin=False, now=T0)
     assert app.cancel_ipo(ipo.id, actor_id=ARTIST, actor_is_admin=False, now=T0).status == CANCELLED
+
+
+def test_a_copy_of_an_ipo_shares_nothing_a_command_changes() -> None:
+    import copy
+
+    app = in_memory()
+    _, ipo = _open_ipo(app, cap=10, per_account_max=10)
+    app.reserve(ipo.id, reservation_id="r1", account_id=FAN, quantity=2, method="card", now=T0)
+    original = app.ipo(ipo.id)
+    twin = copy.deepcopy(original)
+    twin.record_payment(reservation_id="r1", payment="pi_1", paid_at=T0)
+    twin.reserve(reservation_id="r2", account_id=OTHER, quantity=1, method="card", now=T0)
+    assert original.reservations["r1"]["state"] == "pending" and "r2" not in original.reservations
+    assert (original.allocated, original.held, original.by_account) == (0, 2, {FAN: 2})
+    assert original.pending_events == [] and len(twin.pending_events) == 2
+    assert (twin.allocated, twin.held) == (2, 1)
