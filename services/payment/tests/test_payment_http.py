@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from audifi_kit.settings import Settings
 from audifi_kit.testing import TokenSigner, drop_databases, eventually, free_port, served
 from audifi_payment.app import create_app
 from audifi_payment.config import PaymentSettings
+from audifi_payment.domain.order import Product
 from audifi_payment.ledger_verify import verify_application
 from audifi_stripe_local.testing import StripeLocal
 from audifi_stripe_local.webhooks import signature_header
@@ -63,7 +65,10 @@ async def payment(postgres_url: str, tmp_path: Path) -> AsyncIterator[Payment]:
                 pool_size=3,
             )
             config = PaymentSettings(
-                stripe_api_base=stripe_url, stripe_webhook_secret=SECRET, public_url=auth
+                stripe_api_base=stripe_url,
+                stripe_webhook_secret=SECRET,
+                public_url=auth,
+                order_sweep_seconds=0.2,
             )
             app = create_app(settings, InProcessBus(), config=config)
             try:
@@ -303,3 +308,34 @@ async def test_fifty_concurrent_debits_never_take_a_balance_below_zero(payment: 
     balance = await asyncio.to_thread(app.guarded_balance, f"user:{FAN}:available", "USD")
     assert balance.available == 4
     assert (await asyncio.to_thread(verify_application, app)).ok
+
+
+async def test_an_order_nobody_pays_in_time_is_expired_by_the_sweeper(payment: Payment) -> None:
+    store = payment.store()
+    now = datetime.now(UTC)
+    order = await store.call(
+        store.app.open_order,
+        uuid.uuid4(),
+        Product("nft", "ipo_shares", str(uuid.uuid4())),
+        title="1 share of “Blue”",
+        quantity=1,
+        unit_amount=500,
+        currency="USD",
+        buyer_id=FAN,
+        seller_id=ARTIST,
+        expires_at=now + timedelta(seconds=1),
+        at=now,
+    )
+    async with httpx.AsyncClient(base_url=payment.url) as c:
+        first = await c.post(
+            "/payments/checkout", json={"orderId": str(order.id)}, headers=payment.headers(FAN)
+        )
+        assert first.status_code == 201, first.text
+
+        async def expired() -> bool:
+            shown = await c.get(f"/orders/{order.id}", headers=payment.headers(FAN))
+            return shown.status_code == 200 and shown.json()["status"] == "expired"
+
+        await eventually(expired, within=20, what="the order expired by the sweeper")
+        late = await _pay(first.json()["url"])  # its checkout was expired at Stripe too
+        assert late.status_code != 303

@@ -237,3 +237,37 @@ async def test_an_event_naming_an_order_this_service_never_had_is_ignored_once()
     assert "ignored: ORDER_NOT_FOUND" in outcomes
     assert set(await _feed(p, events)) == {"duplicate"}  # answered 200 once and for all
     assert verify_application(p.app).transactions == 0
+
+
+# --- orders nobody paid in time ------------------------------------------------------------
+
+
+async def test_an_overdue_order_has_its_checkout_expired_at_stripe_then_is_expired() -> None:
+    p = in_memory_payments()
+    order = _order(p, minutes=5)
+    session = await p.payments.checkout_order(FAN, order.id)
+    assert await p.payments.expire_overdue_order(order.id) == "order checkout_started"  # not yet
+
+    p.payments.clock = lambda: datetime.now(UTC) + timedelta(minutes=6)
+    assert await p.payments.expire_overdue_order(order.id) == "order expired"
+    assert (await p.stripe.checkout_session(session.id)).status == "expired"  # nobody pays it now
+    assert p.app.order(order.id).status == "expired"
+    assert await p.payments.expire_overdue_order(order.id) == "order expired"  # once
+
+
+async def test_an_overdue_order_without_a_checkout_is_expired() -> None:
+    p = in_memory_payments()
+    order = _order(p, minutes=5)
+    p.payments.clock = lambda: datetime.now(UTC) + timedelta(minutes=6)
+    assert await p.payments.expire_overdue_order(order.id) == "order expired"
+
+
+async def test_an_overdue_order_whose_checkout_was_paid_in_time_is_paid_not_expired() -> None:
+    p = in_memory_payments()
+    order = _order(p, minutes=5)
+    session = await p.payments.checkout_order(FAN, order.id)
+    p.stripe.pay(session.id, at=datetime.now(UTC) + timedelta(minutes=1))  # webhooks not in yet
+    p.payments.clock = lambda: datetime.now(UTC) + timedelta(minutes=6)
+    assert await p.payments.expire_overdue_order(order.id) == "order paid"
+    assert p.app.order(order.id).status == "paid"
+    _verified(p)

@@ -7,10 +7,14 @@ consumer; the app's lifespan builds `Payments` over the runtime's store and the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import PlatformChain
 from audifi_kit.launch import AppSpec, service_app
@@ -28,10 +32,41 @@ from audifi_payment.api.orders import OrderController
 from audifi_payment.api.splits import SplitRuleController
 from audifi_payment.api.subscriptions import SubscriptionController, TierController
 from audifi_payment.application import PaymentApplication
+from audifi_payment.application.payments import Payments
 from audifi_payment.config import PaymentSettings
 from audifi_payment.consumers import QUEUE_PURPOSE, orders_consumer
 from audifi_payment.outbox import outbox
 from audifi_payment.projections import PROJECTIONS
+
+log = logging.getLogger(__name__)
+
+OVERDUE_ORDERS = (
+    "SELECT id FROM orders.orders WHERE status IN ('open', 'checkout_started') "
+    "AND expires_at <= now() ORDER BY expires_at LIMIT 200"
+)
+
+
+async def sweep_overdue_orders(
+    payments: Payments, runtime: ServiceRuntime, interval: float
+) -> None:
+    """Every `interval` seconds, the orders past their expiry nobody paid are expired
+    (`Payments.expire_overdue_order`): the sellers hear `payment.order.expired` and release
+    what they reserved. Found from the `orders` read model; a failure is logged and the next
+    sweep tries again (expiring is idempotent, so two replicas sweeping do no harm)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            due = await runtime.pool.fetch(OVERDUE_ORDERS)
+        except asyncpg.UndefinedTableError:  # the read model is being created
+            continue
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("order sweep: could not list overdue orders (%s)", exc)
+            continue
+        for row in due:
+            try:
+                await payments.expire_overdue_order(row["id"])
+            except Exception as exc:  # one order's failure stops no other
+                log.warning("order sweep: order %s not expired (%s)", row["id"], exc)
 
 
 def payment_spec(purpose: str = QUEUE_PURPOSE) -> ServiceSpec:
@@ -65,9 +100,16 @@ def create_app(
         runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
         context.runtime = runtime
         context.payments = bootstrap.payments_on(runtime.store, config)
+        sweeper = asyncio.create_task(
+            sweep_overdue_orders(context.payments, runtime, config.order_sweep_seconds),
+            name="payment-order-sweeper",
+        )
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await context.payments.stripe.aclose()  # type: ignore[attr-defined]
 
     return service_app(

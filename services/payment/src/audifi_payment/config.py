@@ -7,6 +7,7 @@
 - STRIPE_WEBHOOK_TOLERANCE: seconds a signature stays valid (Stripe's default, 300).
 - PLATFORM_FEE_BPS: the platform's share of every paid charge, in basis points (500 = 5 %).
 - AUDIFI_PUBLIC_URL: where the checkout sends the buyer back by default.
+- ORDER_SWEEP_SECONDS: how often orders past their expiry are looked for and expired (15).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class PaymentSettings:
     webhook_tolerance: int = 300
     platform_fee_bps: int = 500
     public_url: str = "http://127.0.0.1:8080"
+    order_sweep_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PaymentSettings:
@@ -42,6 +44,7 @@ class PaymentSettings:
             webhook_tolerance=int(env.get("STRIPE_WEBHOOK_TOLERANCE", "300")),
             platform_fee_bps=fee,
             public_url=env.get("AUDIFI_PUBLIC_URL", "http://127.0.0.1:8080"),
+            order_sweep_seconds=float(env.get("ORDER_SWEEP_SECONDS", "15")),
         )
 
     @property

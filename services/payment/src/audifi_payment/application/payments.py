@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from audifi_kit.errors import Forbidden
+from audifi_kit.errors import Forbidden, PaymentProviderError
 
 from audifi_payment.application import PaymentApplication
 from audifi_payment.application.stripe_port import (
@@ -117,6 +117,31 @@ class Payments:
         )
         await self.store.call(self.app.start_checkout, order.id, session.id, at=now)
         return session
+
+    async def expire_overdue_order(self, order_id: UUID) -> str:
+        """An order nobody paid before its expiry: its open checkouts are expired at Stripe
+        first (so no payment can complete there any more), then the order, which publishes
+        `payment.order.expired` and lets the seller release what it reserved. A checkout
+        found paid meanwhile settles the order instead (paid in time, or refunded if late).
+
+        A checkout outlives its order (Stripe's sessions last 30 minutes at least), and an
+        order whose buyer never opened one has no checkout to expire: without this the
+        seller's reservation would be held until Stripe's session expired, or forever."""
+        order: Order = await self.store.call(self.app.order, order_id)
+        now = self.clock()
+        if order.status not in PAYABLE or order.expires_at > now:
+            return f"order {order.status}"
+        for session_id in order.checkout_session_ids:
+            session = await self.stripe.checkout_session(session_id)
+            if session.status == "open":
+                try:
+                    session = await self.stripe.expire_checkout_session(session_id)
+                except PaymentProviderError:  # completed meanwhile: read what it became
+                    session = await self.stripe.checkout_session(session_id)
+            if session.payment_status == "paid" and session.payment_intent_id:
+                return await self._settle_intent(order_id, session.payment_intent_id)
+        expired = await self.store.call(self.app.expire_order, order_id, at=now)
+        return f"order {expired.status}"
 
     async def subscribe(
         self,
