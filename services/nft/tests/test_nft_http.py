@@ -22,7 +22,7 @@ import pytest
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.chain.platform import PlatformChain
 from audifi_kit.settings import Settings
-from audifi_kit.testing import TokenSigner, drop_databases, served
+from audifi_kit.testing import TokenSigner, drop_databases, eventually, served
 from audifi_nft.adapters.storage_local import LocalStorage
 from audifi_nft.app import create_app
 from audifi_nft.domain.media import cid_v1_raw
@@ -67,6 +67,7 @@ async def nft(
             poll_interval=0.2,
             jwks_url=f"{auth}/.well-known/jwks.json",
             pool_size=3,
+            extra={"NFT_CLOCK_SECONDS": "0.2"},
         )
         chain = PlatformChain(settings)  # the embedded EVM, the platform's contracts deployed
         await chain.start()
@@ -448,3 +449,32 @@ async def test_a_retried_purchase_with_its_idempotency_key_is_the_same_purchase(
         assert again.json()["id"] == first.json()["id"]
         shown = await c.get(f"/masters/{ipo['masterId']}/ipo", headers=nft.headers(FAN))
         assert shown.json()["available"] == 98
+
+
+async def test_the_ipo_clock_opens_an_ipo_when_its_time_comes_and_closes_it_at_its_end(
+    nft: Nft,
+) -> None:
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    async with httpx.AsyncClient(base_url=nft.url) as c:
+        master = await _register(c, nft)
+        answer = await c.post(
+            f"/masters/{master['id']}/ipo",
+            json=terms(
+                opensAt=start.isoformat(), closesAt=(start + timedelta(seconds=2)).isoformat()
+            ),
+            headers=nft.headers(ARTIST, "artist"),
+        )
+        assert answer.status_code == 201 and answer.json()["status"] == "configured"
+
+        async def status() -> str:
+            shown = await c.get(f"/masters/{master['id']}/ipo", headers=nft.headers(FAN))
+            return shown.json()["status"]
+
+        async def is_(wanted: str) -> bool:
+            return await status() == wanted
+
+        await eventually(lambda: is_("open"), within=20, what="the IPO opened by the clock")
+        reader = await nft.chain.adapter("nft")
+        shares = await nft.chain.contract("nft", "MasterShares")
+        assert await reader.call(shares, "ipoOpened", int(master["chainId"])) is True
+        await eventually(lambda: is_("closed"), within=20, what="the IPO closed at its end")

@@ -2,20 +2,32 @@
 
 Masters' media is kept by `LocalStorage` under `AUDIFI_NFT_MEDIA_DIR` (from the environment
 or `settings.extra`), by default `nft-media` under the settings' `var_dir`.
+
+The IPO clock runs every `NFT_CLOCK_SECONDS` (5): IPOs whose `opensAt` came are opened (on
+chain, then recorded), open ones whose `closesAt` came are closed. Found from the `ipos` read
+model; both steps are idempotent, so replicas running it together do no harm.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from audifi_kit.bus import Bus
-from audifi_kit.chain.platform import PlatformChain
+from audifi_kit.chain.platform import CHAIN_STATE_KEY, PlatformChain
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.api.chain import ChainController
 from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
@@ -23,13 +35,47 @@ from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer
+from audifi_nft.ipos import Ipos
 from audifi_nft.outbox import outbox
+from audifi_nft.projections import PROJECTIONS
 
 MEDIA_DIR_ENV = "AUDIFI_NFT_MEDIA_DIR"
+CLOCK_ENV = "NFT_CLOCK_SECONDS"
+log = logging.getLogger(__name__)
 
 spec = ServiceSpec(
-    name="nft", application=NftApplication, outbox=outbox, consumers=(orders_consumer(),)
+    name="nft",
+    application=NftApplication,
+    projections=PROJECTIONS,
+    outbox=outbox,
+    consumers=(orders_consumer(),),
 )
+
+TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= now() LIMIT 100"
+TO_CLOSE = "SELECT id FROM ipos.ipos WHERE status = 'open' AND closes_at <= now() LIMIT 100"
+
+
+async def run_ipo_clock(ipos: Ipos, runtime: ServiceRuntime, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            to_open = await runtime.pool.fetch(TO_OPEN)
+            to_close = await runtime.pool.fetch(TO_CLOSE)
+        except asyncpg.UndefinedTableError:  # the read model is being created
+            continue
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("IPO clock: could not list due IPOs (%s)", exc)
+            continue
+        for row in to_open:
+            try:
+                await ipos.launch(row["id"])
+            except Exception as exc:  # one IPO's failure (the chain's) stops no other
+                log.warning("IPO clock: IPO %s not opened (%s)", row["id"], exc)
+        for row in to_close:
+            try:
+                await ipos.close_if_due(row["id"])
+            except Exception as exc:
+                log.warning("IPO clock: IPO %s not closed (%s)", row["id"], exc)
 
 
 def media_dir(settings: Settings) -> Path:
@@ -47,6 +93,22 @@ def create_app(
     """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own.
     `storage` defaults to local files under `media_dir(settings)`."""
     context = NftContext(settings=settings, storage=storage or LocalStorage(media_dir(settings)))
+    interval = float(settings.extra.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV) or 5)
+
+    @asynccontextmanager
+    async def ipo_clock(app: Litestar) -> AsyncIterator[None]:
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        context.runtime = runtime
+        if context.shares is None:
+            context.shares = ChainShares(app.state[CHAIN_STATE_KEY])
+        clock = asyncio.create_task(run_ipo_clock(context.ipos, runtime, interval))
+        try:
+            yield
+        finally:
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
+
     return service_app(
         spec,
         settings,
@@ -54,6 +116,7 @@ def create_app(
         chain=chain or PlatformChain(settings),
         route_handlers=[ChainController, MastersController, IposController],
         state={CONTEXT_STATE_KEY: context},
+        lifespan=[ipo_clock],
     )
 
 

@@ -63,3 +63,6 @@ class Ipos:
         if not await self.chain.ipo_opened(token):
             await self.chain.open_ipo(token, ipo.cap, ipo.royalty_receiver, ipo.royalty_bps)
         return await self.store.call(self.store.app.launch_ipo, ipo_id, self.clock())
+
+    async def close_if_due(self, ipo_id: UUID) -> bool:
+        return bool(await self.store.call(self.store.app.close_ipo_if_due, ipo_id, self.clock()))

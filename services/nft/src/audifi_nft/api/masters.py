@@ -103,6 +103,7 @@ class IpoView(msgspec.Struct, rename="camel", kw_only=True):
     royalty_bps: int
     allocated: int
     available: int
+    closed_reason: str | None = None  # sold_out or ended, once closed
 
 
 def _media_view(ref: MediaRef) -> MediaView:
@@ -140,6 +141,7 @@ def ipo_view(ipo: Ipo) -> IpoView:
         royalty_bps=ipo.royalty_bps,
         allocated=ipo.allocated,
         available=ipo.available,
+        closed_reason=ipo.closed_reason,
     )
 
 
