@@ -3,8 +3,10 @@
 Launching an IPO opens it on MasterShares first (`openIpo(masterId, cap, royaltyReceiver,
 royaltyBps)`: the contract's own cap, the second guard against overselling), then records it
 open; the chain is asked whether it is opened already, so a launch retried after a crash
-between the two steps does not fail on the contract's "already opened". A chain failure
-surfaces as BLOCKCHAIN_ERROR (502) and the IPO stays configured.
+between the two steps does not fail on the contract's "already opened". Launchers may race
+(the route that configured it, the IPO clock, replicas): the one that loses on chain or in
+the event store finds the IPO opened and answers it. A chain failure surfaces as
+BLOCKCHAIN_ERROR (502) and the IPO stays configured.
 
 The chain is reached through the `SharesChain` port: `ChainShares` (adapters/shares_chain.py)
 on the platform's chain, `InMemoryShares` (adapters/shares_memory.py) in application tests.
@@ -16,6 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
+
+from audifi_kit.errors import BlockchainError
+from eventsourcing.persistence import IntegrityError
 
 from audifi_nft.domain.ipo import CONFIGURED, Ipo
 from audifi_nft.domain.master import chain_id
@@ -61,8 +66,24 @@ class Ipos:
             return await self.store.call(self.store.app.launch_ipo, ipo_id, self.clock())
         token = chain_id(ipo.master_id)
         if not await self.chain.ipo_opened(token):
-            await self.chain.open_ipo(token, ipo.cap, ipo.royalty_receiver, ipo.royalty_bps)
-        return await self.store.call(self.store.app.launch_ipo, ipo_id, self.clock())
+            try:
+                await self.chain.open_ipo(token, ipo.cap, ipo.royalty_receiver, ipo.royalty_bps)
+            except BlockchainError:
+                if not await self.chain.ipo_opened(token):
+                    raise
+                # opened meanwhile by another launcher (the IPO clock, a replica)
+        try:
+            return await self.store.call(self.store.app.launch_ipo, ipo_id, self.clock())
+        except IntegrityError:  # recorded open meanwhile by another launcher
+            ipo = await self.store.call(self.store.app.ipo, ipo_id)
+            if ipo.status == CONFIGURED:
+                raise
+            return ipo
 
     async def close_if_due(self, ipo_id: UUID) -> bool:
-        return bool(await self.store.call(self.store.app.close_ipo_if_due, ipo_id, self.clock()))
+        try:
+            return bool(
+                await self.store.call(self.store.app.close_ipo_if_due, ipo_id, self.clock())
+            )
+        except IntegrityError:  # changed meanwhile (a purchase, another closer): next tick
+            return False
