@@ -231,6 +231,9 @@ async def test_bad_form_fields_are_400_naming_them(nft: Nft) -> None:
             (form(metadata="[1, 2]"), "metadata"),
             (form(metadata="{broken"), "metadata"),
             ({**form(), "title": "two\nlines"}, "title"),
+            ({**form(), "title": "nul\x00"}, "title"),
+            (form(metadata='{"a":' * 3000 + "1" + "}" * 3000), "metadata"),  # too big
+            (form(metadata='{"a":' * 2000 + "1" + "}" * 2000), "metadata"),  # too deep
         ):
             answer = await c.post(
                 "/masters", data=fields, files=files(), headers=nft.headers(ARTIST, "artist")

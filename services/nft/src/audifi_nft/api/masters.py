@@ -16,9 +16,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from audifi_kit.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
+from audifi_kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from audifi_kit.fields import check
 from audifi_kit.http import Identity
+from audifi_kit.http.bodies import check_json_body
 from audifi_kit.values import invalid, user_id
 from litestar import Controller, get, post
 from litestar.datastructures import UploadFile
@@ -28,11 +36,12 @@ from litestar.params import Body, FromPath, JSONBody
 
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.domain.ipo import Ipo
-from audifi_nft.domain.master import Master, MediaRef, Title, isrc
+from audifi_nft.domain.master import MAX_METADATA_BYTES, Master, MediaRef, Title, isrc
 from audifi_nft.domain.media import MAX_UPLOAD_BYTES
 
 UPLOAD_CHUNK_BYTES = 256 * 1024
 FORM_FIELDS_BYTES = 1024 * 1024  # title, isrc, metadata (16 KiB), artistId and the framing
+MAX_METADATA_DEPTH = 16
 MAX_MASTER_BODY_BYTES = 2 * MAX_UPLOAD_BYTES + FORM_FIELDS_BYTES
 
 
@@ -152,10 +161,20 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 
 
 def _metadata(text: str | None) -> Any:
+    """The `metadata` form field: JSON text, bounded before it is decoded (a form field gets
+    none of the kit's JSON body guards; 3,000 levels of nesting overflowed the decoder)."""
     if text is None or not text.strip():
         return None
+    raw = text.encode()
+    if len(raw) > MAX_METADATA_BYTES:
+        raise invalid("metadata", f"Expected at most {MAX_METADATA_BYTES} bytes of JSON")
     try:
-        return msgspec.json.decode(text)
+        check_json_body(raw, max_depth=MAX_METADATA_DEPTH)
+        return msgspec.json.decode(raw)
+    except ValidationFailed:
+        raise invalid(
+            "metadata", f"Expected JSON nested at most {MAX_METADATA_DEPTH} deep"
+        ) from None
     except msgspec.DecodeError:
         raise invalid("metadata", "Expected a JSON object") from None
 
