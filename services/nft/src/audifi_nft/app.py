@@ -10,8 +10,7 @@ model; both steps are idempotent, so replicas running it together do no harm.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ import asyncpg
 from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import CHAIN_STATE_KEY, PlatformChain
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.periodic import every
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
@@ -55,27 +55,20 @@ TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= 
 TO_CLOSE = "SELECT id FROM ipos.ipos WHERE status = 'open' AND closes_at <= now() LIMIT 100"
 
 
-async def run_ipo_clock(ipos: Ipos, runtime: ServiceRuntime, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
+async def tick_ipo_clock(ipos: Ipos, runtime: ServiceRuntime) -> None:
+    """Opens the IPOs whose time came and closes those whose window ended."""
+    try:
+        to_open = await runtime.pool.fetch(TO_OPEN)
+        to_close = await runtime.pool.fetch(TO_CLOSE)
+    except asyncpg.UndefinedTableError:  # the read model is being created
+        return
+    for row in to_open:
         try:
-            to_open = await runtime.pool.fetch(TO_OPEN)
-            to_close = await runtime.pool.fetch(TO_CLOSE)
-        except asyncpg.UndefinedTableError:  # the read model is being created
-            continue
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("IPO clock: could not list due IPOs (%s)", exc)
-            continue
-        for row in to_open:
-            try:
-                await ipos.launch(row["id"])
-            except Exception as exc:  # one IPO's failure (the chain's) stops no other
-                log.warning("IPO clock: IPO %s not opened (%s)", row["id"], exc)
-        for row in to_close:
-            try:
-                await ipos.close_if_due(row["id"])
-            except Exception as exc:
-                log.warning("IPO clock: IPO %s not closed (%s)", row["id"], exc)
+            await ipos.launch(row["id"])
+        except Exception as exc:  # one IPO's failure (the chain's) stops no other
+            log.warning("IPO clock: IPO %s not opened (%s)", row["id"], exc)
+    for row in to_close:
+        await ipos.close_if_due(row["id"])
 
 
 def media_dir(settings: Settings) -> Path:
@@ -101,13 +94,9 @@ def create_app(
         context.runtime = runtime
         if context.shares is None:
             context.shares = ChainShares(app.state[CHAIN_STATE_KEY])
-        clock = asyncio.create_task(run_ipo_clock(context.ipos, runtime, interval))
-        try:
+        tick = functools.partial(tick_ipo_clock, context.ipos, runtime)
+        async with every(interval, tick, name="IPO clock"):
             yield
-        finally:
-            clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await clock
 
     return service_app(
         spec,

@@ -7,8 +7,7 @@ consumer; the app's lifespan builds `Payments` over the runtime's store and the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ import asyncpg
 from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import PlatformChain
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.periodic import every
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
@@ -46,27 +46,19 @@ OVERDUE_ORDERS = (
 )
 
 
-async def sweep_overdue_orders(
-    payments: Payments, runtime: ServiceRuntime, interval: float
-) -> None:
-    """Every `interval` seconds, the orders past their expiry nobody paid are expired
-    (`Payments.expire_overdue_order`): the sellers hear `payment.order.expired` and release
-    what they reserved. Found from the `orders` read model; a failure is logged and the next
-    sweep tries again (expiring is idempotent, so two replicas sweeping do no harm)."""
-    while True:
-        await asyncio.sleep(interval)
+async def sweep_overdue_orders(payments: Payments, runtime: ServiceRuntime) -> None:
+    """The orders past their expiry nobody paid are expired (`Payments.expire_overdue_order`):
+    the sellers hear `payment.order.expired` and release what they reserved. Found from the
+    `orders` read model; expiring is idempotent, so two replicas sweeping do no harm."""
+    try:
+        due = await runtime.pool.fetch(OVERDUE_ORDERS)
+    except asyncpg.UndefinedTableError:  # the read model is being created
+        return
+    for row in due:
         try:
-            due = await runtime.pool.fetch(OVERDUE_ORDERS)
-        except asyncpg.UndefinedTableError:  # the read model is being created
-            continue
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("order sweep: could not list overdue orders (%s)", exc)
-            continue
-        for row in due:
-            try:
-                await payments.expire_overdue_order(row["id"])
-            except Exception as exc:  # one order's failure stops no other
-                log.warning("order sweep: order %s not expired (%s)", row["id"], exc)
+            await payments.expire_overdue_order(row["id"])
+        except Exception as exc:  # one order's failure stops no other
+            log.warning("order sweep: order %s not expired (%s)", row["id"], exc)
 
 
 def payment_spec(purpose: str = QUEUE_PURPOSE) -> ServiceSpec:
@@ -100,16 +92,11 @@ def create_app(
         runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
         context.runtime = runtime
         context.payments = bootstrap.payments_on(runtime.store, config)
-        sweeper = asyncio.create_task(
-            sweep_overdue_orders(context.payments, runtime, config.order_sweep_seconds),
-            name="payment-order-sweeper",
-        )
+        sweep = functools.partial(sweep_overdue_orders, context.payments, runtime)
         try:
-            yield
+            async with every(config.order_sweep_seconds, sweep, name="payment order sweep"):
+                yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
             await context.payments.stripe.aclose()  # type: ignore[attr-defined]
 
     return service_app(
