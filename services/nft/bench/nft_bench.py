@@ -25,7 +25,7 @@ from audifi_kit.eventstore import GroupCommit, open_event_store
 from audifi_kit.settings import Settings
 from audifi_kit.testing import LOCAL_DEFAULTS, drop_databases
 from audifi_nft.application import NftApplication
-from audifi_nft.domain.media import StoredObject, cid_v1_raw
+from audifi_nft.domain.media import PNG, WAV, MediaKind, StoredObject
 from rich.console import Console
 from rich.table import Table
 
@@ -42,16 +42,8 @@ def record(name: str, figure: str, baseline: str, ratio: float | None) -> None:
     )
 
 
-def stored(content: bytes, mime: str) -> StoredObject:
-    digest = hashlib.sha256(content).digest()
-    return StoredObject(
-        key=f"masters/{digest.hex()}",
-        size=len(content),
-        sha256=digest.hex(),
-        cid=cid_v1_raw(digest),
-        mime=mime,
-        category=mime.split("/")[0],
-    )
+def stored(content: bytes, kind: MediaKind) -> StoredObject:
+    return StoredObject.of("masters", hashlib.sha256(content).digest(), len(content), kind)
 
 
 async def raw_rate(store, purchases: int) -> float:
@@ -101,8 +93,8 @@ async def bench_purchases(settings: Settings, purchases: int) -> None:
             registered_by=ARTIST,
             title="Bench",
             isrc_code="USAUD2699999",
-            audio=stored(b"RIFF-bench", "audio/wav"),
-            cover=stored(b"PNG-bench", "image/png"),
+            audio=stored(b"RIFF-bench", WAV),
+            cover=stored(b"PNG-bench", PNG),
         )
         ipo = await store.call(
             app.configure_ipo,

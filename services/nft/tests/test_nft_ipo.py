@@ -55,14 +55,7 @@ def test_an_isrc_belongs_to_one_master() -> None:
 @pytest.mark.parametrize("code", ["", "US-AUD-26-0001", "1SAUD2600001", "USAUD26000012", None])
 def test_a_malformed_isrc_is_refused_naming_the_field(code) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        register(in_memory(), isrc=code) if code is not None else in_memory().register_master(
-            artist_id=ARTIST,
-            registered_by=ARTIST,
-            title="x",
-            isrc_code=None,
-            audio=None,
-            cover=None,  # type: ignore[arg-type]
-        )
+        register(in_memory(), isrc=code)
     assert refused.value.details["fields"][0]["field"] == "isrc"
 
 

@@ -36,7 +36,6 @@ from audifi_nft.domain.media import (
     NotAllowedMedia,
     StoredObject,
     UploadTooLarge,
-    cid_v1_raw,
     sniff,
 )
 
@@ -117,14 +116,7 @@ class _Intake:
 
     def stored(self, key_prefix: str, digest: bytes) -> StoredObject:
         assert self.kind is not None
-        return StoredObject(
-            key=f"{key_prefix}/{digest.hex()}{self.kind.extension}",
-            size=self.size,
-            sha256=digest.hex(),
-            cid=cid_v1_raw(digest),
-            mime=self.kind.mime,
-            category=self.kind.category,
-        )
+        return StoredObject.of(key_prefix, digest, self.size, self.kind)
 
 
 def _write(file: IO[bytes], digest: hashlib._Hash, data: bytes) -> None:

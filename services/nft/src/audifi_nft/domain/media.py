@@ -142,3 +142,15 @@ class StoredObject(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     cid: str
     mime: str
     category: str
+
+    @classmethod
+    def of(cls, key_prefix: str, digest: bytes, size: int, kind: MediaKind) -> StoredObject:
+        """The object kept under `key_prefix` for content of this SHA-256 `digest`."""
+        return cls(
+            key=f"{key_prefix}/{digest.hex()}{kind.extension}",
+            size=size,
+            sha256=digest.hex(),
+            cid=cid_v1_raw(digest),
+            mime=kind.mime,
+            category=kind.category,
+        )
