@@ -18,6 +18,11 @@ from platform_processes import Platform, token
 
 ARTIST, BAND, FAN, ADMIN = (str(uuid.uuid4()) for _ in range(4))
 
+# The late-payment story needs a payment that arrives after its order's expiry and before
+# payment's sweeper expires the order and its checkout (in production: a payment in flight at
+# the expiry). The sweeper itself is tested served (test_payment_http.py): here it waits.
+PLATFORM_ENV = {"ORDER_SWEEP_SECONDS": "3600"}
+
 
 @pytest.fixture(scope="module")
 def as_(signing_keys: SigningKeys):
