@@ -318,3 +318,39 @@ async def test_snapshots_are_taken_at_the_interval_and_used_to_load(settings: Se
             fresh.close()
     finally:
         store.close()
+
+
+async def test_a_sole_writer_decides_from_its_cache_and_a_writer_it_did_not_see_costs_one_retry(
+    bank: EventStore[Bank], settings: Settings
+) -> None:
+    """One replica (the default) reads nothing before a command; were another process to
+    write after all, the stale command conflicts instead of overwriting, and the aggregate is
+    dropped from the cache so the retry decides on what is stored."""
+    assert bank.settings.sole_writer and not bank.app.repository.fastforward
+    account_id = await bank.call(bank.app.open_account, "Ada")
+    await bank.call(bank.app.credit, account_id, 1)  # cached at version 2
+    other = await open_event_store("sample", Bank, settings)
+    try:
+        await other.call(other.app.credit, account_id, 100)  # version 3, unseen here
+    finally:
+        other.close()
+    with pytest.raises(ConcurrencyConflict):
+        await run_command(bank, bank.app.credit, account_id, 5)
+    await run_command(bank, bank.app.credit, account_id, 5)
+    assert await bank.call(bank.app.balance, account_id) == 106
+
+
+async def test_replicas_fast_forward_before_every_command(settings: Settings) -> None:
+    replicas = dataclasses.replace(settings, sole_writer=False)
+    one = await open_event_store("sample", Bank, replicas)
+    two = await open_event_store("sample", Bank, replicas)
+    try:
+        assert one.app.repository.fastforward
+        account_id = await one.call(one.app.open_account, "Ada")
+        await one.call(one.app.credit, account_id, 1)
+        await two.call(two.app.credit, account_id, 100)
+        await one.call(one.app.credit, account_id, 5)  # no conflict: read what two wrote
+        assert await two.call(two.app.balance, account_id) == 106
+    finally:
+        one.close()
+        two.close()

@@ -206,6 +206,27 @@ class ServiceApplication(Application[UUID]):
             transcoder=base.transcoder, compressor=base.compressor, cipher=base.cipher
         )
 
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Any]:
+        """Record, keeping the aggregate cache true without fast-forward (a sole writer).
+
+        The library caches the saved aggregates; events saved without their aggregate would
+        leave a cached copy behind, so it is dropped. A version conflict means the cache was
+        behind a writer it did not see: the aggregates are dropped and the next read (the
+        command's retry) loads them from the store."""
+        cache = self.repository.cache
+        try:
+            recordings = super()._record(processing_event)
+        except IntegrityError:
+            if cache is not None:
+                for event in processing_event.events:
+                    _evict(cache, event.originator_id)
+            raise
+        if cache is not None and not self.repository.fastforward:
+            for event in processing_event.events:
+                if event.originator_id not in processing_event.aggregates:
+                    _evict(cache, event.originator_id)
+        return recordings
+
     def construct_repository(self) -> Repository[UUID]:
         # As the library builds it (same settings), with group commit's batch awareness.
         maxsize = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
@@ -221,12 +242,15 @@ class ServiceApplication(Application[UUID]):
         )
 
     def save_batch(
-        self, batch: Sequence[tuple[Sequence[Any], meta.EventMetadata]]
+        self,
+        batch: Sequence[tuple[Sequence[Any], meta.EventMetadata]],
+        aggregates: Iterable[Any] = (),
     ) -> list[list[int]]:
         """Save several commands' collected events in one transaction.
 
         Each entry is one command's events and the metadata of the request that caused it;
-        returns each command's notification ids.
+        returns each command's notification ids. `aggregates`: the objects those events were
+        collected from, in the state they leave them (what the cache keeps once saved).
         """
         processing = ProcessingEvent[UUID]()
         spans: list[tuple[int, int]] = []
@@ -236,11 +260,17 @@ class ServiceApplication(Application[UUID]):
                 object.__setattr__(event, META_ATTR, event_meta)
             processing.collect_events(*events)
             spans.append((start, len(processing.events)))
+        processing.aggregates.update((a.id, a) for a in aggregates)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
         ids = [r.notification.id for r in recordings]
         return [ids[a:b] for a, b in spans]
+
+
+def _evict(cache: Any, aggregate_id: UUID) -> None:
+    with contextlib.suppress(KeyError):
+        cache.get(aggregate_id, evict=True)
 
 
 A = TypeVar("A", bound=ServiceApplication)
@@ -338,7 +368,7 @@ def application_env(location: PgLocation, settings: Settings) -> dict[str, str]:
     }
     if settings.aggregate_cache_size > 0:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
-        env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
+        env["AGGREGATE_CACHE_FASTFORWARD"] = "n" if settings.sole_writer else "y"
     if settings.cipher_key:
         env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
         env["CIPHER_KEY"] = settings.cipher_key
@@ -587,12 +617,14 @@ class GroupCommit:
         claimed: list[UUID] = []
         claim = self._claimer(next(self._tokens), claimed)
         try:
-            decided, deferred = self._decide_all(batch, claim)
+            decided, deferred, aggregates = self._decide_all(batch, claim)
             if not decided:
                 return deferred, bool(claimed)
             self.batches += 1
             try:
-                results = self.store.app.save_batch([(events, p.metadata) for p, events in decided])
+                results = self.store.app.save_batch(
+                    [(events, p.metadata) for p, events in decided], aggregates
+                )
             except IntegrityError:
                 self.fallbacks += 1
                 deferred += [p for p, _ in decided if self._commit_alone(p, claim)]
@@ -607,7 +639,9 @@ class GroupCommit:
 
     def _decide_all(
         self, batch: list[_Pending], claim: Callable[[UUID], bool]
-    ) -> tuple[list[tuple[_Pending, list[Any]]], list[_Pending]]:
+    ) -> tuple[list[tuple[_Pending, list[Any]]], list[_Pending], list[Any]]:
+        """The batch's decided commands and their events, the commands deferred, and the
+        aggregates the decided ones leave (loaded, changed or created)."""
         state = _Batch(claim=claim)
         token = _current_batch.set(state)
         decided: list[tuple[_Pending, list[Any]]] = []
@@ -640,17 +674,17 @@ class GroupCommit:
                 decided.append((p, events))
         finally:
             _current_batch.reset(token)
-        return decided, deferred
+        return decided, deferred, list(state.aggregates.values())
 
     def _commit_alone(self, p: _Pending, claim: Callable[[UUID], bool]) -> bool:
         """Decide and save one command; True when it must wait for another batch."""
         try:
-            decided, deferred = self._decide_all([p], claim)
+            decided, deferred, aggregates = self._decide_all([p], claim)
             if deferred:
                 return True
             if not decided:
                 return False  # failed alone: its future already carries the error
-            [ids] = self.store.app.save_batch([(decided[0][1], p.metadata)])
+            [ids] = self.store.app.save_batch([(decided[0][1], p.metadata)], aggregates)
         except IntegrityError as exc:
             _resolve(p, exc=ConcurrencyConflict(str(exc)))
         except Exception as exc:

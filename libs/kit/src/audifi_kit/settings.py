@@ -28,9 +28,15 @@ class Settings:
     # Base64 AES key (16, 24 or 32 bytes) encrypting stored event state; unset stores it plain.
     cipher_key: str | None = None
     compress: bool = False
-    # Aggregates kept in memory per application; a hit reads only newer events (fast-forward),
-    # so it stays correct when other processes write the same aggregates. 0 turns it off.
+    # Aggregates kept in memory per application. 0 turns it off.
     aggregate_cache_size: int = 1000
+    # Whether this process is the only writer of its service's event store (one replica: the
+    # embedded platform, compose, the k8s manifests as shipped). Then the cache is the truth
+    # and a command reads nothing before it saves; a version conflict (someone wrote after
+    # all, e.g. an ops command) evicts the aggregate and the next read loads it. Run replicas
+    # with AUDIFI_STORE_SOLE_WRITER=n: every command then first reads the events newer than
+    # its cached copy (fast-forward), one more round trip per command.
+    sole_writer: bool = True
     # Prefetch per consumer queue: unsettled deliveries in flight.
     prefetch: int = 200
     relay_page_size: int = 500
@@ -105,6 +111,8 @@ class Settings:
             cipher_key=opt("AUDIFI_CIPHER_KEY"),
             compress=(opt("AUDIFI_COMPRESS") or "").lower() in ("1", "true", "yes", "y"),
             aggregate_cache_size=int(opt("AUDIFI_AGGREGATE_CACHE_SIZE") or 1000),
+            sole_writer=(opt("AUDIFI_STORE_SOLE_WRITER") or "y").lower()
+            in ("1", "true", "yes", "y"),
             prefetch=int(opt("AUDIFI_PREFETCH") or 200),
             relay_page_size=int(opt("AUDIFI_RELAY_PAGE_SIZE") or 500),
             poll_interval=float(opt("AUDIFI_POLL_INTERVAL") or 1.0),
