@@ -1,7 +1,10 @@
 """Wiring: settings and bus -> the nft service's Litestar app and background tasks.
 
 Masters' media is kept by `LocalStorage` under `AUDIFI_NFT_MEDIA_DIR` (from the environment
-or `settings.extra`), by default `nft-media` under the settings' `var_dir`.
+or `settings.extra`), by default `nft-media` under the settings' `var_dir`; with
+`AUDIFI_NFT_S3_BUCKET` set, in that bucket of any S3-compatible store instead (`S3Storage`:
+`AUDIFI_NFT_S3_ENDPOINT` for MinIO and the like, `AUDIFI_NFT_S3_REGION`, credentials from the
+usual AWS variables), the bucket created when missing.
 
 The IPO clock runs every `NFT_CLOCK_SECONDS` (5): IPOs whose `opensAt` came are opened (on
 chain, then recorded), open ones whose `closesAt` came are closed. Found from the `ipos` read
@@ -29,6 +32,7 @@ from litestar import Litestar
 
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
+from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.chain import ChainController
 from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
 from audifi_nft.api.ipos import IposController
@@ -40,6 +44,9 @@ from audifi_nft.outbox import outbox
 from audifi_nft.projections import PROJECTIONS
 
 MEDIA_DIR_ENV = "AUDIFI_NFT_MEDIA_DIR"
+S3_BUCKET_ENV = "AUDIFI_NFT_S3_BUCKET"
+S3_ENDPOINT_ENV = "AUDIFI_NFT_S3_ENDPOINT"
+S3_REGION_ENV = "AUDIFI_NFT_S3_REGION"
 CLOCK_ENV = "NFT_CLOCK_SECONDS"
 log = logging.getLogger(__name__)
 
@@ -71,9 +78,36 @@ async def tick_ipo_clock(ipos: Ipos, runtime: ServiceRuntime) -> None:
         await ipos.close_if_due(row["id"])
 
 
+def _setting(settings: Settings, name: str) -> str | None:
+    return settings.extra.get(name) or os.environ.get(name) or None
+
+
 def media_dir(settings: Settings) -> Path:
-    configured = settings.extra.get(MEDIA_DIR_ENV) or os.environ.get(MEDIA_DIR_ENV)
+    configured = _setting(settings, MEDIA_DIR_ENV)
     return Path(configured) if configured else Path(settings.var_dir) / "nft-media"
+
+
+def media_storage(settings: Settings) -> MediaStorage:
+    """The store the settings choose: an S3 bucket when one is named, else local files."""
+    bucket = _setting(settings, S3_BUCKET_ENV)
+    if bucket is None:
+        return LocalStorage(media_dir(settings))
+    return S3Storage(
+        bucket,
+        endpoint_url=_setting(settings, S3_ENDPOINT_ENV),
+        region=_setting(settings, S3_REGION_ENV) or "us-east-1",
+    )
+
+
+@asynccontextmanager
+async def _opened(storage: MediaStorage) -> AsyncIterator[None]:
+    """An S3 store's client lives as long as the app; local files need nothing."""
+    if not isinstance(storage, S3Storage):
+        yield
+        return
+    async with storage:
+        await storage.ensure_bucket()
+        yield
 
 
 def create_app(
@@ -84,8 +118,8 @@ def create_app(
     storage: MediaStorage | None = None,
 ) -> Litestar:
     """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own.
-    `storage` defaults to local files under `media_dir(settings)`."""
-    context = NftContext(settings=settings, storage=storage or LocalStorage(media_dir(settings)))
+    `storage` defaults to `media_storage(settings)`."""
+    context = NftContext(settings=settings, storage=storage or media_storage(settings))
     interval = float(settings.extra.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV) or 5)
 
     @asynccontextmanager
@@ -95,7 +129,7 @@ def create_app(
         if context.shares is None:
             context.shares = ChainShares(app.state[CHAIN_STATE_KEY])
         tick = functools.partial(tick_ipo_clock, context.ipos, runtime)
-        async with every(interval, tick, name="IPO clock"):
+        async with _opened(context.storage), every(interval, tick, name="IPO clock"):
             yield
 
     return service_app(
