@@ -19,6 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from audifi_events import IntegrationEvent, encode
+from audifi_events.auth import WalletLinked
+from audifi_events.payment import OrderPaid, Product
+from audifi_kit.bus.base import Message
 from audifi_kit.bus.inprocess import InProcessBus
 from audifi_kit.chain.platform import PlatformChain
 from audifi_kit.settings import Settings
@@ -38,6 +42,23 @@ class Nft:
     signer: TokenSigner
     media: Path
     chain: PlatformChain
+    bus: InProcessBus
+    published: int = 0
+
+    async def publish(self, event: IntegrationEvent) -> None:
+        """An integration event of another service on the bus, as its relay publishes it."""
+        self.published += 1
+        kind = type(event)
+        await self.bus.publish(
+            [
+                Message(
+                    message_id=f"test-{self.published}",
+                    routing_key=kind.routing_key,
+                    body=encode(event),
+                    schema_version=kind.schema_version,
+                )
+            ]
+        )
 
     def headers(self, sub: str, *roles: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.signer.token(sub, roles=roles or ('fan',))}"}
@@ -71,10 +92,11 @@ async def nft(
         )
         chain = PlatformChain(settings)  # the embedded EVM, the platform's contracts deployed
         await chain.start()
-        app = create_app(settings, InProcessBus(), chain=chain, storage=storage)
+        bus = InProcessBus()
+        app = create_app(settings, bus, chain=chain, storage=storage)
         try:
             async with served(app) as url:
-                yield Nft(url, signer, media, chain)
+                yield Nft(url, signer, media, chain, bus)
         finally:
             await chain.close()
             await drop_databases(postgres_url, prefix)
@@ -481,3 +503,70 @@ async def test_the_ipo_clock_opens_an_ipo_when_its_time_comes_and_closes_it_at_i
         shares = await nft.chain.contract("nft", "MasterShares")
         assert await reader.call(shares, "ipoOpened", int(master["chainId"])) is True
         await eventually(lambda: is_("closed"), within=20, what="the IPO closed at its end")
+
+
+async def test_paid_shares_are_minted_on_chain_to_the_wallet_or_held_in_custody(nft: Nft) -> None:
+    """Two fans pay (payment's verdict on the bus): the one who linked a wallet gets the
+    shares there, the other in the platform's custody; the chain's counts match, and the
+    artist sees every allocation minted."""
+    walleted, walletless = str(uuid.uuid4()), str(uuid.uuid4())
+    wallet = nft.chain.embedded.funded_account(7).address  # type: ignore[union-attr]
+    await nft.publish(
+        WalletLinked(
+            account_id=walleted,
+            wallet_address=wallet.lower(),
+            chain="evm",
+            linked_at=datetime.now(UTC),
+        )
+    )
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
+        ipo = await _open_ipo(c, nft)
+        purchases = {}
+        for fan, quantity in ((walleted, 3), (walletless, 2)):
+            bought = await c.post(
+                f"/ipos/{ipo['id']}/purchase", json={"quantity": quantity}, headers=nft.headers(fan)
+            )
+            assert bought.status_code == 201, bought.text
+            purchases[fan] = bought.json()
+        for fan, purchase in purchases.items():
+            await nft.publish(
+                OrderPaid(
+                    order_id=purchase["id"],
+                    product=Product(service="nft", kind="ipo_shares", reference=ipo["id"]),
+                    buyer_id=fan,
+                    seller_id=ARTIST,
+                    quantity=purchase["quantity"],
+                    amount_cents=purchase["amountCents"],
+                    currency="USD",
+                    payment_intent_id=f"pi_{purchase['id'][:8]}",
+                    paid_at=datetime.now(UTC),
+                    ledger_transaction_id=None,
+                )
+            )
+        artist = nft.headers(ARTIST, "artist")
+        mints_url = f"/masters/{ipo['masterId']}/mints"
+
+        async def all_minted() -> list[dict] | None:
+            items = (await c.get(mints_url, headers=artist)).json()["items"]
+            done = len(items) == 2 and all(i["status"] == "minted" for i in items)
+            return items if done else None
+
+        items = {i["accountId"]: i for i in await eventually(all_minted, within=30)}
+        shares = await nft.chain.contract("nft", "MasterShares")
+        adapter = await nft.chain.adapter("nft")
+        token = int(ipo["masterId"].replace("-", ""), 16)
+        assert (items[walleted]["to"], items[walleted]["custody"]) == (wallet, False)
+        assert (items[walletless]["to"], items[walletless]["custody"]) == (adapter.address, True)
+        assert await shares.functions.balanceOf(wallet, token).call() == 3
+        assert await shares.functions.balanceOf(adapter.address, token).call() == 2
+        assert await shares.functions.mintedOf(token).call() == 5
+        for item in items.values():
+            receipt = await adapter.receipt(item["txHash"])
+            assert receipt is not None and receipt["status"] == 1
+
+        again = await c.post(f"/masters/{ipo['masterId']}/mint", headers=artist)
+        assert again.status_code == 202 and again.json()["items"] == []  # nothing to re-drive
+        fan_tries = await c.get(mints_url, headers=nft.headers(walleted))
+        assert (fan_tries.status_code, fan_tries.json()["error"]["code"]) == (403, "FORBIDDEN")
+        unknown = await c.post(f"/masters/{uuid.uuid4()}/mint", headers=artist)
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "MASTER_NOT_FOUND")

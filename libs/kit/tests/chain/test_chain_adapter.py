@@ -140,3 +140,43 @@ def test_chain_settings_come_from_the_environment_and_never_show_the_key() -> No
     assert (settings.chain_confirmations, settings.chain_id) == (3, 8453)
     assert "22" * 32 not in repr(settings)
     assert "secret-api-key" not in repr(settings)
+
+
+async def test_a_transaction_recorded_before_it_is_sent_can_be_found_or_sent_again(
+    adapter: ChainAdapter, emitter_artifact: dict[str, Any]
+) -> None:
+    """The intent a caller records in `before_send` is enough to finish the job after a
+    crash: before the send (the raw transaction goes out later, once), after it (the hash
+    finds the receipt), or when another transaction took the nonce meanwhile (never mined)."""
+    from audifi_kit.chain.adapter import SignedTx
+
+    emitter = await adapter.deploy(emitter_artifact)
+    recorded: list[SignedTx] = []
+
+    class Crash(Exception):
+        pass
+
+    async def record_then_crash(signed: SignedTx) -> None:
+        recorded.append(signed)
+        raise Crash
+
+    data = emitter.encode_abi("note", args=[7, "seven"])
+    with pytest.raises(Crash):
+        await adapter.submit({"to": emitter.address, "data": data}, before_send=record_then_crash)
+    [intent] = recorded
+    assert await adapter.receipt(intent.tx_hash) is None  # never sent
+    assert await adapter.resend(intent.raw) == "sent"  # the nonce was left free for it
+    receipt = await adapter.wait(intent.tx_hash)
+    assert receipt["status"] == 1 and await adapter.call(emitter, "count") == 1
+    assert await adapter.resend(intent.raw) == "nonce_used"  # mined: its receipt says so
+    assert (await adapter.receipt(intent.tx_hash))["status"] == 1  # type: ignore[index]
+
+    # Recorded, then lost before sending, and the nonce went to another transaction.
+    recorded.clear()
+    with pytest.raises(Crash):
+        await adapter.submit({"to": emitter.address, "data": data}, before_send=record_then_crash)
+    await adapter.transact(emitter, "note", 8, "eight")  # takes the same nonce
+    [lost] = recorded
+    assert await adapter.resend(lost.raw) == "nonce_used"
+    assert await adapter.receipt(lost.tx_hash) is None  # and it never will be mined
+    assert await adapter.call(emitter, "count") == 2

@@ -6,6 +6,9 @@ or `settings.extra`), by default `nft-media` under the settings' `var_dir`; with
 `AUDIFI_NFT_S3_ENDPOINT` for MinIO and the like, `AUDIFI_NFT_S3_REGION`, credentials from the
 usual AWS variables), the bucket created when missing.
 
+The minter (minting.py) drives paid allocations onto the chain as `minting.queue` shows
+them, one at a time, the leader of the service's replicas only.
+
 The IPO clock runs every `NFT_CLOCK_SECONDS` (5): IPOs whose `opensAt` came are opened (on
 chain, then recorded), open ones whose `closesAt` came are closed. Found from the `ipos` read
 model; both steps are idempotent, so replicas running it together do no harm.
@@ -38,10 +41,12 @@ from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
 from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
 from audifi_nft.application import NftApplication
-from audifi_nft.consumers import orders_consumer
+from audifi_nft.consumers import orders_consumer, wallets_consumer
 from audifi_nft.ipos import Ipos
+from audifi_nft.minting import Minter, Minting
 from audifi_nft.outbox import outbox
 from audifi_nft.projections import PROJECTIONS
+from audifi_nft.projections.minting import MintingQueue
 
 MEDIA_DIR_ENV = "AUDIFI_NFT_MEDIA_DIR"
 S3_BUCKET_ENV = "AUDIFI_NFT_S3_BUCKET"
@@ -55,7 +60,7 @@ spec = ServiceSpec(
     application=NftApplication,
     projections=PROJECTIONS,
     outbox=outbox,
-    consumers=(orders_consumer(),),
+    consumers=(orders_consumer(), wallets_consumer()),
 )
 
 TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= now() LIMIT 100"
@@ -127,10 +132,24 @@ def create_app(
         runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
         context.runtime = runtime
         if context.shares is None:
-            context.shares = ChainShares(app.state[CHAIN_STATE_KEY])
+            shares = ChainShares(app.state[CHAIN_STATE_KEY])
+            await shares.start()
+            context.shares = shares
+        minter = Minter(
+            Minting(runtime.store, context.shares),
+            runtime.store,
+            runtime.pool,
+            runtime.projections[MintingQueue.name],
+            poll_interval=interval,
+        )
+        context.minter = minter
         tick = functools.partial(tick_ipo_clock, context.ipos, runtime)
         async with _opened(context.storage), every(interval, tick, name="IPO clock"):
-            yield
+            await minter.start()
+            try:
+                yield
+            finally:
+                await minter.stop()
 
     return service_app(
         spec,

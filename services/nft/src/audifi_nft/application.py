@@ -17,7 +17,7 @@ from audifi_kit.eventstore import ServiceApplication
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from audifi_nft.domain.ipo import Ipo, IpoExists, IpoNotFound
+from audifi_nft.domain.ipo import PAID, Ipo, IpoExists, IpoNotFound, IpoStateConflict
 from audifi_nft.domain.master import (
     IsrcClaim,
     IsrcTaken,
@@ -27,6 +27,8 @@ from audifi_nft.domain.master import (
     isrc,
     isrc_claim_id,
 )
+from audifi_nft.domain.mint import Mint, MintNotFound, mint_id_of
+from audifi_nft.domain.wallets import AccountWallets, wallets_id_of
 
 IPO_NAMESPACE = uuid.UUID("0b7f5a52-3d0e-4c0a-b2b1-5f8e2a9c4d17")
 
@@ -228,6 +230,140 @@ class NftApplication(ServiceApplication):
         ipo = self.ipo(ipo_id)
         ipo.record_mint_failure(reservation_id=reservation_id, error=error)
         self.save(ipo)
+
+    # -- wallets -----------------------------------------------------------------------------
+
+    def decide_link_wallet(self, account_id: str, address: str, *, at: datetime) -> AccountWallets:
+        """The account's wallets with `address` recorded, unsaved: no pending events when it
+        is the newest already, or not an EVM address."""
+        wallets = self._find(AccountWallets, wallets_id_of(account_id))
+        fresh = wallets is None
+        if wallets is None:
+            wallets = AccountWallets.start(account_id)
+        if not wallets.link(address, at=at) and fresh:
+            wallets.collect_events()  # an account with no EVM wallet: nothing to record
+        return wallets
+
+    def link_wallet(self, account_id: str, address: str, *, at: datetime) -> bool:
+        """Record an account's EVM wallet (from auth's events); False when nothing changed."""
+        wallets = self.decide_link_wallet(account_id, address, at=at)
+        if not wallets.pending_events:
+            return False
+        self.save(wallets)
+        return True
+
+    def wallet_of(self, account_id: str) -> str | None:
+        wallets = self._find(AccountWallets, wallets_id_of(account_id))
+        return None if wallets is None else wallets.current
+
+    # -- minting -----------------------------------------------------------------------------
+
+    def mint(self, mint_id: UUID) -> Mint:
+        found = self._find(Mint, mint_id)
+        if found is None:
+            raise MintNotFound(details={"mintId": str(mint_id)})
+        return found
+
+    def request_mint(
+        self, ipo_id: UUID, reservation_id: str, *, custody_address: str, now: datetime
+    ) -> Mint:
+        """The paid allocation's mint: requested on first call (to the buyer's wallet, or to
+        custody), the same mint after."""
+        mint_id = mint_id_of(reservation_id)
+        found = self._find(Mint, mint_id)
+        if found is not None:
+            return found
+        ipo = self.ipo(ipo_id)
+        r = ipo.reservation(reservation_id)
+        if r["state"] != PAID:
+            raise IpoStateConflict("Only paid shares are minted", details={"state": r["state"]})
+        wallet = self.wallet_of(r["account_id"])
+        mint = Mint.request(
+            reservation_id=reservation_id,
+            ipo_id=ipo_id,
+            master_id=ipo.master_id,
+            account_id=r["account_id"],
+            quantity=r["quantity"],
+            to=wallet or custody_address,
+            custody=wallet is None,
+            at=now,
+        )
+        try:
+            self.save(mint)
+        except IntegrityError:  # requested meanwhile
+            return self.mint(mint_id)
+        return mint
+
+    def sign_mint(
+        self, mint_id: UUID, *, tx_hash: str, raw_tx: str, nonce: int, now: datetime
+    ) -> Mint:
+        mint = self.mint(mint_id)
+        mint.sign(tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce, at=now)
+        self.save(mint)
+        return mint
+
+    def confirm_mint(
+        self, mint_id: UUID, *, tx_hash: str, block_number: int, now: datetime
+    ) -> Mint:
+        """Minted on chain: the mint and its IPO allocation record it together."""
+        mint = self.mint(mint_id)
+        if not mint.confirm(tx_hash=tx_hash, block_number=block_number, at=now):
+            return mint
+        ipo = self.ipo(mint.ipo_id)
+        ipo.record_mint(
+            reservation_id=mint.reservation_id, tx_hash=tx_hash, to=mint.to, custody=mint.custody
+        )
+        self.save(mint, ipo)
+        return mint
+
+    def fail_mint(self, mint_id: UUID, *, error: dict[str, Any], now: datetime) -> Mint:
+        mint = self.mint(mint_id)
+        mint.fail(error=error, at=now)
+        if not mint.pending_events:
+            return mint
+        ipo = self.ipo(mint.ipo_id)
+        ipo.record_mint_failure(
+            reservation_id=mint.reservation_id, error=str(mint.error and mint.error["message"])
+        )
+        self.save(mint, ipo)
+        return mint
+
+    def drop_mint(self, mint_id: UUID, *, now: datetime) -> Mint:
+        mint = self.mint(mint_id)
+        mint.drop(at=now)
+        self.save(mint)
+        return mint
+
+    def check_master_operator(
+        self, master_id: UUID, *, actor_id: str, actor_is_admin: bool
+    ) -> None:
+        """Only the master's artist or an admin sees and drives its minting."""
+        master = self.master(master_id)
+        if actor_id != master.artist_id and not actor_is_admin:
+            raise Forbidden(
+                "Only the master's artist or an admin may do this",
+                details={"masterId": str(master_id)},
+            )
+
+    def redrive_mints(
+        self, master_id: UUID, *, by: str, by_admin: bool = False, now: datetime
+    ) -> list[Mint]:
+        """Every paid allocation of the master's IPO not minted yet, failed ones tried again:
+        each with its status (and the chain's error while it stays failed)."""
+        self.check_master_operator(master_id, actor_id=by, actor_is_admin=by_admin)
+        ipo = self.ipo_of_master(master_id)
+        mints: list[Mint] = []
+        changed: list[Mint] = []
+        for reservation_id in ipo.unminted():
+            mint = self._find(Mint, mint_id_of(reservation_id))
+            if mint is None:
+                continue  # not requested yet: the minter takes it on its own
+            if mint.redrive(by=by, at=now):
+                changed.append(mint)
+            mints.append(mint)
+        if changed:
+            self.save(*changed)
+        return mints
 
     # -- helpers ---------------------------------------------------------------------------
 

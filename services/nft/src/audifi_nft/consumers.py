@@ -1,4 +1,5 @@
-"""Integration events in: payment's verdicts on the orders nft asked for.
+"""Integration events in: payment's verdicts on the orders nft asked for, and auth's word on
+buyers' wallets (`wallets_consumer`, at the end).
 
 An IPO purchase by card is an order whose id is the reservation's and whose product names
 the IPO (`outbox.py`). `payment.order.paid` allocates the reserved shares (the same payment
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from audifi_events.auth import AccountRegistered, WalletLinked
 from audifi_events.payment import OrderExpired, OrderFailed, OrderPaid
 from audifi_kit.inbox import Consumer, HandlerContext
 from eventsourcing.persistence import IntegrityError
@@ -87,3 +89,39 @@ async def _release(product: Any, order_id: str, reason: str, ctx: HandlerContext
             ipo_id, reservation_id=order_id, reason=reason, now=datetime.now(UTC)
         ),
     )
+
+
+WALLETS_PURPOSE = "wallets"
+
+
+def wallets_consumer(purpose: str = WALLETS_PURPOSE) -> Consumer:
+    """auth's word on which EVM wallets an account controls: where its shares are minted.
+
+    Two wallets linked at once by one account race on its record: decided again, as above."""
+    consumer = Consumer("nft", purpose)
+
+    async def link(account_id: str, address: str, at: datetime, ctx: HandlerContext) -> None:
+        assert ctx.store is not None
+        app = ctx.store.app
+        for attempt in range(RACES):
+            wallets = await ctx.store.call(app.decide_link_wallet, account_id, address, at=at)
+            if not wallets.pending_events:
+                return
+            try:
+                await ctx.save(wallets)
+                return
+            except IntegrityError:
+                if attempt == RACES - 1:
+                    raise
+
+    @consumer.handler("auth.account.registered", store=True)
+    async def registered(e: AccountRegistered, ctx: HandlerContext) -> None:
+        if e.wallet_address:
+            await link(e.account_id, e.wallet_address, e.registered_at, ctx)
+
+    @consumer.handler("auth.wallet.linked", store=True)
+    async def linked(e: WalletLinked, ctx: HandlerContext) -> None:
+        if e.chain == "evm":
+            await link(e.account_id, e.wallet_address, e.linked_at, ctx)
+
+    return consumer

@@ -14,11 +14,13 @@ on the platform's chain, `InMemoryShares` (adapters/shares_memory.py) in applica
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from audifi_kit.chain.adapter import ResendOutcome, SignedTx
 from audifi_kit.errors import BlockchainError
 from eventsourcing.persistence import IntegrityError
 
@@ -40,6 +42,41 @@ class SharesChain(Protocol):
     async def cap_of(self, master_chain_id: int) -> int: ...
 
     async def minted_of(self, master_chain_id: int) -> int: ...
+
+    @property
+    def custody_address(self) -> str:
+        """Where shares of buyers without a wallet are minted and held for them."""
+        ...
+
+    async def submit_mint(
+        self,
+        to: str,
+        master_chain_id: int,
+        amount: int,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str:
+        """Sign `mint(to, masterId, amount)`, hand it to `before_send` (which records it),
+        then send it; the transaction's hash. A revert found before signing (the contract's
+        cap) is a BlockchainError and nothing is signed."""
+        ...
+
+    async def mint_receipt(self, tx_hash: str) -> MintReceipt | None:
+        """The mined outcome of a mint transaction, or None while the chain has none."""
+        ...
+
+    async def wait_mint(self, tx_hash: str) -> MintReceipt:
+        """The outcome once mined; BlockchainError if it is not mined in time."""
+        ...
+
+    async def resend(self, raw_tx: str) -> ResendOutcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MintReceipt:
+    tx_hash: str
+    ok: bool
+    block_number: int
+    error: dict[str, Any] | None = None  # the chain's reason, when it reverted
 
 
 class Store(Protocol):

@@ -13,18 +13,21 @@ before anything is signed) and given a margin. Every failure leaves as Blockchai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import rlp
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.types import TxParams, TxReceipt
 
 from audifi_kit.chain.artifacts import Artifact
@@ -34,6 +37,28 @@ from audifi_kit.errors import BlockchainError
 from audifi_kit.settings import Settings
 
 ArtifactSource = Artifact | Mapping[str, Any] | str | Path
+
+ResendOutcome = Literal["sent", "nonce_used"]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A transaction signed and not sent yet: what a caller records as its intent."""
+
+    tx_hash: str  # 0x hex
+    raw: str  # 0x hex of the signed transaction, sendable as is
+    nonce: int
+
+
+def _nonce_of(raw: bytes | str) -> int | None:
+    try:
+        return int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"])
+    except Exception:
+        try:
+            return int(rlp.decode(bytes(HexBytes(raw)))[0].hex() or "0", 16)
+        except Exception:
+            return None
+
 
 # Ether the embedded chain gives a configured signer that is not a genesis account.
 EMBEDDED_FUNDING = 10_000 * 10**18
@@ -184,8 +209,20 @@ class ChainAdapter:
         tx_hash = await self.submit(tx, action=action)
         return await self.wait(tx_hash, tx=tx, action=action)
 
-    async def submit(self, tx: TxParams, *, action: str = "send") -> HexBytes:
-        """Sign and send; returns the transaction hash once the node accepted it."""
+    async def submit(
+        self,
+        tx: TxParams,
+        *,
+        action: str = "send",
+        before_send: Callable[[SignedTx], Awaitable[None]] | None = None,
+    ) -> HexBytes:
+        """Sign and send; returns the transaction hash once the node accepted it.
+
+        `before_send` is given the signed transaction (hash, raw bytes, nonce) before it
+        leaves: a caller that must never do a thing twice records it there (its intent), so
+        after a crash it can look the hash up, or send the same raw transaction again, instead
+        of signing a second one. If it raises, nothing is sent and the nonce stays free.
+        """
         tx = dict(tx)  # type: ignore[assignment]
         tx["from"] = self.address
         tx.setdefault("value", 0)
@@ -208,12 +245,60 @@ class ChainAdapter:
                     )
                 tx["nonce"] = self._next_nonce
                 signed = self.account.sign_transaction(tx)
+            except Exception as exc:
+                self._next_nonce = None  # resynchronised from the node on the next send
+                raise blockchain_error(exc, self.errors, action=action) from None
+            if before_send is not None:
+                await before_send(
+                    SignedTx(
+                        tx_hash=HexBytes(signed.hash).to_0x_hex(),
+                        raw=HexBytes(signed.raw_transaction).to_0x_hex(),
+                        nonce=int(tx["nonce"]),
+                    )
+                )
+            try:
                 tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:
                 self._next_nonce = None  # resynchronised from the node on the next send
                 raise blockchain_error(exc, self.errors, action=action) from None
             self._next_nonce += 1
         return HexBytes(tx_hash)
+
+    async def receipt(self, tx_hash: bytes | str, *, action: str = "receipt") -> TxReceipt | None:
+        """The transaction's receipt if it was mined, None if the chain does not know it as
+        mined (pending, dropped, or never sent). Does not wait."""
+        try:
+            return await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        except Exception as exc:
+            raise blockchain_error(exc, self.errors, action=action, tx_hash=tx_hash) from None
+
+    async def resend(self, raw: bytes | str, *, action: str = "resend") -> ResendOutcome:
+        """Send an already signed transaction again (a recorded intent whose fate is unknown).
+
+        "sent": the node took it (or already had it pending); "nonce_used": its nonce is
+        spent, so either it was mined (look its receipt up) or another transaction took the
+        nonce and it never will be. Any other refusal is a BlockchainError.
+        """
+        try:
+            async with self._nonce_lock:
+                # It spends a nonce the counter did not give out: count again from the node.
+                self._next_nonce = None
+                await self.w3.eth.send_raw_transaction(HexBytes(raw))
+        except Exception as exc:
+            text = str(getattr(exc, "message", None) or exc).lower()
+            if "already known" in text or "already imported" in text:
+                return "sent"
+            if "nonce too low" in text or "nonce is too low" in text or "already been used" in text:
+                return "nonce_used"
+            # Nodes word it differently (eth-tester among them): judge by the mined count.
+            mined = await self.w3.eth.get_transaction_count(self.address, "latest")
+            signer_nonce = _nonce_of(raw)
+            if signer_nonce is not None and signer_nonce < mined:
+                return "nonce_used"
+            raise blockchain_error(exc, self.errors, action=action) from None
+        return "sent"
 
     async def wait(
         self, tx_hash: bytes | str, *, tx: TxParams | None = None, action: str = "send"

@@ -140,3 +140,12 @@ def blockchain_error(
         return BlockchainError("The chain node refused the request", details=details)
     details["errorType"] = type(exc).__name__
     return BlockchainError("The blockchain request failed", details=details)
+
+
+REVERTED_PREFIX = "The transaction was reverted"
+
+
+def is_revert(error: BlockchainError) -> bool:
+    """Whether the chain itself refused (a revert, before signing or once mined): trying
+    the same again gives the same answer. Anything else (a node down, a timeout) may pass."""
+    return error.message.startswith(REVERTED_PREFIX) or error.details.get("status") == 0

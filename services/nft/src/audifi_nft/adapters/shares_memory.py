@@ -1,12 +1,33 @@
 """The in-memory twin of the `SharesChain` port: MasterShares' rules (an IPO opened once, a
-cap above zero), no chain. `fail_next` makes the next transaction fail as the chain would."""
+cap above zero, never more minted than the cap), no chain. `fail_next` makes the next
+transaction fail as the chain would; `lose_next_send` makes the next mint be signed (and
+recorded by its caller) but never sent, as when a process dies between the two."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from audifi_kit.chain.adapter import ResendOutcome, SignedTx
 from audifi_kit.errors import BlockchainError
+
+from audifi_nft.ipos import MintReceipt
+
+CUSTODY = "0x000000000000000000000000000000000000C057"
+
+
+class ProcessDied(BaseException):
+    """What `lose_next_send` raises: the process ended between recording and sending."""
+
+
+@dataclass
+class _Signed:
+    to: str
+    master_chain_id: int
+    amount: int
+    nonce: int
 
 
 class InMemoryShares:
@@ -15,6 +36,12 @@ class InMemoryShares:
         self.minted: dict[int, int] = {}
         self.transactions: list[tuple[str, tuple[object, ...]]] = []
         self.fail_next: str | None = None
+        self.lose_next_send = False
+        self.balances: dict[tuple[int, str], int] = {}
+        self.receipts: dict[str, MintReceipt] = {}
+        self._signed: dict[str, _Signed] = {}
+        self._next_nonce = 0
+        self._block = itertools.count(1)
         self._nonce = itertools.count()
 
     def _tx(self, action: str, *args: object) -> str:
@@ -46,3 +73,71 @@ class InMemoryShares:
 
     async def minted_of(self, master_chain_id: int) -> int:
         return self.minted.get(master_chain_id, 0)
+
+    @property
+    def custody_address(self) -> str:
+        return CUSTODY
+
+    async def submit_mint(
+        self,
+        to: str,
+        master_chain_id: int,
+        amount: int,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str:
+        if self.fail_next is not None:
+            reason, self.fail_next = self.fail_next, None
+            raise BlockchainError(
+                f"The transaction was reverted: {reason}",
+                details={"action": "mint", "error": reason},
+            )
+        cap = self.caps.get(master_chain_id)
+        if cap is None or self.minted[master_chain_id] + amount > cap:  # the estimate reverts
+            error = "IpoNotOpened" if cap is None else "CapExceeded"
+            raise BlockchainError(
+                f"The transaction was reverted: {error}", details={"action": "mint", "error": error}
+            )
+        nonce = self._next_nonce
+        tx_hash = (
+            "0x" + hashlib.sha256(f"mint{to}{master_chain_id}{amount}{nonce}".encode()).hexdigest()
+        )
+        self._signed[tx_hash] = _Signed(to, master_chain_id, amount, nonce)
+        await before_send(SignedTx(tx_hash=tx_hash, raw=tx_hash, nonce=nonce))
+        if self.lose_next_send:
+            self.lose_next_send = False
+            raise ProcessDied("signed and recorded, never sent")
+        self._mine(tx_hash)
+        return tx_hash
+
+    def _mine(self, tx_hash: str) -> None:
+        signed = self._signed[tx_hash]
+        self._next_nonce = signed.nonce + 1
+        key = (signed.master_chain_id, signed.to)
+        self.minted[signed.master_chain_id] += signed.amount
+        self.balances[key] = self.balances.get(key, 0) + signed.amount
+        self.transactions.append(("mint", (signed.to, signed.master_chain_id, signed.amount)))
+        self.receipts[tx_hash] = MintReceipt(
+            tx_hash=tx_hash, ok=True, block_number=next(self._block)
+        )
+
+    def take_nonce(self) -> None:
+        """Another transaction of the operator is mined: the next nonce is spent."""
+        self._next_nonce += 1
+
+    async def mint_receipt(self, tx_hash: str) -> MintReceipt | None:
+        return self.receipts.get(tx_hash)
+
+    async def wait_mint(self, tx_hash: str) -> MintReceipt:
+        receipt = self.receipts.get(tx_hash)
+        if receipt is None:
+            raise BlockchainError(
+                "The transaction was not mined in time", details={"action": "mint"}
+            )
+        return receipt
+
+    async def resend(self, raw_tx: str) -> ResendOutcome:
+        signed = self._signed[raw_tx]  # the twin's raw transaction is its hash
+        if signed.nonce < self._next_nonce:
+            return "nonce_used"
+        self._mine(raw_tx)
+        return "sent"

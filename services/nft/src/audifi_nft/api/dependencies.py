@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
 from audifi_kit.chain.platform import CHAIN_STATE_KEY
 from audifi_kit.eventstore import EventStore, GroupCommit
 from audifi_kit.http import Identity
@@ -15,6 +16,7 @@ from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import MediaStorage
 from audifi_nft.application import NftApplication
 from audifi_nft.ipos import Ipos, SharesChain
+from audifi_nft.minting import Minter
 
 CONTEXT_STATE_KEY = "nft_context"
 
@@ -25,6 +27,19 @@ class NftContext:
     storage: MediaStorage
     shares: SharesChain | None = None  # MasterShares on the process's chain unless given
     runtime: ServiceRuntime | None = None  # set when the runtime's store is open (app lifespan)
+    minter: Minter | None = None  # runs in the app's lifespan
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service database's pool, for its read models."""
+        assert self.runtime is not None
+        return self.runtime.pool
+
+    def wake_minter(self) -> None:
+        """Something waits to be minted now (a re-drive): the minter need not wait for its
+        read model to say so."""
+        if self.minter is not None:
+            self.minter.wake()
 
     @property
     def store(self) -> EventStore[NftApplication]:

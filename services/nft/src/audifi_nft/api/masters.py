@@ -1,5 +1,6 @@
 """Masters and their IPOs: `POST /masters` (multipart upload), `GET /masters/{masterId}`,
-`POST/GET /masters/{masterId}/ipo`.
+`POST/GET /masters/{masterId}/ipo`, and its shares' minting: `POST /masters/{masterId}/mint`
+(re-drive failed mints), `GET /masters/{masterId}/mints`.
 
 An artist (or an admin, for any artist) registers a master with its audio and cover: each
 file is streamed from the request's upload into the media storage, which sniffs its content
@@ -38,6 +39,8 @@ from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.master import MAX_METADATA_BYTES, Master, MediaRef, Title, isrc
 from audifi_nft.domain.media import MAX_UPLOAD_BYTES
+from audifi_nft.domain.mint import Mint
+from audifi_nft.projections.minting import QUEUE
 
 UPLOAD_CHUNK_BYTES = 256 * 1024
 FORM_FIELDS_BYTES = 1024 * 1024  # title, isrc, metadata (16 KiB), artistId and the framing
@@ -273,3 +276,91 @@ class MastersController(Controller):
     async def ipo(self, master_id: FromPath[UUID], nft: NamedDependency[NftContext]) -> IpoView:
         """The master's IPO."""
         return ipo_view(await nft.store.call(nft.app.ipo_of_master, master_id))
+
+    @post("/{master_id:uuid}/mint", status_code=202, raises=(NotFound, Forbidden))
+    async def mint(
+        self,
+        master_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MintsView:
+        """Minting re-driven (the seed's "Trigger minting"), by the master's artist or an
+        admin: every paid allocation whose on-chain mint failed is tried again. Answers each
+        allocation not minted yet, failed ones now `requested` (follow them at
+        `GET /masters/{id}/mints`). Idempotent: nothing failed, nothing changes."""
+        mints = await nft.store.call(
+            nft.app.redrive_mints,
+            master_id,
+            by=identity.user_id,
+            by_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        nft.wake_minter()
+        return MintsView(items=[_mint_line(m) for m in mints])
+
+    @get("/{master_id:uuid}/mints", raises=(NotFound, Forbidden))
+    async def mints(
+        self,
+        master_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MintsView:
+        """Every paid allocation of the master's IPO and its mint: allocated, requested,
+        signed, minted or failed (with the chain's BLOCKCHAIN_ERROR), oldest first. For the
+        master's artist and admins."""
+        await nft.store.call(
+            nft.app.check_master_operator,
+            master_id,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+        )
+        rows = await nft.pool.fetch(
+            f"SELECT * FROM {QUEUE} WHERE master_id = $1 ORDER BY allocated_at, reservation_id",
+            master_id,
+        )
+        return MintsView(items=[_queue_line(r) for r in rows])
+
+
+class MintLine(msgspec.Struct, rename="camel", kw_only=True):
+    reservation_id: str
+    account_id: str
+    quantity: int
+    status: str
+    to: str | None = None
+    custody: bool | None = None
+    tx_hash: str | None = None
+    attempts: int = 0
+    error: dict[str, Any] | None = None
+
+
+class MintsView(msgspec.Struct, rename="camel", kw_only=True):
+    items: list[MintLine]
+
+
+def _mint_line(m: Mint) -> MintLine:
+    return MintLine(
+        reservation_id=m.reservation_id,
+        account_id=m.account_id,
+        quantity=m.quantity,
+        status=m.status,
+        to=m.to,
+        custody=m.custody,
+        tx_hash=m.tx_hash,
+        attempts=m.attempt,
+        error=m.error,
+    )
+
+
+def _queue_line(row: Any) -> MintLine:
+    error = row["error"]
+    return MintLine(
+        reservation_id=row["reservation_id"],
+        account_id=row["account_id"],
+        quantity=row["quantity"],
+        status=row["status"],
+        to=row["to_address"],
+        custody=row["custody"],
+        tx_hash=row["tx_hash"],
+        attempts=row["attempts"],
+        error=None if error is None else msgspec.json.decode(error),
+    )

@@ -1,10 +1,11 @@
-"""The nft service's read models, fed from its own notification log: IPOs (for the IPO clock)
-so far; masters, holdings and projects as clients list them are next."""
+"""The nft service's read models, fed from its own notification log: IPOs (for the IPO clock),
+the minting queue (for the minter); masters, holdings and projects as clients list them are next."""
 
 from __future__ import annotations
 
 from audifi_kit.projections import Projection
 
 from audifi_nft.projections.ipos import Ipos
+from audifi_nft.projections.minting import MintingQueue
 
-PROJECTIONS: tuple[type[Projection], ...] = (Ipos,)
+PROJECTIONS: tuple[type[Projection], ...] = (Ipos, MintingQueue)
