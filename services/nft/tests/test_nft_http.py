@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 from audifi_events import IntegrationEvent, encode
 from audifi_events.auth import WalletLinked
 from audifi_events.payment import OrderPaid, Product
@@ -510,7 +511,7 @@ async def test_paid_shares_are_minted_on_chain_to_the_wallet_or_held_in_custody(
     shares there, the other in the platform's custody; the chain's counts match, and the
     artist sees every allocation minted."""
     walleted, walletless = str(uuid.uuid4()), str(uuid.uuid4())
-    wallet = nft.chain.embedded.funded_account(7).address  # type: ignore[union-attr]
+    wallet = Account.create().address
     await nft.publish(
         WalletLinked(
             account_id=walleted,
@@ -570,3 +571,83 @@ async def test_paid_shares_are_minted_on_chain_to_the_wallet_or_held_in_custody(
         assert (fan_tries.status_code, fan_tries.json()["error"]["code"]) == (403, "FORBIDDEN")
         unknown = await c.post(f"/masters/{uuid.uuid4()}/mint", headers=artist)
         assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "MASTER_NOT_FOUND")
+
+
+async def test_a_fan_pays_on_chain_in_the_payment_token_and_a_transaction_pays_once(
+    nft: Nft,
+) -> None:
+    """The buyer reserves `method: chain`, sends the token amount it is told to the address
+    it is told (a real ERC-20 transfer on the embedded chain), names the transaction: the
+    shares are allocated and minted. The same transaction for another purchase is refused,
+    so is a transfer of another amount."""
+    from audifi_kit.chain.adapter import ChainAdapter
+
+    treasury_minter = await nft.chain.adapter("payment")  # DevUSD's owner mints test money
+    dev_usd = await nft.chain.contract("payment", "DevUSD")
+    buyer = ChainAdapter(
+        treasury_minter.w3,
+        nft.chain.embedded.funded_account(9),  # type: ignore[union-attr]
+        chain_id=treasury_minter.chain_id,
+        embedded=nft.chain.embedded,
+    )
+    fan, other = str(uuid.uuid4()), str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
+        ipo = await _open_ipo(c, nft, priceCents=1250)
+        bought = await c.post(
+            f"/ipos/{ipo['id']}/purchase",
+            json={"quantity": 2, "method": "chain"},
+            headers=nft.headers(fan),
+        )
+        assert bought.status_code == 201, bought.text
+        purchase = bought.json()
+        pay_to = purchase["payTo"]
+        assert purchase["checkout"] is None and pay_to["amount"] == "25000000"  # $25, 6 decimals
+        assert pay_to["token"] == dev_usd.address
+        await treasury_minter.transact(dev_usd, "mint", buyer.address, 100_000_000)
+
+        token = buyer.contract(
+            {"abi": dev_usd.abi, "bytecode": "0x"}, dev_usd.address
+        )  # the buyer's own view of the token
+        short = await buyer.transact(token, "transfer", pay_to["recipient"], 24_990_000)
+        sent = await buyer.transact(token, "transfer", pay_to["recipient"], int(pay_to["amount"]))
+        pay = f"/ipos/{ipo['id']}/purchases/{purchase['id']}/payment"
+
+        wrong = await c.post(
+            pay, json={"txHash": short["transactionHash"].to_0x_hex()}, headers=nft.headers(fan)
+        )
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (400, "PAYMENT_MISMATCH")
+        malformed = await c.post(pay, json={"txHash": "0x1234"}, headers=nft.headers(fan))
+        assert malformed.status_code == 400
+        assert malformed.json()["error"]["details"]["fields"][0]["field"] == "txHash"
+
+        tx_hash = sent["transactionHash"].to_0x_hex()
+        paid = await c.post(pay, json={"txHash": tx_hash}, headers=nft.headers(fan))
+        assert paid.status_code == 200, paid.text
+        assert (paid.json()["status"], paid.json()["payment"]) == ("paid", tx_hash)
+        again = await c.post(pay, json={"txHash": tx_hash}, headers=nft.headers(fan))
+        assert again.status_code == 200 and again.json()["status"] == "paid"
+
+        theirs = (
+            await c.post(
+                f"/ipos/{ipo['id']}/purchase",
+                json={"quantity": 2, "method": "chain"},
+                headers=nft.headers(other),
+            )
+        ).json()
+        reused = await c.post(
+            f"/ipos/{ipo['id']}/purchases/{theirs['id']}/payment",
+            json={"txHash": tx_hash},
+            headers=nft.headers(other),
+        )
+        assert (reused.status_code, reused.json()["error"]["code"]) == (409, "TX_HASH_USED")
+
+        async def minted() -> dict | None:
+            answer = await c.get(
+                f"/ipos/{ipo['id']}/purchases/{purchase['id']}", headers=nft.headers(fan)
+            )
+            return answer.json() if answer.json()["mint"] == "minted" else None
+
+        await eventually(minted, within=30)
+        shares = await nft.chain.contract("nft", "MasterShares")
+        token_id = int(ipo["masterId"].replace("-", ""), 16)
+        assert await shares.functions.mintedOf(token_id).call() == 2

@@ -149,6 +149,12 @@ EvmAddress = text_type(
     "required); answered in its checksummed form",
     examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"],
 )
+TxHash = text_type(
+    "0x[0-9a-fA-F]{64}",
+    max_length=66,
+    description="An EVM transaction hash: 0x and 64 hex digits",
+    examples=["0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060"],
+)
 SolanaAddress = text_type(
     _SOLANA,
     max_length=44,

@@ -65,10 +65,13 @@ spec = ServiceSpec(
 
 TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= now() LIMIT 100"
 TO_CLOSE = "SELECT id FROM ipos.ipos WHERE status = 'open' AND closes_at <= now() LIMIT 100"
+# Reservations paid on chain have no order at payment to expire them: the clock releases them.
+OPEN_IPOS = "SELECT id FROM ipos.ipos WHERE status = 'open'"
 
 
 async def tick_ipo_clock(ipos: Ipos, runtime: ServiceRuntime) -> None:
-    """Opens the IPOs whose time came and closes those whose window ended."""
+    """Opens the IPOs whose time came, closes those whose window ended, and releases the
+    on-chain reservations left unpaid past their expiry."""
     try:
         to_open = await runtime.pool.fetch(TO_OPEN)
         to_close = await runtime.pool.fetch(TO_CLOSE)
@@ -81,6 +84,8 @@ async def tick_ipo_clock(ipos: Ipos, runtime: ServiceRuntime) -> None:
             log.warning("IPO clock: IPO %s not opened (%s)", row["id"], exc)
     for row in to_close:
         await ipos.close_if_due(row["id"])
+    for row in await runtime.pool.fetch(OPEN_IPOS):
+        await ipos.release_expired(row["id"], method="chain")
 
 
 def _setting(settings: Settings, name: str) -> str | None:

@@ -17,7 +17,21 @@ from audifi_kit.eventstore import ServiceApplication
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from audifi_nft.domain.ipo import PAID, Ipo, IpoExists, IpoNotFound, IpoStateConflict
+from audifi_nft.domain.chain_payment import (
+    NotAChainPurchase,
+    TxHashClaim,
+    TxHashUsed,
+    tx_hash_claim_id,
+)
+from audifi_nft.domain.ipo import (
+    PAID,
+    Ipo,
+    IpoExists,
+    IpoNotFound,
+    IpoStateConflict,
+    PaymentOutcome,
+    ReservationNotFound,
+)
 from audifi_nft.domain.master import (
     IsrcClaim,
     IsrcTaken,
@@ -198,6 +212,54 @@ class NftApplication(ServiceApplication):
         )
         self.save(ipo)
         return outcome
+
+    def record_chain_payment(
+        self,
+        ipo_id: UUID,
+        *,
+        reservation_id: str,
+        account_id: str,
+        tx_hash: str,
+        now: datetime,
+    ) -> str:
+        """A checked on-chain payment of the buyer's reservation, recorded with the claim on
+        its hash (one transaction, one purchase). The same payment again is a duplicate; a
+        payment after the reservation ended is recorded as needing a refund."""
+        ipo = self.ipo(ipo_id)
+        r = ipo.reservations.get(reservation_id)
+        if r is None or r["account_id"] != account_id:
+            raise ReservationNotFound(details={"purchaseId": reservation_id})
+        if r["method"] != "chain":
+            raise NotAChainPurchase(details={"purchaseId": reservation_id})
+        claim_id = tx_hash_claim_id(tx_hash)
+        claimed = self._find(TxHashClaim, claim_id)
+        if claimed is not None:
+            if claimed.reservation_id == reservation_id:
+                return PaymentOutcome.DUPLICATE
+            raise TxHashUsed(details={"txHash": tx_hash})
+        outcome = ipo.record_payment(reservation_id=reservation_id, payment=tx_hash, paid_at=now)
+        claim = TxHashClaim.claim(
+            tx_hash=tx_hash, ipo_id=ipo_id, reservation_id=reservation_id, at=now
+        )
+        try:
+            self.save(ipo, claim)
+        except IntegrityError:
+            raced = self._find(TxHashClaim, claim_id)
+            if raced is not None and raced.reservation_id != reservation_id:
+                raise TxHashUsed(details={"txHash": tx_hash}) from None
+            raise
+        return outcome
+
+    def release_expired(self, ipo_id: UUID, *, method: str, now: datetime) -> list[str]:
+        """Pending reservations of `method` past their expiry, released (their shares back
+        in the pool): the IPO clock's chore for on-chain ones (payment expires card orders)."""
+        ipo = self.ipo(ipo_id)
+        expired = ipo.expired_reservations(now, method=method)
+        for reservation_id in expired:
+            ipo.release(reservation_id=reservation_id, reason="expired", now=now)
+        if expired:
+            self.save(ipo)
+        return expired
 
     def decide_release(
         self, ipo_id: UUID, *, reservation_id: str, reason: str, now: datetime

@@ -21,10 +21,12 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from audifi_kit.chain.adapter import ResendOutcome, SignedTx
+from audifi_kit.chain.payments import ConfirmedPayment
 from audifi_kit.errors import BlockchainError
 from eventsourcing.persistence import IntegrityError
 
-from audifi_nft.domain.ipo import CONFIGURED, Ipo
+from audifi_nft.domain.chain_payment import NotAChainPurchase, token_amount
+from audifi_nft.domain.ipo import CONFIGURED, Ipo, ReservationNotFound
 from audifi_nft.domain.master import chain_id
 
 
@@ -79,10 +81,34 @@ class MintReceipt:
     error: dict[str, Any] | None = None  # the chain's reason, when it reverted
 
 
+@dataclass(frozen=True, slots=True)
+class PayTo:
+    """Where and what a buyer pays on chain: `token` base units to `recipient`."""
+
+    chain_id: int
+    token: str
+    recipient: str
+    confirmations: int
+
+
+class ChainPayments(Protocol):
+    """Payments in the platform's token, as nft checks them."""
+
+    async def pay_to(self) -> PayTo: ...
+
+    async def check(self, tx_hash: str, amount: int) -> ConfirmedPayment:
+        """The transaction proven to pay exactly `amount` to `pay_to()`; else a
+        PaymentCheckError (404 not found, 409 not confirmed yet, 400 not that payment)."""
+        ...
+
+
 class Store(Protocol):
     app: Any
 
     async def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+RACES = 5  # a lost race on a hot IPO is decided again at once, a few times
 
 
 class Ipos:
@@ -116,6 +142,49 @@ class Ipos:
             if ipo.status == CONFIGURED:
                 raise
             return ipo
+
+    async def pay_on_chain(
+        self,
+        payments: ChainPayments,
+        ipo_id: UUID,
+        reservation_id: str,
+        account_id: str,
+        tx_hash: str,
+    ) -> Ipo:
+        """The buyer's transaction, checked on chain for the reservation's exact price, then
+        recorded (once: TX_HASH_USED for a hash that paid another purchase)."""
+        ipo: Ipo = await self.store.call(self.store.app.ipo, ipo_id)
+        r = ipo.reservations.get(reservation_id)
+        if r is None or r["account_id"] != account_id:
+            raise ReservationNotFound(details={"purchaseId": reservation_id})
+        if r["method"] != "chain":
+            raise NotAChainPurchase(details={"purchaseId": reservation_id})
+        await payments.check(tx_hash, token_amount(r["amount_cents"], ipo.currency))
+        for attempt in range(RACES):
+            try:
+                await self.store.call(
+                    self.store.app.record_chain_payment,
+                    ipo_id,
+                    reservation_id=reservation_id,
+                    account_id=account_id,
+                    tx_hash=tx_hash,
+                    now=self.clock(),
+                )
+                break
+            except IntegrityError:  # the hot IPO changed meanwhile: decided again
+                if attempt == RACES - 1:
+                    raise
+        return await self.store.call(self.store.app.ipo, ipo_id)
+
+    async def release_expired(self, ipo_id: UUID, method: str = "chain") -> list[str]:
+        try:
+            return list(
+                await self.store.call(
+                    self.store.app.release_expired, ipo_id, method=method, now=self.clock()
+                )
+            )
+        except IntegrityError:  # changed meanwhile: the next tick
+            return []
 
     async def close_if_due(self, ipo_id: UUID) -> bool:
         try:

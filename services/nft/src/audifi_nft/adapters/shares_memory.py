@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from audifi_kit.chain.adapter import ResendOutcome, SignedTx
+from audifi_kit.chain.payments import ConfirmedPayment, PaymentNotFound, PaymentWrongAmount
 from audifi_kit.errors import BlockchainError
 
-from audifi_nft.ipos import MintReceipt
+from audifi_nft.ipos import MintReceipt, PayTo
 
 CUSTODY = "0x000000000000000000000000000000000000C057"
+DEV_USD = "0x000000000000000000000000000000000000D05D"
 
 
 class ProcessDied(BaseException):
@@ -141,3 +143,32 @@ class InMemoryShares:
             return "nonce_used"
         self._mine(raw_tx)
         return "sent"
+
+
+class InMemoryPayments:
+    """The twin of `ChainPayments`: transactions are what a test says was paid."""
+
+    def __init__(self) -> None:
+        self.paid: dict[str, int] = {}  # tx hash -> base units to the platform
+
+    async def pay_to(self) -> PayTo:
+        return PayTo(chain_id=1337, token=DEV_USD, recipient=CUSTODY, confirmations=1)
+
+    async def check(self, tx_hash: str, amount: int) -> ConfirmedPayment:
+        details = {"txHash": tx_hash}
+        if tx_hash not in self.paid:
+            raise PaymentNotFound(details=details)
+        if self.paid[tx_hash] != amount:
+            raise PaymentWrongAmount(
+                details=details | {"expected": str(amount), "actual": str(self.paid[tx_hash])}
+            )
+        return ConfirmedPayment(
+            tx_hash=tx_hash,
+            token=DEV_USD,
+            payer=CUSTODY,
+            recipient=CUSTODY,
+            amount=amount,
+            block_number=1,
+            block_hash="0x" + "00" * 32,
+            confirmations=1,
+        )

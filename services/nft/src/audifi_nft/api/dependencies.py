@@ -12,10 +12,11 @@ from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from litestar.datastructures import State
 
+from audifi_nft.adapters.payments_chain import ChainPaymentChecker
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import MediaStorage
 from audifi_nft.application import NftApplication
-from audifi_nft.ipos import Ipos, SharesChain
+from audifi_nft.ipos import ChainPayments, Ipos, SharesChain
 from audifi_nft.minting import Minter
 
 CONTEXT_STATE_KEY = "nft_context"
@@ -28,6 +29,12 @@ class NftContext:
     shares: SharesChain | None = None  # MasterShares on the process's chain unless given
     runtime: ServiceRuntime | None = None  # set when the runtime's store is open (app lifespan)
     minter: Minter | None = None  # runs in the app's lifespan
+    chain_payments: ChainPayments | None = None  # the platform's token on its chain unless given
+
+    @property
+    def payments(self) -> ChainPayments:
+        assert self.chain_payments is not None
+        return self.chain_payments
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -68,6 +75,10 @@ async def provide_nft(state: State) -> NftContext:
         context.runtime = state[RUNTIME_STATE_KEY]
     if context.shares is None:
         context.shares = ChainShares(state[CHAIN_STATE_KEY])
+    if context.chain_payments is None:
+        context.chain_payments = ChainPaymentChecker(
+            state[CHAIN_STATE_KEY], confirmations=context.settings.chain_confirmations
+        )
     return context
 
 

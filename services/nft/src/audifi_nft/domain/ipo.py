@@ -30,6 +30,8 @@ from audifi_kit.fields import EvmAddress, check
 from audifi_kit.values import MAX_SAFE_INTEGER, currency_code, invalid, moment, whole_number
 from eventsourcing.domain import Aggregate, event
 
+from audifi_nft.domain.chain_payment import token_amount
+
 MAX_CAP = 10_000_000
 MAX_ROYALTY_BPS = 1_000
 RESERVATION_TTL = timedelta(minutes=15)
@@ -38,6 +40,8 @@ CONFIGURED = "configured"
 OPEN = "open"
 CLOSED = "closed"
 CANCELLED = "cancelled"
+
+METHODS = ("card", "chain")  # by card through payment's order; in the payment token on chain
 
 PENDING = "pending"
 PAID = "paid"
@@ -274,6 +278,10 @@ class Ipo(Aggregate):
         if reservation_id in self.reservations:
             return self.reservations[reservation_id]
         quantity = whole_number(quantity, field="quantity", minimum=1, maximum=MAX_CAP)
+        if method not in METHODS:
+            raise invalid("method", f"Expected one of {', '.join(METHODS)}")
+        if method == "chain":
+            token_amount(quantity * self.price_cents, self.currency)  # a USD IPO only
         if not self.is_open(now):
             raise IpoNotOpen(details={"status": self.status})
         if quantity > self.per_account_max:
