@@ -1,5 +1,5 @@
 """Events the nft service publishes: masters registered, IPOs launched and ended, shares sold
-and minted.
+and minted, distributions a holder can claim.
 
 A master's `chainId` is its MasterShares token id (the master's UUID read as an integer),
 sent as a decimal string: it is above JSON's exact integers. Amounts are integer minor units
@@ -96,3 +96,28 @@ class SharesMinted(IntegrationEvent, kw_only=True):
     to: str
     custody: bool
     tx_hash: str
+    title: str | None = None  # the master's (absent from events minted before it was added)
+
+
+@integration_event("nft.distribution.claimable")
+class DistributionClaimable(IntegrationEvent, kw_only=True):
+    """A funded distribution owes `amount` to a holder that is an account: one event per
+    account owed (its wallet's claim, or what custody holds for it). `amount` is in base
+    units of the distribution's token (`decimals`, a USD stablecoin: `currency` USD), as a
+    decimal string. `claim_path` is the API path of the holder's proof (wallet holders claim
+    on chain with it); a custody holder is paid into their platform balance instead
+    (`custody`). `month` (YYYY-MM) names a Revenue Pass or dividend period."""
+
+    distribution_id: str
+    account_id: str
+    collection: str  # "master" (dividends of one master) or "revenue_pass"
+    master_id: str
+    title: str
+    month: str
+    amount: str
+    decimals: int
+    currency: str
+    wallet_address: str | None  # None: held in custody for the account
+    custody: bool
+    claim_path: str
+    expires_at: datetime

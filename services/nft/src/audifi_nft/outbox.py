@@ -123,4 +123,5 @@ def _minted(e: Any) -> published.SharesMinted:
         to=e.to,
         custody=e.custody,
         tx_hash=e.tx_hash,
+        title=f.get("title"),
     )

@@ -410,6 +410,7 @@ class Ipo(Aggregate):
                 "master_id": str(self.master_id),
                 "buyer_id": r["account_id"],
                 "quantity": r["quantity"],
+                "title": self.title,
             },
         )
         return True
