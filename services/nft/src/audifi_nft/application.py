@@ -42,6 +42,15 @@ from audifi_nft.domain.master import (
     isrc_claim_id,
 )
 from audifi_nft.domain.mint import Mint, MintNotFound, mint_id_of
+from audifi_nft.domain.revenue import (
+    ChainDistributionRef,
+    Distribution,
+    DistributionExists,
+    DistributionNotFound,
+    chain_ref_id,
+    distribution_id_of,
+    month_of,
+)
 from audifi_nft.domain.wallets import AccountWallets, wallets_id_of
 
 IPO_NAMESPACE = uuid.UUID("0b7f5a52-3d0e-4c0a-b2b1-5f8e2a9c4d17")
@@ -426,6 +435,94 @@ class NftApplication(ServiceApplication):
         if changed:
             self.save(*changed)
         return mints
+
+    # -- distributions -----------------------------------------------------------------------
+
+    def declare_distribution(
+        self,
+        master_id: UUID,
+        *,
+        collection: str,
+        month: Any,
+        total_revenue: Any,
+        bps: Any,
+        sources: Any,
+        actor_id: str,
+        actor_is_admin: bool,
+        now: datetime,
+    ) -> Distribution:
+        """A month's revenue of a collection, to distribute (its artist's or an admin's;
+        the Revenue Pass: an admin's, checked by the route)."""
+        self.check_master_operator(master_id, actor_id=actor_id, actor_is_admin=actor_is_admin)
+        master = self.master(master_id)
+        checked_month = month_of(month)
+        if self._find(Distribution, distribution_id_of(master_id, checked_month)) is not None:
+            raise DistributionExists(details={"month": checked_month, "masterId": str(master_id)})
+        distribution = Distribution.declare(
+            master_id=master_id,
+            collection=collection,
+            title=master.title,
+            month=checked_month,
+            total_revenue=total_revenue,
+            bps=bps,
+            sources=sources,
+            declared_by=actor_id,
+            at=now,
+        )
+        try:
+            self.save(distribution)
+        except IntegrityError:
+            raise DistributionExists(
+                details={"month": checked_month, "masterId": str(master_id)}
+            ) from None
+        return distribution
+
+    def distribution(self, distribution_id: UUID) -> Distribution:
+        found = self._find(Distribution, distribution_id)
+        if found is None:
+            raise DistributionNotFound(details={"distributionId": str(distribution_id)})
+        return found
+
+    def snapshot_distribution(
+        self,
+        distribution_id: UUID,
+        *,
+        block: int,
+        wallets: dict[str, int],
+        custody: dict[str, int],
+        now: datetime,
+    ) -> Distribution:
+        d = self.distribution(distribution_id)
+        d.snapshot(block=block, wallets=wallets, custody=custody, at=now)
+        self.save(d)
+        return d
+
+    def fund_distribution(
+        self,
+        distribution_id: UUID,
+        *,
+        chain_distribution_id: int | None,
+        tx_hash: str | None,
+        expires_at: datetime,
+        now: datetime,
+    ) -> Distribution:
+        d = self.distribution(distribution_id)
+        if not d.fund(
+            chain_distribution_id=chain_distribution_id,
+            tx_hash=tx_hash,
+            expires_at=expires_at,
+            at=now,
+        ):
+            return d
+        if chain_distribution_id is None:
+            self.save(d)
+        else:  # the on-chain id recorded once: by this distribution only
+            self.save(d, ChainDistributionRef.record(chain_distribution_id, d.id))
+        return d
+
+    def distribution_of_chain(self, chain_distribution_id: int) -> Distribution | None:
+        ref = self._find(ChainDistributionRef, chain_ref_id(chain_distribution_id))
+        return None if ref is None else self.distribution(ref.distribution_id)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from audifi_kit.chain.adapter import ResendOutcome, SignedTx
 from audifi_kit.chain.payments import ConfirmedPayment, PaymentNotFound, PaymentWrongAmount
 from audifi_kit.errors import BlockchainError
 
+from audifi_nft.distributions import Funding, TreasuryShort
 from audifi_nft.ipos import MintReceipt, PayTo
 
 CUSTODY = "0x000000000000000000000000000000000000C057"
@@ -172,3 +174,29 @@ class InMemoryPayments:
             block_hash="0x" + "00" * 32,
             confirmations=1,
         )
+
+
+class InMemoryDistributor:
+    """The twin of `Distributor`: RevenueDistributor's funding, with a treasury balance."""
+
+    def __init__(self, treasury: int = 10**18) -> None:
+        self.treasury = treasury
+        self.created: list[tuple[str, int, datetime]] = []  # (root, total, expires at)
+        self.lose_next = False  # created on chain, then the process died before recording
+
+    async def fund(
+        self, root: str, total: int, expires_at: datetime, taken: Iterable[int]
+    ) -> Funding:
+        used = set(taken)
+        for i in range(len(self.created) - 1, -1, -1):
+            if i not in used and self.created[i][:2] == (root, total):
+                return Funding(chain_distribution_id=i, tx_hash=None)
+        if self.treasury < total:
+            raise TreasuryShort(details={"needed": str(total), "available": str(self.treasury)})
+        self.treasury -= total
+        self.created.append((root, total, expires_at))
+        if self.lose_next:
+            self.lose_next = False
+            raise ProcessDied("funded on chain, never recorded")
+        n = len(self.created) - 1
+        return Funding(chain_distribution_id=n, tx_hash="0x" + f"{n + 1:064x}")
