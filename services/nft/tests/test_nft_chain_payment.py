@@ -111,9 +111,7 @@ async def test_an_ipo_priced_in_another_currency_is_not_sold_on_chain() -> None:
     assert _reserve(app, ipo_id, "r3", method="card")["state"] == "pending"
 
 
-async def test_unpaid_chain_reservations_are_released_at_expiry_and_a_late_payment_is_refunded() -> (
-    None
-):
+async def test_unpaid_chain_reservations_expire_and_a_late_payment_is_refunded() -> None:
     app, ipo_id, ipos, payments, now = await _open(cap=4)
     _reserve(app, ipo_id, "r1")
     _reserve(app, ipo_id, "card", buyer=OTHER, method="card")  # payment expires those

@@ -38,15 +38,8 @@ def _setup(holders: Holders, treasury: int = 10**18):
     app = in_memory()
     master = register(app)
     distributor = InMemoryDistributor(treasury)
-    recorded: set[int] = set()
-
-    async def taken() -> set[int]:
-        return recorded
-
-    service = Distributions(
-        DirectCalls(app), Snapshot(holders), distributor, taken, clock=lambda: T0
-    )
-    return app, master, distributor, service, recorded
+    service = Distributions(DirectCalls(app), Snapshot(holders), distributor, clock=lambda: T0)
+    return app, master, distributor, service
 
 
 def _declare(app, master, month="2026-11", total=100_000, bps=5_000, **kwargs):  # type: ignore[no-untyped-def]
@@ -75,7 +68,7 @@ def _verify(proof: list[str], root: str, index: int, account: str, amount: int) 
 
 async def test_a_month_of_revenue_is_shared_pro_rata_and_funded_once() -> None:
     holders = Holders(block=42, wallets={A: 3, B: 1}, custody={"fan-c": 1})
-    app, master, distributor, service, recorded = _setup(holders)
+    app, master, distributor, service = _setup(holders)
     d = _declare(app, master, total=100_001, bps=5_000)  # $1,000.01; half to holders
     assert d.distribution_amount == 50_000  # cents, rounded down
 
@@ -89,13 +82,12 @@ async def test_a_month_of_revenue_is_shared_pro_rata_and_funded_once() -> None:
     for index, account, amount in d.leaves:
         assert _verify(d.tree().proof(account), d.root, index, account, amount)
 
-    recorded.add(d.chain_distribution_id)
     assert (await service.trigger(d.id)).version == d.version  # again: nothing more
     assert len(distributor.created) == 1
 
 
 async def test_a_funding_sent_but_not_recorded_is_found_not_sent_again() -> None:
-    app, master, distributor, service, _recorded = _setup(Holders(7, {A: 1, B: 2}, {}))
+    app, master, distributor, service = _setup(Holders(7, {A: 1, B: 2}, {}))
     d = _declare(app, master)
     distributor.lose_next = True
     with pytest.raises(ProcessDied):
@@ -108,7 +100,7 @@ async def test_a_funding_sent_but_not_recorded_is_found_not_sent_again() -> None
 
 
 async def test_every_holder_in_custody_needs_nothing_on_chain() -> None:
-    app, master, distributor, service, _ = _setup(Holders(7, {}, {"fan-a": 2, "fan-b": 1}))
+    app, master, distributor, service = _setup(Holders(7, {}, {"fan-a": 2, "fan-b": 1}))
     d = await service.trigger(_declare(app, master, total=999, bps=10_000).id)
     assert d.status == "funded" and d.chain_distribution_id is None and d.root is None
     assert d.custody_amounts == {"fan-a": 6_660_000, "fan-b": 3_330_000}
@@ -116,7 +108,7 @@ async def test_every_holder_in_custody_needs_nothing_on_chain() -> None:
 
 
 async def test_a_treasury_short_of_the_amount_funds_nothing() -> None:
-    app, master, distributor, service, _ = _setup(Holders(7, {A: 1}, {}), treasury=10)
+    app, master, distributor, service = _setup(Holders(7, {A: 1}, {}), treasury=10)
     d = _declare(app, master)
     with pytest.raises(TreasuryShort):
         await service.trigger(d.id)
@@ -124,14 +116,14 @@ async def test_a_treasury_short_of_the_amount_funds_nothing() -> None:
 
 
 async def test_nobody_holding_shares_is_refused() -> None:
-    app, master, _, service, _ = _setup(Holders(7, {}, {}))
+    app, master, _, service = _setup(Holders(7, {}, {}))
     d = _declare(app, master)
     with pytest.raises(NothingToDistribute):
         await service.trigger(d.id)
 
 
 def test_one_distribution_per_collection_and_month_and_bad_input_changes_nothing() -> None:
-    app, master, _, _, _ = _setup(Holders(7, {A: 1}, {}))
+    app, master, _, _ = _setup(Holders(7, {A: 1}, {}))
     _declare(app, master, month="2026-11")
     with pytest.raises(DistributionExists):
         _declare(app, master, month="2026-11")

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from eth_account import Account
 from audifi_events import IntegrationEvent, encode
 from audifi_events.auth import WalletLinked
 from audifi_events.payment import OrderPaid, Product
@@ -31,6 +30,7 @@ from audifi_kit.testing import TokenSigner, drop_databases, eventually, served
 from audifi_nft.adapters.storage_local import LocalStorage
 from audifi_nft.app import create_app
 from audifi_nft.domain.media import cid_v1_raw
+from eth_account import Account
 from litestar import Litestar, get
 
 ADMIN, ARTIST, FAN = (str(uuid.uuid4()) for _ in range(3))
@@ -564,6 +564,20 @@ async def test_paid_shares_are_minted_on_chain_to_the_wallet_or_held_in_custody(
         for item in items.values():
             receipt = await adapter.receipt(item["txHash"])
             assert receipt is not None and receipt["status"] == 1
+
+        async def holdings(fan: str) -> list[dict] | None:  # the indexer saw the mints
+            items = (await c.get("/user/holdings", headers=nft.headers(fan))).json()["items"]
+            return items or None
+
+        [mine] = await eventually(lambda: holdings(walleted), within=30)
+        assert (mine["address"], mine["amount"], mine["custody"]) == (wallet, 3, False)
+        [held] = await eventually(lambda: holdings(walletless), within=30)
+        assert (held["amount"], held["custody"]) == (2, True)
+        shareholders = (
+            await c.get(f"/masters/{ipo['masterId']}/shares", headers=nft.headers(walleted))
+        ).json()
+        assert (shareholders["totalSupply"], shareholders["holders"]) == (5, 2)
+        assert shareholders["visibility"] == "own" and len(shareholders["items"]) == 1
 
         again = await c.post(f"/masters/{ipo['masterId']}/mint", headers=artist)
         assert again.status_code == 202 and again.json()["items"] == []  # nothing to re-drive

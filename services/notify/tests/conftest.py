@@ -123,6 +123,7 @@ async def bus(request: pytest.FixtureRequest, unique_name: str) -> AsyncIterator
     yield RabbitBus(amqp_url, exchange=exchange)
     await _delete_rabbit(amqp_url, exchange, f"notify.auth-events-{unique_name}")
     await _delete_rabbit(amqp_url, exchange, f"notify.payment-events-{unique_name}")
+    await _delete_rabbit(amqp_url, exchange, f"notify.nft-events-{unique_name}")
 
 
 # -------------------------------------------------------------------------------- notify

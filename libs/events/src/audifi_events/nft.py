@@ -1,5 +1,5 @@
 """Events the nft service publishes: masters registered, IPOs launched and ended, shares sold
-and minted, distributions a holder can claim.
+and minted, shares moved on chain, distributions a holder can claim.
 
 A master's `chainId` is its MasterShares token id (the master's UUID read as an integer),
 sent as a decimal string: it is above JSON's exact integers. Amounts are integer minor units
@@ -121,3 +121,51 @@ class DistributionClaimable(IntegrationEvent, kw_only=True):
     custody: bool
     claim_path: str
     expires_at: datetime
+
+
+@integration_event("nft.shares.transferred")
+class SharesTransferred(IntegrationEvent, kw_only=True):
+    """Shares of a master moved on MasterShares, whoever moved them: a mint (`kind` mint, from
+    the zero address), a burn (to it) or a transfer (the platform's, or wallet to wallet).
+    `fromBalance` / `toBalance` are the two addresses' balances after it (null for the zero
+    address) and `supply` the master's shares in existence: a reader sets them, it need not
+    add. Recorded CHAIN_CONFIRMATIONS behind the chain's head; a transfer whose block a
+    reorganisation orphaned is taken back by `nft.shares.transfer_reverted` (same
+    `transferKey`). Addresses are checksummed; which account holds one is auth's wallet
+    links' to say. vstudio weighs votes by holdings from it, analytics counts it."""
+
+    master_id: str
+    chain_id: str  # the MasterShares token id, decimal
+    transfer_key: str  # "<block hash>:<log index>", "/<i>" for the i-th of a batch
+    kind: str  # mint, burn, transfer
+    from_address: str
+    to_address: str
+    amount: int
+    from_balance: int | None
+    to_balance: int | None
+    supply: int
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    recorded_at: datetime
+
+
+@integration_event("nft.shares.transfer_reverted")
+class SharesTransferReverted(IntegrationEvent, kw_only=True):
+    """A transfer announced by `nft.shares.transferred` left the chain (a reorganisation
+    orphaned its block): its shares are back where they were. `fromAddress` / `toAddress`
+    are the transfer's; the balances are theirs after the reversal."""
+
+    master_id: str
+    chain_id: str
+    transfer_key: str
+    from_address: str
+    to_address: str
+    amount: int
+    from_balance: int | None
+    to_balance: int | None
+    supply: int
+    block_number: int
+    tx_hash: str
+    reverted_at: datetime

@@ -9,6 +9,11 @@ usual AWS variables), the bucket created when missing.
 The minter (minting.py) drives paid allocations onto the chain as `minting.queue` shows
 them, one at a time, the leader of the service's replicas only.
 
+The share indexer (holdings.py) follows MasterShares' transfers into the `holdings` view
+from the block the contract was deployed in, CHAIN_CONFIRMATIONS behind the head, reorg-safe;
+replicas may run it together (each log is applied once). `GET /user/holdings` finds the
+caller's addresses in nft's record of auth's wallet links (`AccountWallets`).
+
 The IPO clock runs every `NFT_CLOCK_SECONDS` (5): IPOs whose `opensAt` came are opened (on
 chain, then recorded), open ones whose `closesAt` came are closed. Found from the `ipos` read
 model; both steps are idempotent, so replicas running it together do no harm.
@@ -16,6 +21,7 @@ model; both steps are idempotent, so replicas running it together do no harm.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -38,10 +44,17 @@ from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.chain import ChainController
 from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
+from audifi_nft.api.holdings import (
+    WALLET_LINKS_STATE_KEY,
+    HoldingsController,
+    ShareholdersController,
+    WalletLinks,
+)
 from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer, wallets_consumer
+from audifi_nft.holdings import INDEXER_NAME, share_indexer
 from audifi_nft.ipos import Ipos
 from audifi_nft.minting import Minter, Minting
 from audifi_nft.outbox import outbox
@@ -156,14 +169,45 @@ def create_app(
             finally:
                 await minter.stop()
 
+    @asynccontextmanager
+    async def holdings_indexer(app: Litestar) -> AsyncIterator[None]:
+        """MasterShares' transfers into the holdings, while the app serves."""
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        indexer = await share_indexer(
+            INDEXER_NAME,
+            app.state[CHAIN_STATE_KEY],
+            runtime.store,
+            runtime.pool,
+            settings,
+            poll_interval=settings.poll_interval,
+        )
+        following = asyncio.create_task(indexer.run(), name="nft shares indexer")
+        try:
+            yield
+        finally:
+            indexer.stop()
+            await following
+
+    async def wallets_of(account_id: str) -> list[str]:
+        return await context.store.call(context.app.wallets_of, account_id)
+
     return service_app(
         spec,
         settings,
         bus,
         chain=chain or PlatformChain(settings),
-        route_handlers=[ChainController, MastersController, IposController],
-        state={CONTEXT_STATE_KEY: context},
-        lifespan=[ipo_clock],
+        route_handlers=[
+            ChainController,
+            MastersController,
+            IposController,
+            HoldingsController,
+            ShareholdersController,
+        ],
+        state={
+            CONTEXT_STATE_KEY: context,
+            WALLET_LINKS_STATE_KEY: WalletLinks(addresses_of=wallets_of),
+        },
+        lifespan=[ipo_clock, holdings_indexer],
     )
 
 

@@ -327,6 +327,12 @@ class NftApplication(ServiceApplication):
         wallets = self._find(AccountWallets, wallets_id_of(account_id))
         return None if wallets is None else wallets.current
 
+    def wallets_of(self, account_id: str) -> list[str]:
+        """Every EVM wallet the account linked (checksummed, oldest first): its shares on
+        chain are those these hold."""
+        wallets = self._find(AccountWallets, wallets_id_of(account_id))
+        return [] if wallets is None else list(wallets.addresses)
+
     # -- minting -----------------------------------------------------------------------------
 
     def mint(self, mint_id: UUID) -> Mint:

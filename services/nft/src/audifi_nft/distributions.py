@@ -13,10 +13,10 @@ Ports: `HoldingsSnapshot` (adapters/holdings_pg.py; a dict in tests) and `Distri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from audifi_kit.errors import Conflict
@@ -49,8 +49,15 @@ class HoldingsSnapshot(Protocol):
 
 class Distributor(Protocol):
     async def fund(
-        self, root: str, total: int, expires_at: datetime, taken: Iterable[int]
-    ) -> Funding: ...
+        self,
+        root: str,
+        total: int,
+        expires_at: datetime,
+        is_taken: Callable[[int], Awaitable[bool]],
+    ) -> Funding:
+        """Create the distribution on chain, unless an earlier attempt that was not recorded
+        created it (same root and total, an id no distribution recorded: `is_taken`)."""
+        ...
 
 
 class Distributions:
@@ -59,16 +66,16 @@ class Distributions:
         store: Store,
         holdings: HoldingsSnapshot,
         distributor: Distributor,
-        taken: Callable[[], Any],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """`taken`: an async callable answering the on-chain distribution ids already
-        recorded by a distribution (the read model)."""
         self.store = store
         self.holdings = holdings
         self.distributor = distributor
-        self.taken = taken
         self.clock = clock
+
+    async def _taken(self, chain_distribution_id: int) -> bool:
+        found = await self.store.call(self.store.app.distribution_of_chain, chain_distribution_id)
+        return found is not None
 
     async def trigger(self, distribution_id: UUID) -> Distribution:
         """Snapshot (once) and fund (once): the distribution, funded. Idempotent."""
@@ -100,9 +107,7 @@ class Distributions:
             )
         now = self.clock()
         expires_at = (now + CLAIM_WINDOW).replace(microsecond=0)  # the chain keeps seconds
-        funding = await self.distributor.fund(
-            d.root, d.funded_total, expires_at, await self.taken()
-        )
+        funding = await self.distributor.fund(d.root, d.funded_total, expires_at, self._taken)
         return await self.store.call(
             app.fund_distribution,
             distribution_id,

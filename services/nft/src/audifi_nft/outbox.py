@@ -1,6 +1,8 @@
 """Integration events out: which of nft's domain events are published, and as what.
 
-Masters registered, IPOs launched and ended, shares sold and minted (`audifi_events.nft`), and
+Masters registered, IPOs launched and ended, shares sold and minted, shares moved on chain
+(every MasterShares movement the indexer records, and its reversal when a reorganisation
+orphans its block) (`audifi_events.nft`), and
 the order requests a card purchase sends payment (`payment.order.requested`): a reservation
 paid by card *is* its order request, published from the same save, so no purchase can be
 reserved without its order being asked for, nor asked for twice under another id. The events
@@ -15,6 +17,7 @@ from audifi_events import nft as published
 from audifi_events.payment import OrderRequest, Product
 from audifi_kit.outbox import OutboxMapping
 
+from audifi_nft.domain.holdings import ShareToken, movement_kind
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.master import Master, chain_id
 
@@ -124,4 +127,43 @@ def _minted(e: Any) -> published.SharesMinted:
         custody=e.custody,
         tx_hash=e.tx_hash,
         title=f.get("title"),
+    )
+
+
+@outbox.maps(ShareToken.SharesTransferred)
+def _transferred(e: Any) -> published.SharesTransferred:
+    return published.SharesTransferred(
+        master_id=e.master_id,
+        chain_id=e.token_id,
+        transfer_key=e.log_key,
+        kind=movement_kind(e.from_address, e.to_address),
+        from_address=e.from_address,
+        to_address=e.to_address,
+        amount=e.amount,
+        from_balance=e.from_balance,
+        to_balance=e.to_balance,
+        supply=e.supply,
+        block_number=e.block_number,
+        block_hash=e.block_hash,
+        tx_hash=e.tx_hash,
+        log_index=e.log_index,
+        recorded_at=e.timestamp,
+    )
+
+
+@outbox.maps(ShareToken.TransferReverted)
+def _transfer_reverted(e: Any) -> published.SharesTransferReverted:
+    return published.SharesTransferReverted(
+        master_id=e.master_id,
+        chain_id=e.token_id,
+        transfer_key=e.log_key,
+        from_address=e.from_address,
+        to_address=e.to_address,
+        amount=e.amount,
+        from_balance=e.from_balance,
+        to_balance=e.to_balance,
+        supply=e.supply,
+        block_number=e.block_number,
+        tx_hash=e.tx_hash,
+        reverted_at=e.timestamp,
     )

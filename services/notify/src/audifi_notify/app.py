@@ -1,9 +1,9 @@
 """Wiring: settings and bus -> the notify service's Litestar app and background tasks.
 
 Runs the kit's runtime (event store, `notification_history` projection, the
-`notify.auth-events` and `notify.payment-events` consumers) and, beside it, the sender and —
-when SMTP_URL is unset — the local SMTP sink whose mail `GET /dev/mail` lists. Notify's own
-settings: see `config`.
+`notify.auth-events`, `notify.payment-events` and `notify.nft-events` consumers) and, beside
+it, the sender and — when SMTP_URL is unset — the local SMTP sink whose mail `GET /dev/mail`
+lists. Notify's own settings: see `config`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from audifi_notify.api.seal_key import SEAL_KEY_STATE
 from audifi_notify.application import NotifyApplication
 from audifi_notify.config import NotifyConfig
 from audifi_notify.consumers import (
+    NFT_QUEUE_PURPOSE,
     PAYMENT_QUEUE_PURPOSE,
     QUEUE_PURPOSE,
     auth_events_consumer,
+    nft_events_consumer,
     payment_events_consumer,
 )
 from audifi_notify.projections import NotificationHistory
@@ -46,17 +48,19 @@ def notify_spec(
     slot: bootstrap.NotifierSlot | None = None,
     *,
     payment_purpose: str = PAYMENT_QUEUE_PURPOSE,
+    nft_purpose: str = NFT_QUEUE_PURPOSE,
     config: NotifyConfig | None = None,
 ) -> ServiceSpec:
     slot = slot or bootstrap.NotifierSlot()
-    billing_url = (config or NotifyConfig()).billing_url
+    config = config or NotifyConfig()
     return ServiceSpec(
         name="notify",
         application=NotifyApplication,
         projections=(NotificationHistory,),
         consumers=(
             auth_events_consumer(slot.get, purpose),
-            payment_events_consumer(slot.get, billing_url, payment_purpose),
+            payment_events_consumer(slot.get, config.billing_url, payment_purpose),
+            nft_events_consumer(slot.get, config.public_url, nft_purpose),
         ),
     )
 
@@ -64,13 +68,22 @@ def notify_spec(
 spec = notify_spec()
 
 
+def _purpose_beside(queue_purpose: str, base: str) -> str:
+    if queue_purpose == QUEUE_PURPOSE:
+        return base
+    suffix = queue_purpose.removeprefix(QUEUE_PURPOSE)
+    return base + (suffix if suffix != queue_purpose else f"-{queue_purpose}")
+
+
 def payment_purpose_beside(queue_purpose: str) -> str:
     """The payment queue of a test that named its own auth queue, so that its notify never
     takes payment events from the service's shared queue (nor binds it to a test's exchange)."""
-    if queue_purpose == QUEUE_PURPOSE:
-        return PAYMENT_QUEUE_PURPOSE
-    suffix = queue_purpose.removeprefix(QUEUE_PURPOSE)
-    return PAYMENT_QUEUE_PURPOSE + (suffix if suffix != queue_purpose else f"-{queue_purpose}")
+    return _purpose_beside(queue_purpose, PAYMENT_QUEUE_PURPOSE)
+
+
+def nft_purpose_beside(queue_purpose: str) -> str:
+    """The nft queue beside a test's own auth queue, for the same reason."""
+    return _purpose_beside(queue_purpose, NFT_QUEUE_PURPOSE)
 
 
 def load_seal_key(settings: Settings, config: NotifyConfig) -> SealKey:
@@ -86,17 +99,20 @@ def create_app(
     config: NotifyConfig | None = None,
     queue_purpose: str = QUEUE_PURPOSE,
     payment_queue_purpose: str | None = None,
+    nft_queue_purpose: str | None = None,
 ) -> Litestar:
-    """`config` defaults to the environment (plus `settings.extra`); `queue_purpose` and
-    `payment_queue_purpose` let tests consume from queues of their own. A test that names only
-    its auth queue (`auth-events-<x>`) gets a payment queue of its own beside it
-    (`payment-events-<x>`), never the service's shared one."""
+    """`config` defaults to the environment (plus `settings.extra`); `queue_purpose`,
+    `payment_queue_purpose` and `nft_queue_purpose` let tests consume from queues of their own.
+    A test that names only its auth queue (`auth-events-<x>`) gets payment and nft queues of
+    its own beside it (`payment-events-<x>`, `nft-events-<x>`), never the service's shared
+    ones."""
     config = config or NotifyConfig.from_env({**os.environ, **settings.extra})
     slot = bootstrap.NotifierSlot()
     service_spec = notify_spec(
         queue_purpose,
         slot,
         payment_purpose=payment_queue_purpose or payment_purpose_beside(queue_purpose),
+        nft_purpose=nft_queue_purpose or nft_purpose_beside(queue_purpose),
         config=config,
     )
     key = load_seal_key(settings, config)

@@ -8,13 +8,17 @@ transaction, after the address (or the sealed link) it will need has been commit
 sender never sees a notification whose data is not there yet. The notification id derives from
 the message id too, so even a redelivery racing the inbox cannot queue a second e-mail.
 
-Payment's events name the fan but not an address: notify writes only to an account whose address
-auth told it, and skips the mail quietly for a wallet-only or erased account (the sender checks
-erasure again before sending, for an account erased in between).
+A third, `notify.nft-events`, mails two of nft's facts: a buyer's shares were minted on chain,
+and a distribution owes an account its revenue share.
+
+Payment's and nft's events name an account but not an address: notify writes only to an account
+whose address auth told it, and skips the mail quietly for a wallet-only or erased account (the
+sender checks erasure again before sending, for an account erased in between).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -26,6 +30,7 @@ from audifi_events.auth import (
     TwoFactorEnabled,
     WalletLinked,
 )
+from audifi_events.nft import DistributionClaimable, SharesMinted
 from audifi_events.payment import (
     SubscriptionCanceled,
     SubscriptionFacts,
@@ -39,6 +44,7 @@ from audifi_notify.domain import RecipientErased, Template
 
 QUEUE_PURPOSE = "auth-events"
 PAYMENT_QUEUE_PURPOSE = "payment-events"
+NFT_QUEUE_PURPOSE = "nft-events"
 
 # ISO 4217 currencies whose minor unit is not the hundredth (every other one has two decimals).
 _NO_DECIMALS = frozenset(
@@ -68,6 +74,49 @@ def money(minor_units: int, currency: str) -> str:
     sign = "-" if minor_units < 0 else ""
     fraction = f".{minor:0{exponent}d}" if exponent else ""
     return f"{sign}{major:,}{fraction} {currency}"
+
+
+_BASE_UNITS = re.compile(r"[0-9]+")
+
+
+def token_amount(base_units: str, decimals: int, currency: str) -> str:
+    """`"12500000", 6, "USD"` -> `12.50 USD`, `"1", 6, "USD"` -> `0.000001 USD`: a token's
+    amount from its base units, with integer arithmetic only (an event's amount is a decimal
+    string because it can exceed JSON's exact integers). Two decimals at least, as a price
+    reads; more only where a non-zero digit needs them, so nothing owed is ever rounded away."""
+    if not _BASE_UNITS.fullmatch(base_units):
+        raise ValueError(f"a token amount is a string of base-unit digits, not {base_units!r}")
+    if decimals < 0:
+        raise ValueError(f"a token has zero or more decimals, not {decimals}")
+    whole, part = divmod(int(base_units), 10**decimals)
+    digits = f"{part:0{decimals}d}".rstrip("0") if decimals else ""
+    return f"{whole:,}.{digits.ljust(2, '0')} {currency}"
+
+
+def _one_line(text: str) -> str:
+    """A value bound for a subject line: no line break can reach (and break) the header."""
+    return " ".join(text.split())
+
+
+def _link(public_url: str, path: str) -> str:
+    return f"{public_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+async def _mail_if_reachable(
+    mail: Notifier,
+    account_id: str,
+    template: Template,
+    params: dict[str, str],
+    ctx: HandlerContext,
+) -> None:
+    """Queue the mail unless nobody can read it: a wallet-only account (no address) or an
+    erased one. The event is still recorded as handled, so it is not redelivered."""
+    try:
+        if await mail.recipients.find(account_id) is None:
+            return
+    except RecipientErased:
+        return
+    await mail.queue(ctx.message.message_id, account_id, template, params, save=ctx.save)
 
 
 def auth_events_consumer(
@@ -141,12 +190,6 @@ def payment_events_consumer(
     async def mail_fan(
         e: SubscriptionFacts, template: Template, ctx: HandlerContext, **params: str
     ) -> None:
-        mail = await notifier()
-        try:
-            if await mail.recipients.find(e.fan_id) is None:
-                return  # a wallet-only account: nobody to write to
-        except RecipientErased:
-            return
         facts = {
             "artist": e.artist_id,
             "tier": e.tier_name or "",
@@ -154,7 +197,7 @@ def payment_events_consumer(
             "period_end": _day(e.current_period_end) if e.current_period_end else "",
             "billing_url": billing_url,
         }
-        await mail.queue(ctx.message.message_id, e.fan_id, template, facts | params, save=ctx.save)
+        await _mail_if_reachable(await notifier(), e.fan_id, template, facts | params, ctx)
 
     @consumer.handler("payment.subscription.started", store=True)
     async def started(e: SubscriptionStarted, ctx: HandlerContext) -> None:
@@ -167,5 +210,44 @@ def payment_events_consumer(
     @consumer.handler("payment.subscription.canceled", store=True)
     async def canceled(e: SubscriptionCanceled, ctx: HandlerContext) -> None:
         await mail_fan(e, Template.SUBSCRIPTION_ENDED, ctx, ended_on=_day(e.canceled_at))
+
+    return consumer
+
+
+def nft_events_consumer(
+    notifier: Callable[[], Awaitable[Notifier]],
+    public_url: str,
+    purpose: str = NFT_QUEUE_PURPOSE,
+) -> Consumer:
+    """Mails about what an account holds: its shares minted on chain, a distribution it can
+    claim. `public_url` is where people open AudiFi; a claim link is it plus the event's
+    `claim_path`. The other nft events (IPOs, sales) are not bound: nobody is mailed for them."""
+    consumer = Consumer("notify", purpose)
+
+    @consumer.handler("nft.share.minted", store=True)
+    async def minted(e: SharesMinted, ctx: HandlerContext) -> None:
+        params = {
+            "title": _one_line(e.title) if e.title else "",
+            "quantity": f"{e.quantity:,}",
+            "shares": "share" if e.quantity == 1 else "shares",
+            "custody": "yes" if e.custody else "",
+            "wallet": "" if e.custody else _short_wallet(e.to),
+            "tx_hash": e.tx_hash,
+        }
+        mail = await notifier()
+        await _mail_if_reachable(mail, e.buyer_id, Template.SHARES_MINTED, params, ctx)
+
+    @consumer.handler("nft.distribution.claimable", store=True)
+    async def claimable(e: DistributionClaimable, ctx: HandlerContext) -> None:
+        params = {
+            "month": _one_line(e.month),
+            "amount": token_amount(e.amount, e.decimals, e.currency),
+            "title": e.title,
+            "custody": "yes" if e.custody else "",
+            "claim_url": "" if e.custody else _link(public_url, e.claim_path),
+            "expires_on": _day(e.expires_at),
+        }
+        mail = await notifier()
+        await _mail_if_reachable(mail, e.account_id, Template.DISTRIBUTION_AVAILABLE, params, ctx)
 
     return consumer

@@ -5,7 +5,7 @@ purchases are paid)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from audifi_kit.chain.platform import PlatformChain, artifact
@@ -31,29 +31,31 @@ class ChainDistributor:
         adapter, _, _ = await self._contracts()
         return int(await adapter.w3.eth.block_number)
 
-    async def find(self, root: str, total: int, taken: Iterable[int]) -> int | None:
+    async def find(
+        self, root: str, total: int, is_taken: Callable[[int], Awaitable[bool]]
+    ) -> int | None:
         """A distribution already created with this root and total that no other
         distribution of ours has recorded (a funding sent, then lost before it was recorded)."""
         adapter, distributor, _ = await self._contracts()
-        used = set(taken)
         count = int(await adapter.call(distributor, "distributionCount"))
         wanted = HexBytes(root)
         for i in range(count - 1, -1, -1):
-            if i in used:
-                continue
             d = await adapter.call(distributor, "distribution", i)
-            if HexBytes(d[1]) == wanted and int(d[2]) == total:
+            if HexBytes(d[1]) == wanted and int(d[2]) == total and not await is_taken(i):
                 return i
         return None
 
     async def fund(
-        self, root: str, total: int, expires_at: datetime, taken: Iterable[int]
+        self,
+        root: str,
+        total: int,
+        expires_at: datetime,
+        is_taken: Callable[[int], Awaitable[bool]],
     ) -> Funding:
         """Create the distribution on chain (approve, then createDistribution), unless a lost
         earlier attempt created it already."""
         async with self._lock:
-            taken = list(taken)
-            found = await self.find(root, total, taken)
+            found = await self.find(root, total, is_taken)
             if found is not None:
                 return Funding(chain_distribution_id=found, tx_hash=None)
             adapter, distributor, token = await self._contracts()

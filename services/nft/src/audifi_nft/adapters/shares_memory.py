@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -185,11 +185,14 @@ class InMemoryDistributor:
         self.lose_next = False  # created on chain, then the process died before recording
 
     async def fund(
-        self, root: str, total: int, expires_at: datetime, taken: Iterable[int]
+        self,
+        root: str,
+        total: int,
+        expires_at: datetime,
+        is_taken: Callable[[int], Awaitable[bool]],
     ) -> Funding:
-        used = set(taken)
         for i in range(len(self.created) - 1, -1, -1):
-            if i not in used and self.created[i][:2] == (root, total):
+            if self.created[i][:2] == (root, total) and not await is_taken(i):
                 return Funding(chain_distribution_id=i, tx_hash=None)
         if self.treasury < total:
             raise TreasuryShort(details={"needed": str(total), "available": str(self.treasury)})

@@ -1,11 +1,13 @@
 """The nft service's read models, fed from its own notification log: IPOs (for the IPO clock),
-the minting queue (for the minter); masters, holdings and projects as clients list them are next."""
+the minting queue (for the minter), holdings (who holds which master's shares, from the
+chain); masters and projects as clients list them are next."""
 
 from __future__ import annotations
 
 from audifi_kit.projections import Projection
 
+from audifi_nft.projections.holdings import Holdings
 from audifi_nft.projections.ipos import Ipos
 from audifi_nft.projections.minting import MintingQueue
 
-PROJECTIONS: tuple[type[Projection], ...] = (Ipos, MintingQueue)
+PROJECTIONS: tuple[type[Projection], ...] = (Ipos, MintingQueue, Holdings)

@@ -33,6 +33,8 @@ class Template(enum.StrEnum):
     SUBSCRIPTION_STARTED = "subscription_started"
     SUBSCRIPTION_PAYMENT_FAILED = "subscription_payment_failed"
     SUBSCRIPTION_ENDED = "subscription_ended"
+    SHARES_MINTED = "shares_minted"
+    DISTRIBUTION_AVAILABLE = "distribution_available"
 
 
 class Status(enum.StrEnum):
