@@ -15,7 +15,10 @@ import httpx
 import pytest
 from audifi_auth.adapters.signing_keys import SigningKeys
 from audifi_kit.testing import eventually_sync
+from eth_account import Account
+from eth_utils import keccak
 from platform_processes import Platform, token
+from web3.exceptions import ContractCustomError
 
 ARTIST, FAN, ADMIN = (str(uuid.uuid4()) for _ in range(3))
 RECEIVER = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
@@ -113,3 +116,211 @@ def test_a_fan_buys_ipo_shares_by_card_and_they_are_allocated(platform: Platform
     assert done["quantity"] == 3 and done["checkout"] is None
     shown = httpx.get(f"{gw}/masters/{master['id']}/ipo", headers=fan).json()
     assert (shown["allocated"], shown["available"]) == (3, 97)
+
+
+# --- the whole story: card and chain buyers, holdings, a transfer, dividends claimed ---------
+
+
+class Chain:
+    """The development chain node, as a wallet or a dApp reaches it: JSON-RPC and the
+    deployment's addresses, transactions signed with the test's own keys."""
+
+    def __init__(self, platform: Platform) -> None:
+        from audifi_kit.chain.platform import artifact
+        from web3 import Web3
+
+        self.w3 = Web3(Web3.HTTPProvider(platform.url("chain"), request_kwargs={"timeout": 30}))
+        deployment = httpx.get(f"{platform.url('chain')}/deployment").json()
+        self.addresses = {n: c["address"] for n, c in deployment["contracts"].items()}
+        self.token = self.w3.eth.contract(
+            address=deployment["paymentToken"], abi=artifact("DevUSD").abi
+        )
+        self.shares = self.contract("MasterShares")
+        self.distributor = self.contract("RevenueDistributor")
+
+    def contract(self, name: str):  # type: ignore[no-untyped-def]
+        from audifi_kit.chain.platform import artifact
+
+        return self.w3.eth.contract(address=self.addresses[name], abi=artifact(name).abi)
+
+    def send(self, key: str, call) -> dict:  # type: ignore[no-untyped-def]
+        account = Account.from_key(key)
+        tx = call.build_transaction(
+            {
+                "from": account.address,
+                "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                "chainId": self.w3.eth.chain_id,
+            }
+        )
+        signed = account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+        assert receipt["status"] == 1
+        return receipt
+
+
+def _genesis_key(n: int) -> str:
+    """eth-tester's funded genesis accounts have keys 1, 2, 3...; 1-9 sign for the platform's
+    services (the deployer, nft, coin, payment...), 10 is nobody's: the test's fan."""
+    return "0x" + n.to_bytes(32, "big").hex()
+
+
+def _sign_in_with_wallet(platform: Platform, key: str) -> dict[str, str]:
+    from eth_account.messages import encode_defunct
+
+    wallet = Account.from_key(key)
+    challenge = httpx.post(
+        f"{platform.gateway}/auth/request-challenge", json={"walletAddress": wallet.address}
+    ).json()["challenge"]
+    signature = wallet.sign_message(encode_defunct(text=challenge)).signature.hex()
+    signed_in = httpx.post(
+        f"{platform.gateway}/auth/verify-signature",
+        json={"walletAddress": wallet.address, "signature": signature, "challenge": challenge},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    return {"Authorization": f"Bearer {signed_in.json()['token']}"}
+
+
+def _register_and_open(platform: Platform, artist: dict, isrc: str, **terms) -> tuple[dict, dict]:
+    gw = platform.gateway
+    registered = httpx.post(
+        f"{gw}/masters",
+        data={"title": "Second Light", "isrc": isrc},
+        files={"audio": ("a.wav", _wav(), "audio/wav"), "cover": ("c.png", _png(), "image/png")},
+        headers=artist,
+        timeout=30,
+    )
+    assert registered.status_code == 201, registered.text
+    now = datetime.now(UTC)
+    opened = httpx.post(
+        f"{gw}/masters/{registered.json()['id']}/ipo",
+        json={
+            "cap": 1000,
+            "priceCents": 1250,
+            "currency": "USD",
+            "opensAt": (now - timedelta(minutes=1)).isoformat(),
+            "closesAt": (now + timedelta(days=7)).isoformat(),
+            "perAccountMax": 10,
+            "royaltyReceiver": RECEIVER,
+            "royaltyBps": 500,
+        }
+        | terms,
+        headers=artist,
+        timeout=30,
+    )
+    assert opened.status_code == 201, opened.text
+    return registered.json(), opened.json()
+
+
+def _pay_by_card(platform: Platform, purchase: dict, headers: dict) -> None:
+    gw = platform.gateway
+
+    def checkout() -> dict | None:
+        answer = httpx.post(
+            f"{gw}/payments/checkout", json={"orderId": purchase["id"]}, headers=headers
+        )
+        return answer.json() if answer.status_code == 201 else None
+
+    session = eventually_sync(checkout, within=30, what="the order opened at payment")
+    paid = httpx.post(session["url"], data={"card_number": "4242 4242 4242 4242"})
+    assert paid.status_code == 303
+
+
+def test_card_and_chain_buyers_hold_transfer_and_claim_their_dividends(
+    platform: Platform, as_
+) -> None:
+    gw, chain = platform.gateway, Chain(platform)
+    artist, card_fan = as_(ARTIST, "artist"), as_(str(uuid.uuid4()), "fan")
+    fan_key = _genesis_key(10)
+    fan_wallet = Account.from_key(fan_key).address
+    wallet_fan = _sign_in_with_wallet(platform, fan_key)  # auth tells nft: this wallet is theirs
+    master, ipo = _register_and_open(platform, artist, "US-AUD-26-00088")
+    token_id = int(master["chainId"])
+
+    # A card buyer: paid at the local Stripe, minted to custody (no wallet).
+    bought = httpx.post(f"{gw}/ipos/{ipo['id']}/purchase", json={"quantity": 2}, headers=card_fan)
+    assert bought.status_code == 201, bought.text
+    _pay_by_card(platform, bought.json(), card_fan)
+
+    # A chain buyer: pays DevUSD to the platform's address and names the transaction.
+    chain_buy = httpx.post(
+        f"{gw}/ipos/{ipo['id']}/purchase",
+        json={"quantity": 4, "method": "chain"},
+        headers=wallet_fan,
+    )
+    assert chain_buy.status_code == 201, chain_buy.text
+    pay_to = chain_buy.json()["payTo"]
+    assert pay_to["amount"] == "50000000"  # 4 x $12.50, 6 decimals
+    payment_key = _genesis_key(4)  # DevUSD's owner in the development deployment
+    chain.send(payment_key, chain.token.functions.mint(fan_wallet, 10**9))
+    sent = chain.send(
+        fan_key, chain.token.functions.transfer(pay_to["recipient"], int(pay_to["amount"]))
+    )
+    paid = httpx.post(
+        f"{gw}/ipos/{ipo['id']}/purchases/{chain_buy.json()['id']}/payment",
+        json={"txHash": sent["transactionHash"].to_0x_hex()},
+        headers=wallet_fan,
+    )
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "paid"
+
+    def holdings(headers: dict, expected: list) -> list | None:
+        items = httpx.get(f"{gw}/user/holdings", headers=headers).json()["items"]
+        lines = sorted((i["amount"], i["custody"]) for i in items)
+        return lines if lines == expected else None
+
+    eventually_sync(lambda: holdings(card_fan, [(2, True)]), within=60, what="custody holding")
+    eventually_sync(lambda: holdings(wallet_fan, [(4, False)]), within=60, what="wallet holding")
+    assert chain.shares.functions.mintedOf(token_id).call() == 6
+
+    # Wallet to wallet, outside the platform: the holdings follow.
+    friend = Account.create().address
+    chain.send(
+        fan_key,
+        chain.shares.functions.safeTransferFrom(fan_wallet, friend, token_id, 1, b""),
+    )
+    eventually_sync(lambda: holdings(wallet_fan, [(3, False)]), within=60, what="the transfer")
+
+    # A month of revenue, a quarter to the holders: funded from the treasury on chain.
+    upload = {
+        "month": "2026-11",
+        "totalRevenue": 10_000,
+        "sources": [{"name": "streaming", "amount": 10_000}],
+        "distributionBps": 2_500,
+    }
+    declared = httpx.post(f"{gw}/masters/{master['id']}/distributions", json=upload, headers=artist)
+    assert declared.status_code == 201, declared.text
+    funded = httpx.post(
+        f"{gw}/masters/{master['id']}/distributions/2026-11/trigger", headers=artist, timeout=60
+    )
+    assert funded.status_code == 200, funded.text
+    d = funded.json()
+    # $25 over 6 shares, each holder's part floored: 12,500,000 (3 shares), 4,166,666 (1),
+    # 8,333,333 (2, custody): 1 base unit left in the treasury.
+    assert (d["perShareBaseUnits"], d["remainderBaseUnits"]) == ("4166666", "1")
+    assert d["custodyBaseUnits"] == "8333333"
+
+    proof = httpx.get(f"{gw}/distributions/{d['id']}/proof", headers=wallet_fan)
+    assert proof.status_code == 200, proof.text
+    leaf = proof.json()
+    assert (leaf["account"], leaf["amount"]) == (fan_wallet, "12500000")
+    before = chain.token.functions.balanceOf(fan_wallet).call()
+    claim = chain.distributor.functions.claim(
+        leaf["chainDistributionId"],
+        leaf["index"],
+        leaf["account"],
+        int(leaf["amount"]),
+        leaf["proof"],
+    )
+    chain.send(fan_key, claim)
+    assert chain.token.functions.balanceOf(fan_wallet).call() == before + 12_500_000
+
+    def claimed() -> dict | None:
+        shown = httpx.get(f"{gw}/distributions/{d['id']}", headers=wallet_fan).json()
+        return shown if shown["claimedCount"] == 1 else None
+
+    assert eventually_sync(claimed, within=60, what="the claim")["claimedBaseUnits"] == "12500000"
+    with pytest.raises(ContractCustomError) as again:  # the contract refuses a second claim
+        chain.send(fan_key, claim)
+    already_claimed = "0x" + keccak(text="AlreadyClaimed(uint256,uint256)")[:4].hex()
+    assert str(again.value.data).startswith(already_claimed)

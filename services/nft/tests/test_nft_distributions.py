@@ -13,6 +13,7 @@ from audifi_nft.bootstrap import in_memory
 from audifi_nft.distributions import Distributions, Holders, TreasuryShort
 from audifi_nft.domain.distribution import NothingToDistribute
 from audifi_nft.domain.revenue import (
+    Distribution,
     DistributionExists,
     DistributionNotFound,
     distribution_id_of,
@@ -32,6 +33,9 @@ class Snapshot:
 
     async def holders(self, master_id):  # type: ignore[no-untyped-def]
         return self.value
+
+    async def owners(self, addresses):  # type: ignore[no-untyped-def]
+        return {A: "fan-a"} if A in addresses else {}
 
 
 def _setup(holders: Holders, treasury: int = 10**18):
@@ -79,6 +83,12 @@ async def test_a_month_of_revenue_is_shared_pro_rata_and_funded_once() -> None:
     assert d.custody_amounts == {"fan-c": per_share}
     assert d.remainder == 0 and d.funded_total == 4 * per_share  # custody's stays in treasury
     assert distributor.created == [(d.root, 4 * per_share, d.expires_at)]
+    owed = [
+        (e.account_id, e.amount, e.wallet)
+        for e in app.events.get(d.id)
+        if isinstance(e, Distribution.Owed)
+    ]  # told: the custody account, and the account that linked wallet A (B linked by none)
+    assert owed == [("fan-c", per_share, None), ("fan-a", 3 * per_share, A)]
     for index, account, amount in d.leaves:
         assert _verify(d.tree().proof(account), d.root, index, account, amount)
 

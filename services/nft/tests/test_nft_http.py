@@ -167,7 +167,7 @@ async def _register(c: httpx.AsyncClient, nft: Nft, isrc: str = "US-AUD-26-00001
 
 async def test_an_artist_registers_a_master_and_reads_it_back(nft: Nft) -> None:
     audio, cover = wav(), png()
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         answer = await c.post(
             "/masters",
             data=form(metadata='{"genre": "ambient"}'),
@@ -193,7 +193,7 @@ async def test_an_artist_registers_a_master_and_reads_it_back(nft: Nft) -> None:
 
 
 async def test_an_admin_registers_for_an_artist_and_only_an_admin_may(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         admin = await c.post(
             "/masters",
             data=form(artistId=ARTIST),
@@ -212,14 +212,14 @@ async def test_an_admin_registers_for_an_artist_and_only_an_admin_may(nft: Nft) 
 
 
 async def test_a_fan_may_not_register_a_master(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         answer = await c.post("/masters", data=form(), files=files(), headers=nft.headers(FAN))
     assert (answer.status_code, answer.json()["error"]["code"]) == (403, "FORBIDDEN")
     assert not nft.media.joinpath("masters").exists()
 
 
 async def test_a_text_file_as_audio_is_415_and_nothing_is_registered(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         answer = await c.post(
             "/masters",
             data=form(),
@@ -233,7 +233,7 @@ async def test_a_text_file_as_audio_is_415_and_nothing_is_registered(nft: Nft) -
 
 
 async def test_the_same_isrc_twice_is_409(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         first = await _register(c, nft, "US-AUD-26-00007")
         second = await c.post(
             "/masters",
@@ -248,7 +248,7 @@ async def test_the_same_isrc_twice_is_409(nft: Nft) -> None:
 
 
 async def test_bad_form_fields_are_400_naming_them(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         for fields, field in (
             (form("not-an-isrc"), "isrc"),
             (form(metadata="[1, 2]"), "metadata"),
@@ -267,7 +267,7 @@ async def test_bad_form_fields_are_400_naming_them(nft: Nft) -> None:
 
 async def test_an_unknown_master_is_404(nft: Nft) -> None:
     unknown = uuid.uuid4()
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         for path in (f"/masters/{unknown}", f"/masters/{unknown}/ipo"):
             answer = await c.get(path, headers=nft.headers(FAN))
             assert answer.status_code == 404, answer.text
@@ -277,7 +277,7 @@ async def test_an_unknown_master_is_404(nft: Nft) -> None:
 
 
 async def test_the_artist_configures_an_ipo_open_at_once_when_it_opened_already(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         master = await _register(c, nft)
         none = await c.get(f"/masters/{master['id']}/ipo", headers=nft.headers(FAN))
         assert (none.status_code, none.json()["error"]["code"]) == (404, "IPO_NOT_FOUND")
@@ -313,7 +313,7 @@ async def test_the_artist_configures_an_ipo_open_at_once_when_it_opened_already(
 
 async def test_an_ipo_opening_later_stays_configured(nft: Nft) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         master = await _register(c, nft)
         answer = await c.post(
             f"/masters/{master['id']}/ipo",
@@ -331,7 +331,7 @@ async def test_an_ipo_opening_later_stays_configured(nft: Nft) -> None:
 
 
 async def test_only_the_masters_artist_configures_its_ipo_with_valid_terms(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         master = await _register(c, nft)
         url = f"/masters/{master['id']}/ipo"
         fan = await c.post(url, json=terms(), headers=nft.headers(FAN))
@@ -359,7 +359,7 @@ async def test_only_the_masters_artist_configures_its_ipo_with_valid_terms(nft: 
 
 @pytest.mark.parametrize("nft", [64 * 1024], indirect=True)
 async def test_audio_past_the_upload_limit_is_413(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         answer = await c.post(
             "/masters",
             data=form(),
@@ -441,7 +441,7 @@ async def test_buyers_reserve_shares_by_card_and_the_last_ones_are_never_oversol
 
 
 async def test_a_purchase_over_the_maximum_or_of_an_unknown_ipo_is_refused(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         ipo = await _open_ipo(c, nft, perAccountMax=3)
         url = f"/ipos/{ipo['id']}/purchase"
         over = await c.post(url, json={"quantity": 4}, headers=nft.headers(FAN))
@@ -466,7 +466,7 @@ async def test_a_purchase_over_the_maximum_or_of_an_unknown_ipo_is_refused(nft: 
 
 
 async def test_a_retried_purchase_with_its_idempotency_key_is_the_same_purchase(nft: Nft) -> None:
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         ipo = await _open_ipo(c, nft)
         headers = {**nft.headers(FAN), "Idempotency-Key": str(uuid.uuid4())}
         first = await c.post(f"/ipos/{ipo['id']}/purchase", json={"quantity": 2}, headers=headers)
@@ -481,7 +481,7 @@ async def test_the_ipo_clock_opens_an_ipo_when_its_time_comes_and_closes_it_at_i
     nft: Nft,
 ) -> None:
     start = datetime.now(UTC) + timedelta(seconds=1)
-    async with httpx.AsyncClient(base_url=nft.url) as c:
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
         master = await _register(c, nft)
         answer = await c.post(
             f"/masters/{master['id']}/ipo",
@@ -665,3 +665,117 @@ async def test_a_fan_pays_on_chain_in_the_payment_token_and_a_transaction_pays_o
         shares = await nft.chain.contract("nft", "MasterShares")
         token_id = int(ipo["masterId"].replace("-", ""), 16)
         assert await shares.functions.mintedOf(token_id).call() == 2
+
+
+async def test_dividends_are_funded_on_chain_and_a_holder_claims_with_its_proof_once(
+    nft: Nft,
+) -> None:
+    """Two wallets hold a master's shares (minted on chain, one moved wallet to wallet), the
+    artist declares a month's revenue and triggers it: the Merkle root is funded on
+    RevenueDistributor from the treasury; the fan fetches its proof and claims on chain, the
+    claim shows in the distribution, a second claim is refused by the contract."""
+    from audifi_kit.chain.adapter import ChainAdapter
+    from audifi_kit.errors import BlockchainError
+
+    fan = str(uuid.uuid4())
+    nft_operator = await nft.chain.adapter("nft")
+    holder = ChainAdapter(
+        nft_operator.w3,
+        nft.chain.embedded.funded_account(9),  # type: ignore[union-attr]
+        chain_id=nft_operator.chain_id,
+        embedded=nft.chain.embedded,
+    )
+    other = Account.create().address
+    await nft.publish(
+        WalletLinked(
+            account_id=fan, wallet_address=holder.address, chain="evm", linked_at=datetime.now(UTC)
+        )
+    )
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
+        ipo = await _open_ipo(c, nft, cap=100)
+        master_id = ipo["masterId"]
+        token_id = int(master_id.replace("-", ""), 16)
+        shares = await nft.chain.contract("nft", "MasterShares")
+        await nft_operator.transact(shares, "mint", holder.address, token_id, 4)
+        mine = holder.contract({"abi": shares.abi, "bytecode": "0x"}, shares.address)
+        await holder.transact(mine, "safeTransferFrom", holder.address, other, token_id, 1, b"")
+
+        async def indexed() -> dict | None:  # 3 with the fan, 1 moved wallet to wallet
+            answer = (
+                await c.get(f"/masters/{master_id}/shares", headers=nft.headers(ARTIST, "artist"))
+            ).json()
+            lines = {i["address"]: i["amount"] for i in answer["items"]}
+            return answer if lines == {holder.address: 3, other: 1} else None
+
+        await eventually(indexed, within=30)
+        treasury_minter = await nft.chain.adapter("payment")
+        dev_usd = await nft.chain.contract("payment", "DevUSD")
+        await treasury_minter.transact(dev_usd, "mint", nft_operator.address, 10**12)
+
+        artist = nft.headers(ARTIST, "artist")
+        upload = {
+            "month": "2026-11",
+            "totalRevenue": 200_000,  # $2,000.00
+            "sources": [
+                {"name": "streaming", "amount": 150_000},
+                {"name": "sync", "amount": 50_000},
+            ],
+            "distributionBps": 2_500,  # a quarter to the holders: $500.00
+        }
+        declared = await c.post(f"/masters/{master_id}/distributions", json=upload, headers=artist)
+        assert declared.status_code == 201, declared.text
+        assert declared.json()["distributionAmount"] == 50_000
+        twice = await c.post(f"/masters/{master_id}/distributions", json=upload, headers=artist)
+        assert (twice.status_code, twice.json()["error"]["code"]) == (409, "DISTRIBUTION_EXISTS")
+        bad_month = await c.post(
+            f"/masters/{master_id}/distributions", json=upload | {"month": "2026-1"}, headers=artist
+        )
+        assert bad_month.status_code == 400
+        assert bad_month.json()["error"]["details"]["fields"][0]["field"] == "month"
+
+        funded = await c.post(f"/masters/{master_id}/distributions/2026-11/trigger", headers=artist)
+        assert funded.status_code == 200, funded.text
+        d = funded.json()
+        assert d["status"] == "funded" and d["holders"] == 2
+        assert d["fundedBaseUnits"] == "500000000" and d["remainderBaseUnits"] == "0"
+        assert d["perShareBaseUnits"] == "125000000"
+
+        proof = await c.get(f"/distributions/{d['id']}/proof", headers=nft.headers(fan))
+        assert proof.status_code == 200, proof.text
+        leaf = proof.json()
+        assert (leaf["account"], leaf["amount"], leaf["claimed"]) == (
+            holder.address,
+            "375000000",
+            False,
+        )
+        nobody = await c.get(
+            f"/distributions/{d['id']}/proof", headers=nft.headers(str(uuid.uuid4()))
+        )
+        assert (nobody.status_code, nobody.json()["error"]["code"]) == (404, "CLAIM_NOT_FOUND")
+
+        distributor = await nft.chain.contract("nft", "RevenueDistributor")
+        assert leaf["contract"] == distributor.address
+        claimer = holder.contract({"abi": distributor.abi, "bytecode": "0x"}, distributor.address)
+        before = await dev_usd.functions.balanceOf(holder.address).call()
+        args = (
+            leaf["chainDistributionId"],
+            leaf["index"],
+            leaf["account"],
+            int(leaf["amount"]),
+            leaf["proof"],
+        )
+        await holder.transact(claimer, "claim", *args)
+        assert await dev_usd.functions.balanceOf(holder.address).call() == before + 375_000_000
+
+        async def claimed() -> dict | None:
+            shown = (await c.get(f"/distributions/{d['id']}", headers=nft.headers(fan))).json()
+            return shown if shown["claimedCount"] == 1 else None
+
+        shown = await eventually(claimed, within=30)
+        assert shown["claimedBaseUnits"] == "375000000"
+        with pytest.raises(BlockchainError) as again:
+            await holder.transact(claimer, "claim", *args)
+        assert again.value.details.get("error") == "AlreadyClaimed"
+        assert (await c.get(f"/distributions/{d['id']}/proof", headers=nft.headers(fan))).json()[
+            "claimed"
+        ]

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -44,6 +44,11 @@ from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.chain import ChainController
 from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
+from audifi_nft.api.distributions import (
+    MasterDistributionsController,
+    ProofController,
+    RevenuePassWritesController,
+)
 from audifi_nft.api.holdings import (
     WALLET_LINKS_STATE_KEY,
     HoldingsController,
@@ -52,6 +57,7 @@ from audifi_nft.api.holdings import (
 )
 from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
+from audifi_nft.api.revenue_reads import SHARED_PATH_READS, RevenuePassReadsController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer, wallets_consumer
 from audifi_nft.holdings import INDEXER_NAME, share_indexer
@@ -60,6 +66,7 @@ from audifi_nft.minting import Minter, Minting
 from audifi_nft.outbox import outbox
 from audifi_nft.projections import PROJECTIONS
 from audifi_nft.projections.minting import MintingQueue
+from audifi_nft.projections.wallets import owners_of
 
 MEDIA_DIR_ENV = "AUDIFI_NFT_MEDIA_DIR"
 S3_BUCKET_ENV = "AUDIFI_NFT_S3_BUCKET"
@@ -191,6 +198,9 @@ def create_app(
     async def wallets_of(account_id: str) -> list[str]:
         return await context.store.call(context.app.wallets_of, account_id)
 
+    async def owners(addresses: Sequence[str]) -> Mapping[str, str]:
+        return await owners_of(context.pool, addresses)
+
     return service_app(
         spec,
         settings,
@@ -202,10 +212,15 @@ def create_app(
             IposController,
             HoldingsController,
             ShareholdersController,
+            RevenuePassWritesController,
+            MasterDistributionsController,
+            ProofController,
+            RevenuePassReadsController,
+            *SHARED_PATH_READS,  # after the write controllers of their paths
         ],
         state={
             CONTEXT_STATE_KEY: context,
-            WALLET_LINKS_STATE_KEY: WalletLinks(addresses_of=wallets_of),
+            WALLET_LINKS_STATE_KEY: WalletLinks(addresses_of=wallets_of, owners_of=owners),
         },
         lifespan=[ipo_clock, holdings_indexer],
     )

@@ -511,6 +511,7 @@ class NftApplication(ServiceApplication):
         tx_hash: str | None,
         expires_at: datetime,
         now: datetime,
+        owners: dict[str, str] | None = None,
     ) -> Distribution:
         d = self.distribution(distribution_id)
         if not d.fund(
@@ -518,6 +519,7 @@ class NftApplication(ServiceApplication):
             tx_hash=tx_hash,
             expires_at=expires_at,
             at=now,
+            owners=owners,
         ):
             return d
         if chain_distribution_id is None:

@@ -46,6 +46,10 @@ class Holders:
 class HoldingsSnapshot(Protocol):
     async def holders(self, master_id: UUID) -> Holders: ...
 
+    async def owners(self, addresses: list[str]) -> dict[str, str]:
+        """Which account linked each of `addresses` (those some account linked)."""
+        ...
+
 
 class Distributor(Protocol):
     async def fund(
@@ -115,4 +119,5 @@ class Distributions:
             tx_hash=funding.tx_hash,
             expires_at=expires_at,
             now=now,
+            owners=await self.holdings.owners(list(d.wallet_amounts)),
         )

@@ -1,4 +1,5 @@
-"""Holdings from the chain: MasterShares' transfer logs into nft's event store.
+"""Holdings from the chain: MasterShares' transfer logs into nft's event store (and
+RevenueDistributor's claims into their distributions, `ClaimsIndexHandler`, same indexer).
 
 The kit's `ChainIndexer` follows MasterShares (from the block it was deployed in,
 `settings.chain_confirmations` behind the head) and hands each log to `SharesIndexHandler`,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 INDEXER_NAME = "nft.shares"
 CONTRACT = "MasterShares"
+DISTRIBUTOR = "RevenueDistributor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,53 @@ class SharesIndexHandler:
         return list(tokens.values())
 
 
+class ClaimsIndexHandler:
+    """RevenueDistributor's `Claimed` logs into their distribution (found by its on-chain
+    id); a claim whose block left the chain is taken back. Claims of distributions nft did not
+    record, and the contract's other logs, are passed over."""
+
+    def apply(self, app: NftApplication, chain_log: ChainLog) -> Sequence[Any]:
+        if chain_log.event != "Claimed":
+            return []
+        args = chain_log.args
+        d = app.distribution_of_chain(int(args["distributionId"]))
+        if d is None:
+            return []
+        d.record_claim(
+            index=int(args["index"]),
+            account=to_checksum_address(args["account"]),
+            amount=int(args["amount"]),
+            tx_hash=chain_log.tx_hash,
+            block=chain_log.block_number,
+            at=datetime.now(UTC),
+        )
+        return [d]
+
+    def revert(self, app: NftApplication, chain_log: ChainLog) -> Sequence[Any]:
+        if chain_log.event != "Claimed":
+            return []
+        d = app.distribution_of_chain(int(chain_log.args["distributionId"]))
+        if d is None:
+            return []
+        d.undo_claim(
+            index=int(chain_log.args["index"]), tx_hash=chain_log.tx_hash, at=datetime.now(UTC)
+        )
+        return [d]
+
+
+class PlatformIndexHandler:
+    """nft's one indexer: each log to the handler of the contract that emitted it."""
+
+    def __init__(self, handlers: dict[str, Any]) -> None:
+        self.handlers = {to_checksum_address(a): h for a, h in handlers.items()}
+
+    def apply(self, app: NftApplication, chain_log: ChainLog) -> Sequence[Any]:
+        return self.handlers[to_checksum_address(chain_log.address)].apply(app, chain_log)
+
+    def revert(self, app: NftApplication, chain_log: ChainLog) -> Sequence[Any]:
+        return self.handlers[to_checksum_address(chain_log.address)].revert(app, chain_log)
+
+
 def _token(app: NftApplication, master_id: UUID, *, create: bool) -> ShareToken:
     try:
         found = app.repository.get(share_token_id(master_id))
@@ -148,15 +198,21 @@ async def share_indexer(
     (`batch_blocks`, `poll_interval`, ...)."""
     deployment = await chain.start()
     shares = deployment.contracts[CONTRACT]
+    distributor = deployment.contracts.get(DISTRIBUTOR)
     reader = await chain.adapter("nft")
+    contracts = {shares.address: artifact(CONTRACT, settings).abi}
+    handlers: dict[str, Any] = {shares.address: SharesIndexHandler()}
+    if distributor is not None:  # its claims: recorded into their distributions
+        contracts[distributor.address] = artifact(DISTRIBUTOR, settings).abi
+        handlers[distributor.address] = ClaimsIndexHandler()
     return ChainIndexer(
         name,
         reader.w3,
         store,  # type: ignore[arg-type]
         pool,
-        {shares.address: artifact(CONTRACT, settings).abi},
-        SharesIndexHandler(),
-        start_block=shares.block,
+        contracts,
+        PlatformIndexHandler(handlers),
+        start_block=min(c.block for c in (shares, distributor) if c is not None),
         confirmations=settings.chain_confirmations,
         keep_blocks=REORG_WINDOW,
         **options,

@@ -17,9 +17,11 @@ from audifi_events import nft as published
 from audifi_events.payment import OrderRequest, Product
 from audifi_kit.outbox import OutboxMapping
 
+from audifi_nft.domain.chain_payment import TOKEN_DECIMALS
 from audifi_nft.domain.holdings import ShareToken, movement_kind
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.master import Master, chain_id
+from audifi_nft.domain.revenue import Distribution
 
 outbox = OutboxMapping("nft")
 PRODUCT_KIND = "ipo_shares"
@@ -166,4 +168,28 @@ def _transfer_reverted(e: Any) -> published.SharesTransferReverted:
         block_number=e.block_number,
         tx_hash=e.tx_hash,
         reverted_at=e.timestamp,
+    )
+
+
+@outbox.maps(Distribution.Owed)
+def _owed(e: Any) -> published.DistributionClaimable:
+    """Needs the distribution's facts: the event carries what the Funded one fixed."""
+    return published.DistributionClaimable(
+        distribution_id=str(e.originator_id),
+        account_id=e.account_id,
+        collection=e.collection,
+        master_id=e.master_id,
+        title=e.title,
+        month=e.month,
+        amount=str(e.amount),
+        decimals=TOKEN_DECIMALS,
+        currency="USD",
+        wallet_address=e.wallet,
+        custody=e.wallet is None,
+        claim_path=(
+            f"/api/v1/distributions/{e.originator_id}"
+            if e.wallet is None
+            else f"/api/v1/distributions/{e.originator_id}/proof"
+        ),
+        expires_at=e.expires_at,
     )

@@ -34,7 +34,7 @@ from audifi_payment.api.subscriptions import SubscriptionController, TierControl
 from audifi_payment.application import PaymentApplication
 from audifi_payment.application.payments import Payments
 from audifi_payment.config import PaymentSettings
-from audifi_payment.consumers import QUEUE_PURPOSE, orders_consumer
+from audifi_payment.consumers import QUEUE_PURPOSE, payment_consumers
 from audifi_payment.outbox import outbox
 from audifi_payment.projections import PROJECTIONS
 
@@ -67,7 +67,7 @@ def payment_spec(purpose: str = QUEUE_PURPOSE) -> ServiceSpec:
         application=PaymentApplication,
         projections=PROJECTIONS,
         outbox=outbox,
-        consumers=(orders_consumer(purpose),),
+        consumers=payment_consumers(purpose),
     )
 
 

@@ -1,10 +1,17 @@
-"""Integration events in: the orders other services ask payment to sell.
+"""Integration events in: the orders other services ask payment to sell, and the shares of
+revenue distributions owed to custody holders.
 
 `payment.order.requested` (nft: IPO shares, Coda funding; coin: lottery tickets in fiat) opens
 one order per `orderId`: the seller derives the id from its own request, so a redelivered or
 republished request finds the order it opened (`open_order` answers the same order for the
 same request, and refuses another request under that id — parked for an operator). The buyer
 then pays it with `POST /payments/checkout`.
+
+`nft.distribution.claimable` (one per account a funded distribution owes) pays a custody
+holder's share into their balance: one ledger transaction per distribution and account, its
+id derived from both, so a redelivered or republished notice books nothing twice
+(`domain/distributions.py`). A wallet holder claims on chain: nothing to do here. A share
+that payment cannot pay (not USD, fewer than 2 decimals) raises: retried, then parked.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
+from audifi_events.nft import DistributionClaimable
 from audifi_events.payment import OrderRequest
 from audifi_kit.inbox import Consumer, HandlerContext
 
+from audifi_payment.domain.distributions import DISTRIBUTION, CustodyPayout, cents_of
 from audifi_payment.domain.order import Product
 
 QUEUE_PURPOSE = "orders"
+DISTRIBUTIONS_PURPOSE = "distributions"
 
 
 def orders_consumer(purpose: str = QUEUE_PURPOSE) -> Consumer:
@@ -41,3 +51,52 @@ def orders_consumer(purpose: str = QUEUE_PURPOSE) -> Consumer:
         )
 
     return consumer
+
+
+def distributions_purpose_beside(orders_purpose: str) -> str:
+    """The distributions queue of a test that named its own orders queue (`orders-<x>` ->
+    `distributions-<x>`), so that it never takes notices from the service's shared queue."""
+    if orders_purpose == QUEUE_PURPOSE:
+        return DISTRIBUTIONS_PURPOSE
+    suffix = orders_purpose.removeprefix(QUEUE_PURPOSE)
+    return DISTRIBUTIONS_PURPOSE + (suffix if suffix != orders_purpose else f"-{orders_purpose}")
+
+
+def distributions_consumer(purpose: str = DISTRIBUTIONS_PURPOSE) -> Consumer:
+    consumer = Consumer("payment", purpose)
+
+    @consumer.handler("nft.distribution.claimable")
+    async def claimable(e: DistributionClaimable, ctx: HandlerContext) -> None:
+        if not e.custody:
+            return  # the holder's wallet claims it on chain
+        payout = CustodyPayout(
+            distribution_id=e.distribution_id,
+            account_id=e.account_id,
+            cents=cents_of(e.amount, e.decimals, e.currency),
+            month=e.month,
+            master_id=e.master_id,
+            collection=e.collection,
+        )
+        if not payout.cents:
+            return  # less than a cent: it stays in the treasury, as every sub-cent rest
+        assert ctx.store is not None
+        await ctx.store.call(
+            ctx.store.app.record,
+            currency=e.currency,
+            legs=payout.legs,
+            event_source=DISTRIBUTION,
+            reference_id=e.distribution_id,
+            reason=payout.reason,
+            txn_id=payout.txn_id,
+        )
+
+    return consumer
+
+
+def payment_consumers(purpose: str = QUEUE_PURPOSE) -> tuple[Consumer, ...]:
+    """Every consumer payment runs; `purpose` names the orders queue (a test's own), the
+    distributions queue is named beside it."""
+    return (
+        orders_consumer(purpose),
+        distributions_consumer(distributions_purpose_beside(purpose)),
+    )

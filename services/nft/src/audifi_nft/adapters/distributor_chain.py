@@ -10,6 +10,7 @@ from datetime import datetime
 
 from audifi_kit.chain.platform import PlatformChain, artifact
 from hexbytes import HexBytes
+from web3.logs import DISCARD
 
 from audifi_nft.distributions import Funding, TreasuryShort
 
@@ -75,7 +76,10 @@ class ChainDistributor:
                 total,
                 int(expires_at.timestamp()),
             )
-            created = distributor.events.DistributionCreated().process_receipt(receipt)
+            # The receipt also holds the token's Transfer: only DistributionCreated is read.
+            created = distributor.events.DistributionCreated().process_receipt(
+                receipt, errors=DISCARD
+            )
             return Funding(
                 chain_distribution_id=int(created[0]["args"]["distributionId"]),
                 tx_hash=receipt["transactionHash"].to_0x_hex(),

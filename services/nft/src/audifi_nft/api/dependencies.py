@@ -12,10 +12,13 @@ from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from litestar.datastructures import State
 
+from audifi_nft.adapters.distributor_chain import ChainDistributor
+from audifi_nft.adapters.holdings_pg import ViewHoldings
 from audifi_nft.adapters.payments_chain import ChainPaymentChecker
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import MediaStorage
 from audifi_nft.application import NftApplication
+from audifi_nft.distributions import Distributions, Distributor
 from audifi_nft.ipos import ChainPayments, Ipos, SharesChain
 from audifi_nft.minting import Minter
 
@@ -30,6 +33,7 @@ class NftContext:
     runtime: ServiceRuntime | None = None  # set when the runtime's store is open (app lifespan)
     minter: Minter | None = None  # runs in the app's lifespan
     chain_payments: ChainPayments | None = None  # the platform's token on its chain unless given
+    chain_distributor: Distributor | None = None  # RevenueDistributor on its chain unless given
 
     @property
     def payments(self) -> ChainPayments:
@@ -64,6 +68,20 @@ class NftContext:
         return self.runtime.group_commit
 
     @property
+    def distributions(self) -> Distributions:
+        assert self.shares is not None
+        return Distributions(
+            self.store,
+            ViewHoldings(self.pool, self.shares.custody_address),
+            self.distributor,
+        )
+
+    @property
+    def distributor(self) -> Distributor:
+        assert self.chain_distributor is not None
+        return self.chain_distributor
+
+    @property
     def ipos(self) -> Ipos:
         assert self.shares is not None
         return Ipos(self.store, self.shares)
@@ -75,6 +93,8 @@ async def provide_nft(state: State) -> NftContext:
         context.runtime = state[RUNTIME_STATE_KEY]
     if context.shares is None:
         context.shares = ChainShares(state[CHAIN_STATE_KEY])
+    if context.chain_distributor is None:
+        context.chain_distributor = ChainDistributor(state[CHAIN_STATE_KEY])
     if context.chain_payments is None:
         context.chain_payments = ChainPaymentChecker(
             state[CHAIN_STATE_KEY], confirmations=context.settings.chain_confirmations

@@ -270,9 +270,13 @@ class Distribution(Aggregate):
         tx_hash: str | None,
         expires_at: datetime,
         at: datetime,
+        owners: dict[str, str] | None = None,
     ) -> bool:
         """Funded on chain as RevenueDistributor's distribution `chain_distribution_id`
-        (None when every holder is in custody: nothing to claim on chain); False if already."""
+        (None when every holder is in custody: nothing to claim on chain); False if already.
+        Then every account owed is told (`owners`: which account linked which holding
+        wallet; a wallet nobody linked is owed all the same, and claims with its proof)."""
+        owners = owners or {}
         if self.status == FUNDED:
             return False
         if self.status != DECLARED or self.block is None:
@@ -283,7 +287,37 @@ class Distribution(Aggregate):
             expires_at=expires_at,
             at=at,
         )
+        facts = {
+            "collection": self.collection,
+            "master_id": str(self.master_id),
+            "title": self.title,
+            "month": self.month,
+            "expires_at": expires_at,
+        }
+        for account_id, amount in sorted(self.custody_amounts.items()):
+            self._owed(account_id=account_id, amount=amount, wallet=None, at=at, **facts)
+        for address, amount in sorted(self.wallet_amounts.items()):
+            if address in owners:
+                self._owed(
+                    account_id=owners[address], amount=amount, wallet=address, at=at, **facts
+                )
         return True
+
+    @event("Owed")
+    def _owed(
+        self,
+        account_id: str,
+        amount: int,
+        wallet: str | None,
+        at: datetime,
+        collection: str,
+        master_id: str,
+        title: str,
+        month: str,
+        expires_at: datetime,
+    ) -> None:
+        """An account this distribution owes (`nft.distribution.claimable`): by its wallet's
+        claim, or (no wallet) into its platform balance."""
 
     @event("Funded")
     def _funded(

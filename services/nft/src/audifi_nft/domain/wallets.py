@@ -45,11 +45,11 @@ class AccountWallets(Aggregate):
         checksummed = to_checksum_address(address)
         if self.current == checksummed:
             return False
-        self._linked(address=checksummed, at=at)
+        self._linked(address=checksummed, at=at, account_id=self.account_id)
         return True
 
     @event("Linked")
-    def _linked(self, address: str, at: datetime) -> None:
+    def _linked(self, address: str, at: datetime, account_id: str | None = None) -> None:
         if address in self.addresses:
             self.addresses.remove(address)
         self.addresses.append(address)

@@ -6,8 +6,16 @@ from __future__ import annotations
 
 from audifi_kit.projections import Projection
 
+from audifi_nft.projections.distributions import Distributions
 from audifi_nft.projections.holdings import Holdings
 from audifi_nft.projections.ipos import Ipos
 from audifi_nft.projections.minting import MintingQueue
+from audifi_nft.projections.wallets import WalletOwners
 
-PROJECTIONS: tuple[type[Projection], ...] = (Ipos, MintingQueue, Holdings)
+PROJECTIONS: tuple[type[Projection], ...] = (
+    Ipos,
+    MintingQueue,
+    Holdings,
+    WalletOwners,
+    Distributions,
+)

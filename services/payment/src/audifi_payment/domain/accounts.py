@@ -17,6 +17,12 @@ PLATFORM_FEES = "platform:fees"
 PLATFORM_ADJUSTMENTS = "platform:adjustments"
 PLATFORM_REFUNDS = "platform:refunds"
 PLATFORM_DISPUTES = "platform:disputes"
+PLATFORM_DISTRIBUTIONS = "platform:distributions"
+"""Distributions paid off chain to holders whose shares the platform holds in custody: one
+debit per holder and distribution, against the credit to their balance. The stablecoins stay
+in the on-chain treasury, which this ledger does not hold; this account is the platform's
+liability side for what it paid those holders here, so its debit balance is the part of the
+treasury's funds that now belongs to users' balances."""
 STRIPE_CLEARING = "stripe:clearing"
 STRIPE_FEES = "stripe:fees"
 
@@ -26,6 +32,7 @@ HOT_ACCOUNTS = frozenset(
         PLATFORM_ADJUSTMENTS,
         PLATFORM_REFUNDS,
         PLATFORM_DISPUTES,
+        PLATFORM_DISTRIBUTIONS,
         STRIPE_CLEARING,
         STRIPE_FEES,
     }
