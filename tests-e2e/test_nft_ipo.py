@@ -324,3 +324,67 @@ def test_card_and_chain_buyers_hold_transfer_and_claim_their_dividends(
         chain.send(fan_key, claim)
     already_claimed = "0x" + keccak(text="AlreadyClaimed(uint256,uint256)")[:4].hex()
     assert str(again.value.data).startswith(already_claimed)
+
+
+def test_200_buyers_race_for_100_shares_and_exactly_100_are_sold_and_minted(
+    platform: Platform, as_
+) -> None:
+    """Through the gateway: 200 fans want one share each of the last 100. Exactly 100 are
+    reserved (the others refused before paying: 409 IPO_SOLD_OUT), all 100 paid by card and
+    minted, and MasterShares' count on chain equals the allocations."""
+    import asyncio
+
+    gw, chain = platform.gateway, Chain(platform)
+    master, ipo = _register_and_open(
+        platform, as_(ARTIST, "artist"), "US-AUD-26-00099", cap=100, perAccountMax=1
+    )
+    fans = [as_(str(uuid.uuid4()), "fan") for _ in range(200)]
+
+    async def race() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as c:
+            return await asyncio.gather(
+                *(
+                    c.post(f"{gw}/ipos/{ipo['id']}/purchase", json={"quantity": 1}, headers=fan)
+                    for fan in fans
+                )
+            )
+
+    answers = asyncio.run(race())
+    won = [(fan, a.json()) for fan, a in zip(fans, answers, strict=True) if a.status_code == 201]
+    refused = [a.json()["error"]["code"] for a in answers if a.status_code != 201]
+    assert len(won) == 100 and refused == ["IPO_SOLD_OUT"] * 100
+
+    async def pay_all() -> None:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20)) as c:
+
+            async def pay(fan: dict, purchase: dict) -> None:
+                for _ in range(300):  # payment opens the order once it heard nft's request
+                    answer = await c.post(
+                        f"{gw}/payments/checkout", json={"orderId": purchase["id"]}, headers=fan
+                    )
+                    if answer.status_code == 201:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"order {purchase['id']} never opened")
+                paid = await c.post(
+                    answer.json()["url"], data={"card_number": "4242 4242 4242 4242"}
+                )
+                assert paid.status_code == 303
+
+            await asyncio.gather(*(pay(fan, purchase) for fan, purchase in won))
+
+    asyncio.run(pay_all())
+    artist = as_(ARTIST, "artist")
+
+    def all_minted() -> list | None:
+        items = httpx.get(f"{gw}/masters/{master['id']}/mints", headers=artist).json()["items"]
+        minted = [i for i in items if i["status"] == "minted"]
+        return items if len(minted) == 100 else None
+
+    items = eventually_sync(all_minted, within=240, what="100 allocations minted")
+    assert len(items) == 100 and all(i["custody"] for i in items)
+    assert chain.shares.functions.mintedOf(int(master["chainId"])).call() == 100
+    shown = httpx.get(f"{gw}/masters/{master['id']}/ipo", headers=artist).json()
+    assert (shown["allocated"], shown["available"], shown["status"]) == (100, 0, "closed")
