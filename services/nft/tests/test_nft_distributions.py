@@ -190,3 +190,25 @@ def test_what_is_funded_owed_and_kept_adds_up_to_the_distribution(
     assert 0 <= d.remainder < max(1, sum(1 for n in [*wallets, *custody] if n > 0))
     for address, amount in d.wallet_amounts.items():
         assert amount == d.amount_base_units * held_w[address] // supply
+
+
+async def test_unclaimed_amounts_go_back_to_the_treasury_once_claims_expire() -> None:
+    from datetime import timedelta
+
+    from audifi_nft.domain.revenue import DistributionStateConflict
+
+    app, master, distributor, service = _setup(Holders(7, {A: 1, B: 3}, {}))
+    d = await service.trigger(_declare(app, master).id)
+    distributor.claimed[d.chain_distribution_id] = d.wallet_amounts[A]  # A claimed, B did not
+    treasury = distributor.treasury
+    assert (await service.sweep_expired(d.id)).status == "funded"  # not expired: nothing
+
+    service.clock = lambda: d.expires_at + timedelta(seconds=1)
+    swept = await service.sweep_expired(d.id)
+    assert (swept.status, swept.swept_amount) == ("swept", d.wallet_amounts[B])
+    assert distributor.treasury == treasury + d.wallet_amounts[B]
+    assert (await service.sweep_expired(d.id)).version == swept.version  # once
+    with pytest.raises(DistributionStateConflict):
+        app.sweep_distribution(
+            _declare(app, master, month="2027-03").id, amount=0, tx_hash=None, now=T0
+        )

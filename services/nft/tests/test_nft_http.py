@@ -779,3 +779,18 @@ async def test_dividends_are_funded_on_chain_and_a_holder_claims_with_its_proof_
         assert (await c.get(f"/distributions/{d['id']}/proof", headers=nft.headers(fan))).json()[
             "claimed"
         ]
+
+        # A year on, the unclaimed rest (the other holder's) goes back to the treasury, once.
+        from audifi_nft.adapters.distributor_chain import ChainDistributor
+
+        expiry = int(datetime.fromisoformat(d["expiresAt"]).timestamp())
+        with nft.chain.embedded.lock:  # type: ignore[union-attr]
+            nft.chain.embedded.tester.time_travel(expiry + 1)  # type: ignore[union-attr]
+        treasury = await dev_usd.functions.balanceOf(nft_operator.address).call()
+        distributor_port = ChainDistributor(nft.chain)
+        swept = await distributor_port.sweep(leaf["chainDistributionId"])
+        assert swept.amount == 125_000_000 and swept.tx_hash is not None
+        assert (
+            await dev_usd.functions.balanceOf(nft_operator.address).call() == treasury + 125_000_000
+        )
+        assert (await distributor_port.sweep(leaf["chainDistributionId"])).tx_hash is None

@@ -39,6 +39,7 @@ from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_nft.adapters.distributor_chain import ChainDistributor
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.adapters.storage_s3 import S3Storage
@@ -60,6 +61,7 @@ from audifi_nft.api.masters import MastersController
 from audifi_nft.api.revenue_reads import SHARED_PATH_READS, RevenuePassReadsController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer, wallets_consumer
+from audifi_nft.distributions import Distributions
 from audifi_nft.holdings import INDEXER_NAME, share_indexer
 from audifi_nft.ipos import Ipos
 from audifi_nft.minting import Minter, Minting
@@ -87,11 +89,18 @@ TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= 
 TO_CLOSE = "SELECT id FROM ipos.ipos WHERE status = 'open' AND closes_at <= now() LIMIT 100"
 # Reservations paid on chain have no order at payment to expire them: the clock releases them.
 OPEN_IPOS = "SELECT id FROM ipos.ipos WHERE status = 'open'"
+TO_SWEEP = (
+    "SELECT id FROM distributions.distributions WHERE status = 'funded' "
+    "AND chain_distribution_id IS NOT NULL AND expires_at <= now() LIMIT 100"
+)
 
 
-async def tick_ipo_clock(ipos: Ipos, runtime: ServiceRuntime) -> None:
-    """Opens the IPOs whose time came, closes those whose window ended, and releases the
-    on-chain reservations left unpaid past their expiry."""
+async def tick_ipo_clock(
+    ipos: Ipos, runtime: ServiceRuntime, distributions: Distributions | None = None
+) -> None:
+    """Opens the IPOs whose time came, closes those whose window ended, releases the on-chain
+    reservations left unpaid past their expiry, and sweeps distributions whose claims
+    expired."""
     try:
         to_open = await runtime.pool.fetch(TO_OPEN)
         to_close = await runtime.pool.fetch(TO_CLOSE)
@@ -106,6 +115,16 @@ async def tick_ipo_clock(ipos: Ipos, runtime: ServiceRuntime) -> None:
         await ipos.close_if_due(row["id"])
     for row in await runtime.pool.fetch(OPEN_IPOS):
         await ipos.release_expired(row["id"], method="chain")
+    if distributions is not None:
+        try:
+            to_sweep = await runtime.pool.fetch(TO_SWEEP)
+        except asyncpg.UndefinedTableError:  # the read model is being created
+            to_sweep = []
+        for row in to_sweep:
+            try:
+                await distributions.sweep_expired(row["id"])
+            except Exception as exc:  # one distribution's failure (the chain's) stops no other
+                log.warning("IPO clock: distribution %s not swept (%s)", row["id"], exc)
 
 
 def _setting(settings: Settings, name: str) -> str | None:
@@ -168,7 +187,9 @@ def create_app(
             poll_interval=interval,
         )
         context.minter = minter
-        tick = functools.partial(tick_ipo_clock, context.ipos, runtime)
+        if context.chain_distributor is None:
+            context.chain_distributor = ChainDistributor(app.state[CHAIN_STATE_KEY])
+        tick = functools.partial(tick_ipo_clock, context.ipos, runtime, context.distributions)
         async with _opened(context.storage), every(interval, tick, name="IPO clock"):
             await minter.start()
             try:

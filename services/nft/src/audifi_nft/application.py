@@ -528,6 +528,14 @@ class NftApplication(ServiceApplication):
             self.save(d, ChainDistributionRef.record(chain_distribution_id, d.id))
         return d
 
+    def sweep_distribution(
+        self, distribution_id: UUID, *, amount: int, tx_hash: str | None, now: datetime
+    ) -> Distribution:
+        d = self.distribution(distribution_id)
+        if d.sweep(amount=amount, tx_hash=tx_hash, at=now):
+            self.save(d)
+        return d
+
     def distribution_of_chain(self, chain_distribution_id: int) -> Distribution | None:
         ref = self._find(ChainDistributionRef, chain_ref_id(chain_distribution_id))
         return None if ref is None else self.distribution(ref.distribution_id)

@@ -37,6 +37,12 @@ class Funding:
 
 
 @dataclass(frozen=True, slots=True)
+class Sweep:
+    amount: int  # base units returned to the treasury
+    tx_hash: str | None  # None: found swept on chain by an attempt that was not recorded
+
+
+@dataclass(frozen=True, slots=True)
 class Holders:
     block: int
     wallets: dict[str, int]  # checksummed address -> shares (custody's address excluded)
@@ -61,6 +67,10 @@ class Distributor(Protocol):
     ) -> Funding:
         """Create the distribution on chain, unless an earlier attempt that was not recorded
         created it (same root and total, an id no distribution recorded: `is_taken`)."""
+        ...
+
+    async def sweep(self, chain_distribution_id: int) -> Sweep:
+        """Send what was not claimed back to the treasury (after expiry), or find it sent."""
         ...
 
 
@@ -120,4 +130,21 @@ class Distributions:
             expires_at=expires_at,
             now=now,
             owners=await self.holdings.owners(list(d.wallet_amounts)),
+        )
+
+    async def sweep_expired(self, distribution_id: UUID) -> Distribution:
+        """Past its expiry, a funded distribution's unclaimed rest goes back to the treasury
+        (RevenueDistributor's `sweep`); idempotent, and a no-op before expiry."""
+        app = self.store.app
+        d: Distribution = await self.store.call(app.distribution, distribution_id)
+        if not d.is_sweepable(self.clock()):
+            return d
+        assert d.chain_distribution_id is not None
+        swept = await self.distributor.sweep(d.chain_distribution_id)
+        return await self.store.call(
+            app.sweep_distribution,
+            distribution_id,
+            amount=swept.amount,
+            tx_hash=swept.tx_hash,
+            now=self.clock(),
         )

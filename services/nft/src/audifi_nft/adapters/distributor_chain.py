@@ -12,7 +12,7 @@ from audifi_kit.chain.platform import PlatformChain, artifact
 from hexbytes import HexBytes
 from web3.logs import DISCARD
 
-from audifi_nft.distributions import Funding, TreasuryShort
+from audifi_nft.distributions import Funding, Sweep, TreasuryShort
 
 
 class ChainDistributor:
@@ -84,3 +84,15 @@ class ChainDistributor:
                 chain_distribution_id=int(created[0]["args"]["distributionId"]),
                 tx_hash=receipt["transactionHash"].to_0x_hex(),
             )
+
+    async def sweep(self, chain_distribution_id: int) -> Sweep:
+        async with self._lock:
+            adapter, distributor, _ = await self._contracts()
+            d = await adapter.call(distributor, "distribution", chain_distribution_id)
+            rest = int(d[2]) - int(d[3])  # total - claimed
+            if d[5]:  # swept already: by an attempt that was not recorded
+                return Sweep(amount=rest, tx_hash=None)
+            receipt = await adapter.transact(
+                distributor, "sweep", chain_distribution_id, adapter.address
+            )
+            return Sweep(amount=rest, tx_hash=receipt["transactionHash"].to_0x_hex())

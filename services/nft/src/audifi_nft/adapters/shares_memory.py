@@ -15,7 +15,7 @@ from audifi_kit.chain.adapter import ResendOutcome, SignedTx
 from audifi_kit.chain.payments import ConfirmedPayment, PaymentNotFound, PaymentWrongAmount
 from audifi_kit.errors import BlockchainError
 
-from audifi_nft.distributions import Funding, TreasuryShort
+from audifi_nft.distributions import Funding, Sweep, TreasuryShort
 from audifi_nft.ipos import MintReceipt, PayTo
 
 CUSTODY = "0x000000000000000000000000000000000000C057"
@@ -183,6 +183,8 @@ class InMemoryDistributor:
         self.treasury = treasury
         self.created: list[tuple[str, int, datetime]] = []  # (root, total, expires at)
         self.lose_next = False  # created on chain, then the process died before recording
+        self.claimed: dict[int, int] = {}  # what holders claimed, per distribution
+        self.swept: set[int] = set()
 
     async def fund(
         self,
@@ -203,3 +205,12 @@ class InMemoryDistributor:
             raise ProcessDied("funded on chain, never recorded")
         n = len(self.created) - 1
         return Funding(chain_distribution_id=n, tx_hash="0x" + f"{n + 1:064x}")
+
+    async def sweep(self, chain_distribution_id: int) -> Sweep:
+        _, total, _ = self.created[chain_distribution_id]
+        rest = total - self.claimed.get(chain_distribution_id, 0)
+        if chain_distribution_id in self.swept:
+            return Sweep(amount=rest, tx_hash=None)
+        self.swept.add(chain_distribution_id)
+        self.treasury += rest
+        return Sweep(amount=rest, tx_hash="0x" + f"{chain_distribution_id + 1000:064x}")

@@ -19,6 +19,8 @@ DISTRIBUTION_EXISTS).
    when what is unclaimed is swept back.
 4. Claims are recorded from the chain (`record_claim`: the indexer's `Claimed` logs; one
    per leaf, as the contract's bitmap and the seed's UNIQUE say; a reorged claim is undone).
+5. Swept (`sweep`): past `expiresAt`, what was not claimed goes back to the treasury (the
+   IPO clock's chore; RevenueDistributor refuses claims from then on).
 """
 
 from __future__ import annotations
@@ -372,6 +374,32 @@ class Distribution(Aggregate):
     @property
     def claimed_total(self) -> int:
         return sum(c["amount"] for c in self.claims.values())
+
+    def is_sweepable(self, now: datetime) -> bool:
+        return (
+            self.status == FUNDED
+            and self.chain_distribution_id is not None
+            and self.expires_at is not None
+            and self.expires_at <= now
+        )
+
+    def sweep(self, *, amount: int, tx_hash: str | None, at: datetime) -> bool:
+        """Claims expired: what was not claimed went back to the treasury; False if already."""
+        if self.status == SWEPT:
+            return False
+        if not self.is_sweepable(at):
+            raise DistributionStateConflict(
+                "Only a funded distribution past its expiry is swept",
+                details={"status": self.status},
+            )
+        self._swept(amount=amount, tx_hash=tx_hash, at=at)
+        return True
+
+    @event("Swept")
+    def _swept(self, amount: int, tx_hash: str | None, at: datetime) -> None:
+        self.status = SWEPT
+        self.swept_amount = amount
+        self.sweep_tx = tx_hash
 
 
 CHAIN_REF_NAMESPACE = uuid.UUID("2e6f9a41-0b7c-4d3e-8a15-6c9b2f4e7d08")

@@ -167,6 +167,12 @@ class Distributions(Projection):
             e.at,
         )
 
+    @handles(Distribution.Swept)
+    async def swept(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute(
+            "UPDATE distributions SET status = 'swept' WHERE id = $1", e.originator_id
+        )
+
     @handles(Distribution.Claimed)
     async def claimed(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
         amount = await conn.fetchval(
