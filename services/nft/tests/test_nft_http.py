@@ -569,6 +569,10 @@ async def test_paid_shares_are_minted_on_chain_to_the_wallet_or_held_in_custody(
             items = (await c.get("/user/holdings", headers=nft.headers(fan))).json()["items"]
             return items or None
 
+        async def holdings_where(fan: str, keep) -> list[dict] | None:  # type: ignore[no-untyped-def]
+            items = (await c.get("/user/holdings", headers=nft.headers(fan))).json()["items"]
+            return items if items and all(keep(i) for i in items) else None
+
         [mine] = await eventually(lambda: holdings(walleted), within=30)
         assert (mine["address"], mine["amount"], mine["custody"]) == (wallet, 3, False)
         [held] = await eventually(lambda: holdings(walletless), within=30)
@@ -578,6 +582,52 @@ async def test_paid_shares_are_minted_on_chain_to_the_wallet_or_held_in_custody(
         ).json()
         assert (shareholders["totalSupply"], shareholders["holders"]) == (5, 2)
         assert shareholders["visibility"] == "own" and len(shareholders["items"]) == 1
+
+        # The custody buyer links a wallet later and withdraws their shares to it.
+        late_wallet = Account.create().address
+        refused = await c.post(
+            "/user/withdrawals",
+            json={"masterId": ipo["masterId"], "quantity": 2},
+            headers=nft.headers(walletless),
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "NO_WALLET_LINKED")
+        await nft.publish(
+            WalletLinked(
+                account_id=walletless,
+                wallet_address=late_wallet,
+                chain="evm",
+                linked_at=datetime.now(UTC),
+            )
+        )
+
+        async def withdraw() -> dict | None:  # once nft heard of the wallet
+            answer = await c.post(
+                "/user/withdrawals",
+                json={"masterId": ipo["masterId"], "quantity": 2},
+                headers=nft.headers(walletless),
+            )
+            return answer.json() if answer.status_code == 202 else None
+
+        asked = await eventually(withdraw, within=30)
+        assert (asked["to"], asked["status"]) == (late_wallet, "requested")
+        too_much = await c.post(
+            "/user/withdrawals",
+            json={"masterId": ipo["masterId"], "quantity": 1},
+            headers=nft.headers(walletless),
+        )
+        assert (too_much.status_code, too_much.json()["error"]["code"]) == (
+            409,
+            "NOTHING_TO_WITHDRAW",
+        )
+        [moved] = await eventually(
+            lambda: holdings_where(walletless, lambda i: not i["custody"]), within=30
+        )
+        assert (moved["address"], moved["amount"]) == (late_wallet, 2)
+        assert await shares.functions.balanceOf(late_wallet, token).call() == 2
+        done = await c.get(f"/user/withdrawals/{asked['id']}", headers=nft.headers(walletless))
+        assert done.json()["status"] == "minted" and done.json()["txHash"]
+        theirs = await c.get(f"/user/withdrawals/{asked['id']}", headers=nft.headers(walleted))
+        assert theirs.status_code == 404
 
         again = await c.post(f"/masters/{ipo['masterId']}/mint", headers=artist)
         assert again.status_code == 202 and again.json()["items"] == []  # nothing to re-drive

@@ -137,3 +137,57 @@ def test_a_wallet_is_linked_once_and_the_newest_receives_mints() -> None:
     assert app.wallet_of(FAN) == FAN_WALLET
     with pytest.raises(MintNotFound):
         app.mint(mint_id_of("nothing"))
+
+
+async def test_shares_held_in_custody_are_withdrawn_to_the_wallet_linked_later() -> None:
+    from audifi_nft.domain.custody import NothingToWithdraw, NoWalletLinked
+
+    app, master, ipo, shares, minting, [rid] = await _paid(quantity=3)
+    await minting.drive(ipo.id, rid)  # no wallet yet: minted to custody, held for the fan
+    assert app.custody_of(FAN, master.id).available == 3
+
+    def ask(quantity: int):  # type: ignore[no-untyped-def]
+        return app.request_withdrawal(
+            withdrawal_id=uuid.uuid4(),
+            account_id=FAN,
+            master_id=master.id,
+            quantity=quantity,
+            custody_address=CUSTODY,
+            now=T0,
+        )
+
+    with pytest.raises(NoWalletLinked):
+        ask(1)
+    app.link_wallet(FAN, FAN_WALLET, at=T0)
+    with pytest.raises(NothingToWithdraw):
+        ask(4)
+    withdrawal = ask(2)
+    assert app.custody_of(FAN, master.id).available == 1  # reserved at once
+    with pytest.raises(NothingToWithdraw):
+        ask(2)
+
+    done = await minting.drive_withdrawal(withdrawal.id)
+    assert (done.status, done.to) == (MINTED, FAN_WALLET)
+    assert shares.balances == {(master.id.int, CUSTODY): 1, (master.id.int, FAN_WALLET): 2}
+    book = app.custody_of(FAN, master.id)
+    assert (book.held, book.reserved) == (1, 0)
+
+
+async def test_a_withdrawal_the_chain_refuses_gives_the_shares_back_to_withdraw() -> None:
+    app, master, ipo, shares, minting, [rid] = await _paid(quantity=3)
+    await minting.drive(ipo.id, rid)
+    app.link_wallet(FAN, FAN_WALLET, at=T0)
+    withdrawal = app.request_withdrawal(
+        withdrawal_id=uuid.uuid4(),
+        account_id=FAN,
+        master_id=master.id,
+        quantity=3,
+        custody_address=CUSTODY,
+        now=T0,
+    )
+    shares.balances[(master.id.int, CUSTODY)] = 0  # (whatever the reason) custody lacks them
+
+    failed = await minting.drive_withdrawal(withdrawal.id)
+    assert failed.status == FAILED
+    assert failed.error["details"]["error"] == "ERC1155InsufficientBalance"
+    assert app.custody_of(FAN, master.id).available == 3

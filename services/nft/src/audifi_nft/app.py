@@ -59,6 +59,7 @@ from audifi_nft.api.holdings import (
 from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
 from audifi_nft.api.revenue_reads import SHARED_PATH_READS, RevenuePassReadsController
+from audifi_nft.api.withdrawals import WithdrawalsController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer, wallets_consumer
 from audifi_nft.distributions import Distributions
@@ -236,6 +237,7 @@ def create_app(
             RevenuePassWritesController,
             MasterDistributionsController,
             ProofController,
+            WithdrawalsController,
             RevenuePassReadsController,
             *SHARED_PATH_READS,  # after the write controllers of their paths
         ],

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from audifi_kit.errors import Forbidden
 from audifi_kit.eventstore import ServiceApplication
+from audifi_kit.values import whole_number
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
@@ -22,6 +23,13 @@ from audifi_nft.domain.chain_payment import (
     TxHashClaim,
     TxHashUsed,
     tx_hash_claim_id,
+)
+from audifi_nft.domain.custody import (
+    CustodyBook,
+    NothingToWithdraw,
+    NoWalletLinked,
+    Withdrawal,
+    custody_book_id,
 )
 from audifi_nft.domain.ipo import (
     PAID,
@@ -382,15 +390,25 @@ class NftApplication(ServiceApplication):
     def confirm_mint(
         self, mint_id: UUID, *, tx_hash: str, block_number: int, now: datetime
     ) -> Mint:
-        """Minted on chain: the mint and its IPO allocation record it together."""
+        """Mined: a mint and its IPO allocation record it together (and, minted to custody,
+        the buyer's custody book); a withdrawal and the custody book it settles."""
         mint = self.mint(mint_id)
         if not mint.confirm(tx_hash=tx_hash, block_number=block_number, at=now):
+            return mint
+        book = self._custody_book(mint.account_id, mint.master_id)
+        if isinstance(mint, Withdrawal):
+            book.settle(amount=mint.quantity, withdrawal_id=mint.id)
+            self.save(mint, book)
             return mint
         ipo = self.ipo(mint.ipo_id)
         ipo.record_mint(
             reservation_id=mint.reservation_id, tx_hash=tx_hash, to=mint.to, custody=mint.custody
         )
-        self.save(mint, ipo)
+        if mint.custody:
+            book.credit(amount=mint.quantity, reason=mint.reservation_id)
+            self.save(mint, ipo, book)
+        else:
+            self.save(mint, ipo)
         return mint
 
     def fail_mint(self, mint_id: UUID, *, error: dict[str, Any], now: datetime) -> Mint:
@@ -398,12 +416,61 @@ class NftApplication(ServiceApplication):
         mint.fail(error=error, at=now)
         if not mint.pending_events:
             return mint
+        if isinstance(mint, Withdrawal):  # the shares stay in custody, withdrawable again
+            book = self._custody_book(mint.account_id, mint.master_id)
+            book.release(amount=mint.quantity, withdrawal_id=mint.id)
+            self.save(mint, book)
+            return mint
         ipo = self.ipo(mint.ipo_id)
         ipo.record_mint_failure(
             reservation_id=mint.reservation_id, error=str(mint.error and mint.error["message"])
         )
         self.save(mint, ipo)
         return mint
+
+    # -- custody -----------------------------------------------------------------------------
+
+    def custody_of(self, account_id: str, master_id: UUID) -> CustodyBook | None:
+        return self._find(CustodyBook, custody_book_id(account_id, master_id))
+
+    def request_withdrawal(
+        self,
+        *,
+        withdrawal_id: UUID,
+        account_id: str,
+        master_id: UUID,
+        quantity: Any,
+        custody_address: str,
+        now: datetime,
+    ) -> Withdrawal:
+        """Shares held in custody for the account, to move to its newest linked wallet; the
+        same id again is the same withdrawal (a retried request)."""
+        found = self._find(Withdrawal, withdrawal_id)
+        if found is not None:
+            return found
+        amount = whole_number(quantity, field="quantity", minimum=1, maximum=10_000_000)
+        self.master(master_id)
+        wallet = self.wallet_of(account_id)
+        if wallet is None:
+            raise NoWalletLinked()
+        book = self.custody_of(account_id, master_id)
+        if book is None:
+            raise NothingToWithdraw(details={"available": 0, "requested": amount})
+        withdrawal = Withdrawal.ask(
+            withdrawal_id=withdrawal_id,
+            account_id=account_id,
+            master_id=master_id,
+            quantity=amount,
+            to=wallet,
+            from_address=custody_address,
+            at=now,
+        )
+        book.reserve(amount, withdrawal.id)
+        self.save(withdrawal, book)
+        return withdrawal
+
+    def _custody_book(self, account_id: str, master_id: UUID) -> CustodyBook:
+        return self.custody_of(account_id, master_id) or CustodyBook.open(account_id, master_id)
 
     def drop_mint(self, mint_id: UUID, *, now: datetime) -> Mint:
         mint = self.mint(mint_id)

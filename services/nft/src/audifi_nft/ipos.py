@@ -62,6 +62,18 @@ class SharesChain(Protocol):
         cap) is a BlockchainError and nothing is signed."""
         ...
 
+    async def submit_transfer(
+        self,
+        from_address: str,
+        to: str,
+        master_chain_id: int,
+        amount: int,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str:
+        """Sign `safeTransferFrom(from, to, masterId, amount, "")` (custody to a wallet; the
+        operator is the custody address), record it through `before_send`, send it."""
+        ...
+
     async def mint_receipt(self, tx_hash: str) -> MintReceipt | None:
         """The mined outcome of a mint transaction, or None while the chain has none."""
         ...

@@ -10,6 +10,10 @@
   dropped, and the next drive signs anew;
 - minted or failed: nothing (a failed mint waits for `POST /masters/{id}/mint`).
 
+Withdrawals from custody (domain/custody.py) take the same steps with MasterShares'
+`safeTransferFrom(custody, wallet, ...)` instead of `mint`; a failed one releases the shares
+back to what the account can withdraw.
+
 Only a revert fails a mint: a node that is down or slow raises, and the follower tries again
 later from what is recorded. `Minter` follows the `minting.queue` read model (woken when it
 moves) and drives what is waiting, one at a time: one signer, one nonce sequence. Replicas
@@ -32,13 +36,14 @@ from audifi_kit.eventstore import EventStore
 from audifi_kit.follower import LogFollower
 from audifi_kit.projections import ProjectionRunner
 
+from audifi_nft.domain.custody import WITHDRAWAL_PREFIX, Withdrawal
 from audifi_nft.domain.mint import REQUESTED, SIGNED, Mint
 from audifi_nft.ipos import MintReceipt, SharesChain, Store
 
 log = logging.getLogger(__name__)
 
 WAITING = (
-    "SELECT ipo_id, reservation_id FROM minting.queue "
+    "SELECT ipo_id, reservation_id, mint_id FROM minting.queue "
     "WHERE status IN ('allocated', 'requested', 'signed') ORDER BY allocated_at, reservation_id "
     "LIMIT $1"
 )
@@ -76,6 +81,15 @@ class Minting:
             mint = await self._settle(mint)
         return mint
 
+    async def drive_withdrawal(self, withdrawal_id: UUID) -> Mint:
+        """A withdrawal from custody, as far as it can go now (the same steps as a mint)."""
+        withdrawal: Mint = await self.store.call(self.store.app.mint, withdrawal_id)
+        if withdrawal.status == REQUESTED:
+            withdrawal = await self._sign_and_send(withdrawal)
+        if withdrawal.status == SIGNED:
+            withdrawal = await self._settle(withdrawal)
+        return withdrawal
+
     async def _sign_and_send(self, mint: Mint) -> Mint:
         app = self.store.app
 
@@ -90,7 +104,12 @@ class Minting:
             )
 
         try:
-            await self.chain.submit_mint(mint.to, mint.chain_id, mint.quantity, record)
+            if isinstance(mint, Withdrawal):
+                await self.chain.submit_transfer(
+                    mint.from_address, mint.to, mint.chain_id, mint.quantity, record
+                )
+            else:
+                await self.chain.submit_mint(mint.to, mint.chain_id, mint.quantity, record)
         except BlockchainError as failure:
             current: Mint = await self.store.call(app.mint, mint.id)
             if current.status == REQUESTED and is_revert(failure):  # refused before signing
@@ -180,7 +199,10 @@ class Minter:
             return 0
         for row in rows:
             # asyncpg's own UUID type would reach the events: a plain one.
-            await self.minting.drive(UUID(str(row["ipo_id"])), row["reservation_id"])
+            if row["reservation_id"].startswith(WITHDRAWAL_PREFIX):
+                await self.minting.drive_withdrawal(UUID(str(row["mint_id"])))
+            else:
+                await self.minting.drive(UUID(str(row["ipo_id"])), row["reservation_id"])
         # What was driven shows in the queue once the projection applies it; it wakes this
         # follower when it moves. Stepping again at once would read the same rows as waiting.
         return 0

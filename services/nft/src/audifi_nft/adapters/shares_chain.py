@@ -67,6 +67,23 @@ class ChainShares:
         )
         return tx_hash.to_0x_hex()
 
+    async def submit_transfer(
+        self,
+        from_address: str,
+        to: str,
+        master_chain_id: int,
+        amount: int,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str:
+        adapter, shares = await self._shares()
+        data = shares.encode_abi(
+            "safeTransferFrom", args=[from_address, to, master_chain_id, amount, b""]
+        )
+        tx_hash = await adapter.submit(
+            {"to": shares.address, "data": data}, action="withdraw", before_send=before_send
+        )
+        return tx_hash.to_0x_hex()
+
     async def mint_receipt(self, tx_hash: str) -> MintReceipt | None:
         adapter, _ = await self._shares()
         receipt = await adapter.receipt(tx_hash, action="mint")

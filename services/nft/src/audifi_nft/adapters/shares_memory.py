@@ -32,6 +32,7 @@ class _Signed:
     master_chain_id: int
     amount: int
     nonce: int
+    from_address: str | None = None  # None: a mint
 
 
 class InMemoryShares:
@@ -113,13 +114,46 @@ class InMemoryShares:
         self._mine(tx_hash)
         return tx_hash
 
+    async def submit_transfer(
+        self,
+        from_address: str,
+        to: str,
+        master_chain_id: int,
+        amount: int,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str:
+        if self.balances.get((master_chain_id, from_address), 0) < amount:
+            raise BlockchainError(
+                "The transaction was reverted: ERC1155InsufficientBalance",
+                details={"action": "withdraw", "error": "ERC1155InsufficientBalance"},
+            )
+        nonce = self._next_nonce
+        tx_hash = "0x" + hashlib.sha256(f"move{from_address}{to}{nonce}".encode()).hexdigest()
+        self._signed[tx_hash] = _Signed(to, master_chain_id, amount, nonce, from_address)
+        await before_send(SignedTx(tx_hash=tx_hash, raw=tx_hash, nonce=nonce))
+        if self.lose_next_send:
+            self.lose_next_send = False
+            raise ProcessDied("signed and recorded, never sent")
+        self._mine(tx_hash)
+        return tx_hash
+
     def _mine(self, tx_hash: str) -> None:
         signed = self._signed[tx_hash]
         self._next_nonce = signed.nonce + 1
         key = (signed.master_chain_id, signed.to)
-        self.minted[signed.master_chain_id] += signed.amount
+        if signed.from_address is None:
+            self.minted[signed.master_chain_id] += signed.amount
+            self.transactions.append(("mint", (signed.to, signed.master_chain_id, signed.amount)))
+        else:
+            source = (signed.master_chain_id, signed.from_address)
+            self.balances[source] -= signed.amount
+            self.transactions.append(
+                (
+                    "transfer",
+                    (signed.from_address, signed.to, signed.master_chain_id, signed.amount),
+                )
+            )
         self.balances[key] = self.balances.get(key, 0) + signed.amount
-        self.transactions.append(("mint", (signed.to, signed.master_chain_id, signed.amount)))
         self.receipts[tx_hash] = MintReceipt(
             tx_hash=tx_hash, ok=True, block_number=next(self._block)
         )

@@ -315,7 +315,8 @@ class MastersController(Controller):
             actor_is_admin=is_admin(identity),
         )
         rows = await nft.pool.fetch(
-            f"SELECT * FROM {QUEUE} WHERE master_id = $1 ORDER BY allocated_at, reservation_id",
+            f"SELECT * FROM {QUEUE} WHERE master_id = $1 AND reservation_id NOT LIKE "
+            "'withdrawal:%' ORDER BY allocated_at, reservation_id",
             master_id,
         )
         return MintsView(items=[_queue_line(r) for r in rows])

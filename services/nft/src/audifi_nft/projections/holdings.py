@@ -12,9 +12,9 @@ Tables (schema `holdings`):
   balance: the custody address counts as one, however many buyers it holds for).
 - `custody`: shares minted to the platform's custody address for a buyer (`Ipo.SharesMinted`
   with `custody`), per (master, account): the buyer's part of the custody address's balance.
-  Kept apart from `balances`, which is the chain's own view. Assumed: the custody address
-  only receives mints (nothing moves shares out of custody yet, so a buyer's part only grows);
-  a mint whose block left the chain stays attributed (the IPO recorded it minted).
+  Kept apart from `balances`, which is the chain's own view. A withdrawal to the buyer's
+  wallet (`Withdrawal.Withdrawn`) takes its shares out of the buyer's part; a mint whose block
+  left the chain stays attributed (the IPO recorded it minted).
 
 Every ShareToken event carries the balances it leaves, so a page is folded in memory (the
 last figure of each (master, address) wins) and written in a few set-based statements.
@@ -31,6 +31,7 @@ import msgspec
 from audifi_kit.projections import PageEvent, PageProjection, Tagged
 from eventsourcing.utils import get_topic
 
+from audifi_nft.domain.custody import Withdrawal
 from audifi_nft.domain.holdings import ShareToken
 from audifi_nft.domain.ipo import Ipo
 
@@ -42,6 +43,7 @@ ROWS_NAMESPACE = uuid.UUID("d3b1f6a2-5c47-4e8b-a0f9-7e2c4d1b9a65")
 _TRANSFERRED = get_topic(ShareToken.SharesTransferred)
 _REVERTED = get_topic(ShareToken.TransferReverted)
 _MINTED = get_topic(Ipo.SharesMinted)
+_WITHDRAWN = get_topic(Withdrawal.Withdrawn)
 
 
 def balance_row_id(master_id: UUID, address: str) -> UUID:
@@ -71,6 +73,16 @@ class _MintFacts(msgspec.Struct, gc=False):
     quantity: int
 
 
+class _WithdrawnFacts(msgspec.Struct, gc=False):
+    master_id: str
+    account_id: str
+    quantity: int
+
+
+class _Withdrawn(msgspec.Struct, gc=False):
+    facts: _WithdrawnFacts
+
+
 class _Minted(msgspec.Struct, gc=False):
     timestamp: Tagged
     to: str
@@ -88,6 +100,7 @@ class Holdings(PageProjection):
         ShareToken.SharesTransferred: _Moved,
         ShareToken.TransferReverted: _Moved,
         Ipo.SharesMinted: _Minted,
+        Withdrawal.Withdrawn: _Withdrawn,
     }
 
     async def create(self, conn: asyncpg.Connection) -> None:
@@ -126,9 +139,12 @@ class Holdings(PageProjection):
         moved = [e for e in events if e.topic in (_TRANSFERRED, _REVERTED)]
         if moved:
             await self._balances(conn, moved)
-        minted = [e for e in events if e.topic == _MINTED and e.data.custody]
-        if minted:
-            await self._custody(conn, minted)
+        # In log order: a withdrawal never comes before the mint it takes from.
+        for e in events:
+            if e.topic == _MINTED and e.data.custody:
+                await self._custody(conn, [e])
+            elif e.topic == _WITHDRAWN:
+                await self._withdrawn(conn, e.data.facts)
 
     # -- the chain's view ------------------------------------------------------------------
 
@@ -240,4 +256,21 @@ class Holdings(PageProjection):
             [p[0] for p in parts.values()],
             [p[1] for p in parts.values()],
             [p[2] for p in parts.values()],
+        )
+
+    async def _withdrawn(self, conn: asyncpg.Connection, facts: _WithdrawnFacts) -> None:
+        """Shares moved out of custody to the account's wallet: its part shrinks (gone at 0;
+        the wallet's line comes from the chain, as any transfer's)."""
+        master = UUID(facts.master_id)
+        await conn.execute(
+            "DELETE FROM custody WHERE master_id = $1 AND account_id = $2 AND amount <= $3",
+            master,
+            facts.account_id,
+            facts.quantity,
+        )
+        await conn.execute(
+            "UPDATE custody SET amount = amount - $3 WHERE master_id = $1 AND account_id = $2",
+            master,
+            facts.account_id,
+            facts.quantity,
         )

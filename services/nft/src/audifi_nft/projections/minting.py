@@ -1,5 +1,6 @@
 """`minting.queue`: every paid allocation and where its mint stands, for the minter (what
-waits to be minted) and for artists and admins (`GET /masters/{id}/mints`).
+waits to be minted) and for artists and admins (`GET /masters/{id}/mints`); withdrawals from
+custody too (`reservation_id` "withdrawal:<id>", their own id as `mint_id`).
 
 Status: allocated (paid, no mint requested yet) -> requested -> signed -> minted | failed;
 signed -> requested when its transaction was dropped; failed -> requested when re-driven.
@@ -14,6 +15,8 @@ import asyncpg
 import msgspec
 from audifi_kit.projections import Projection, handles
 
+from audifi_nft.application import ipo_id_of
+from audifi_nft.domain.custody import Withdrawal
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.mint import FAILED, MINTED, REQUESTED, SIGNED, Mint, mint_id_of
 
@@ -63,6 +66,27 @@ class MintingQueue(Projection):
             e.facts["quantity"],
             e.at,
         )
+
+    @handles(Withdrawal.WithdrawalRequested)
+    async def withdrawal(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute(
+            "INSERT INTO queue (reservation_id, mint_id, ipo_id, master_id, account_id, "
+            "quantity, status, allocated_at, updated_at, to_address, custody) "
+            "VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $7, $8, false) "
+            "ON CONFLICT (reservation_id) DO NOTHING",
+            e.reservation_id,
+            e.originator_id,
+            ipo_id_of(e.master_id),
+            e.master_id,
+            e.account_id,
+            e.quantity,
+            e.at,
+            e.to,
+        )
+
+    @handles(Withdrawal.Withdrawn)
+    async def withdrawn(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await self._set(conn, e, MINTED, tx_hash=e.tx_hash)
 
     @handles(Mint.Requested)
     async def requested(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
