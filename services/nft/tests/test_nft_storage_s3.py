@@ -381,3 +381,93 @@ async def test_the_service_keeps_media_in_the_bucket_its_settings_name(
     async with _opened(chosen):  # the app's lifespan: the client opened, the bucket made
         stored = await chosen.put("masters/m1", chunked(wav()), expect="audio")
     assert await keys(s3, bucket) == [stored.key]
+
+
+# --- served: an artist uploads straight to the bucket, then registers -----------------------
+
+
+async def test_an_artist_uploads_to_the_bucket_with_a_presigned_form_and_registers(
+    endpoint: str, s3: Any, postgres_url: str, tmp_path: Any
+) -> None:
+    from audifi_kit.bus.inprocess import InProcessBus
+    from audifi_kit.chain.platform import PlatformChain
+    from audifi_kit.settings import Settings
+    from audifi_kit.testing import TokenSigner, drop_databases, served
+    from audifi_nft.app import create_app
+    from litestar import Litestar, get
+
+    signer = TokenSigner()
+
+    @get("/.well-known/jwks.json", sync_to_thread=False)
+    def jwks() -> dict[str, Any]:
+        return signer.jwks()
+
+    artist, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def as_(user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {signer.token(user, roles=('artist',))}"}
+
+    bucket = f"media-{uuid.uuid4().hex[:12]}"
+    storage = S3Storage(bucket, endpoint_url=endpoint, session=SESSION)
+    prefix = f"audifi_s{uuid.uuid4().hex[:8]}_"
+    async with served(Litestar([jwks])) as auth:
+        settings = Settings(
+            database_url=postgres_url,
+            db_prefix=prefix,
+            var_dir=tmp_path,
+            jwks_url=f"{auth}/.well-known/jwks.json",
+            pool_size=3,
+        )
+        chain = PlatformChain(settings)
+        await chain.start()
+        try:
+            async with (
+                served(create_app(settings, InProcessBus(), chain=chain, storage=storage)) as url,
+                httpx.AsyncClient(base_url=url, timeout=30) as c,
+            ):
+
+                async def upload(kind: str, content: bytes, user: str = artist) -> str:
+                    answer = await c.post(
+                        "/masters/uploads", json={"kind": kind}, headers=as_(user)
+                    )
+                    assert answer.status_code == 201, answer.text
+                    form = PresignedUpload(
+                        url=answer.json()["url"],
+                        fields=answer.json()["fields"],
+                        upload_key=answer.json()["uploadKey"],
+                        expires_at=datetime.fromisoformat(answer.json()["expiresAt"]),
+                    )
+                    assert (await post(form, content)).status_code in (200, 201, 204)
+                    return form.upload_key
+
+                audio, cover = await upload("audio", wav()), await upload("cover", png())
+                theirs = await upload("audio", wav(), user=other)
+                body = {"title": "First Light", "isrc": "US-AUD-26-00123"}
+                stolen = await c.post(
+                    "/masters/from-uploads",
+                    json=body | {"audioUpload": theirs, "coverUpload": cover},
+                    headers=as_(artist),
+                )
+                assert stolen.status_code == 404  # another's upload is not theirs to use
+                made = await c.post(
+                    "/masters/from-uploads",
+                    json=body | {"audioUpload": audio, "coverUpload": cover},
+                    headers=as_(artist),
+                )
+                assert made.status_code == 201, made.text
+                master = made.json()
+                assert master["audio"]["sha256"] == hashlib.sha256(wav()).hexdigest()
+                assert master["audio"]["mime"] == "audio/wav"
+                stored = await keys(s3, bucket)
+                assert f"masters/{master['audio']['sha256']}.wav" in stored
+                assert audio not in stored and cover not in stored  # adopted, staging emptied
+                again = await c.post(
+                    "/masters/from-uploads",
+                    json={"title": "Again", "isrc": "US-AUD-26-00124"}
+                    | {"audioUpload": audio, "coverUpload": cover},
+                    headers=as_(artist),
+                )
+                assert again.status_code == 404  # an upload is used once
+        finally:
+            await chain.close()
+            await drop_databases(postgres_url, prefix)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from audifi_kit.errors import Forbidden
+from audifi_kit.errors import Forbidden, NotFound
 from audifi_kit.eventstore import ServiceApplication
 from audifi_kit.values import whole_number
 from eventsourcing.application import AggregateNotFoundError
@@ -49,6 +49,7 @@ from audifi_nft.domain.master import (
     isrc,
     isrc_claim_id,
 )
+from audifi_nft.domain.media import StagedUpload, staged_upload_id
 from audifi_nft.domain.mint import Mint, MintNotFound, mint_id_of
 from audifi_nft.domain.revenue import (
     ChainDistributionRef,
@@ -84,7 +85,10 @@ class NftApplication(ServiceApplication):
         audio: MediaRef,
         cover: MediaRef,
         metadata: Any = None,
+        adopted: tuple[StagedUpload, ...] = (),
     ) -> Master:
+        """`adopted`: the pre-signed uploads the files came from, marked used in the same
+        save."""
         code = isrc(isrc_code)
         taken = self._find(IsrcClaim, isrc_claim_id(code))
         if taken is not None:
@@ -99,11 +103,30 @@ class NftApplication(ServiceApplication):
             metadata=metadata,
         )
         claim = IsrcClaim(code=code, master_id=master.id)
+        for staged in adopted:
+            staged.adopt(master_id=str(master.id))
         try:
-            self.save(master, claim)
+            self.save(master, claim, *adopted)
         except IntegrityError:  # registered meanwhile
             raise IsrcTaken(details={"isrc": code}) from None
         return master
+
+    def issue_upload(
+        self, *, upload_key: str, owner_id: str, expect: str, expires_at: datetime
+    ) -> StagedUpload:
+        staged = StagedUpload.issue(
+            upload_key=upload_key, owner_id=owner_id, expect=expect, expires_at=expires_at
+        )
+        self.save(staged)
+        return staged
+
+    def staged_upload(self, upload_key: str, *, owner_id: str, expect: str) -> StagedUpload:
+        """The caller's pre-signed upload of that kind, not used yet (else 404: another's
+        upload is no business of theirs)."""
+        found = self._find(StagedUpload, staged_upload_id(upload_key))
+        if found is None or found.owner_id != owner_id or found.adopted or found.expect != expect:
+            raise NotFound("No upload of yours under this key", details={"uploadKey": upload_key})
+        return found
 
     def master(self, master_id: UUID) -> Master:
         found = self._find(Master, master_id)

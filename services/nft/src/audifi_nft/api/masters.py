@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -35,6 +35,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 
+from audifi_nft.adapters.storage_s3 import PresignedUpload, S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.master import MAX_METADATA_BYTES, Master, MediaRef, Title, isrc
@@ -66,6 +67,24 @@ class MasterUpload:
     cover: UploadFile
     metadata: str | None = None  # a JSON object, as text
     artistId: str | None = None  # the form field's name; an admin's choice
+
+
+class PresignedUploadsUnavailable(Conflict):
+    code = "PRESIGNED_UPLOADS_UNAVAILABLE"
+    default_message = "This platform keeps media on its own disk: upload to POST /masters"
+
+
+class UploadRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    kind: Literal["audio", "cover"]
+
+
+class MasterFromUploads(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    title: str
+    isrc: str
+    audio_upload: str
+    cover_upload: str
+    metadata: str | None = None  # a JSON object, as text (as the form's field)
+    artist_id: str | None = None
 
 
 class MediaView(msgspec.Struct, rename="camel", kw_only=True):
@@ -233,6 +252,72 @@ class MastersController(Controller):
             audio=audio,
             cover=cover,
             metadata=metadata,
+        )
+        return master_view(master)
+
+    @post("/uploads", status_code=201, raises=(Forbidden, Conflict))
+    async def presign(
+        self,
+        data: JSONBody[UploadRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> PresignedUpload:
+        """A pre-signed upload straight to the media store (S3-compatible stores only: 409
+        PRESIGNED_UPLOADS_UNAVAILABLE otherwise): POST the file as a form with `fields` to
+        `url` within 15 minutes, then name its `uploadKey` in `POST /masters/from-uploads`.
+        The store bounds its size (200 MiB); its kind is sniffed when it is adopted."""
+        _artist_of(identity, None)
+        if not isinstance(nft.storage, S3Storage):
+            raise PresignedUploadsUnavailable()
+        expect = {"audio": "audio", "cover": "image"}[data.kind]
+        form = await nft.storage.presign_upload("masters", expect=expect)
+        await nft.store.call(
+            nft.app.issue_upload,
+            upload_key=form.upload_key,
+            owner_id=identity.user_id,
+            expect=expect,
+            expires_at=form.expires_at,
+        )
+        return form
+
+    @post(
+        "/from-uploads",
+        status_code=201,
+        raises=(Forbidden, Conflict, NotFound, UnsupportedMediaType, PayloadTooLarge),
+    )
+    async def register_from_uploads(
+        self,
+        data: JSONBody[MasterFromUploads],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MasterView:
+        """A master whose audio and cover were uploaded with `POST /masters/uploads` (by the
+        caller): each adopted under the same rules as a direct upload (415, 413), then the
+        master registered as `POST /masters` does."""
+        artist = _artist_of(identity, data.artist_id)
+        metadata = _metadata(data.metadata)
+        check(Title, data.title, field="title")
+        isrc(data.isrc)
+        if not isinstance(nft.storage, S3Storage):
+            raise PresignedUploadsUnavailable()
+        uploads = ((data.audio_upload, "audio"), (data.cover_upload, "image"))
+        staged = [  # both the caller's, unused, before either is adopted
+            await nft.store.call(
+                nft.app.staged_upload, key, owner_id=identity.user_id, expect=expect
+            )
+            for key, expect in uploads
+        ]
+        refs = [await nft.storage.adopt("masters", key, expect=expect) for key, expect in uploads]
+        master = await nft.store.call(
+            nft.app.register_master,
+            artist_id=artist,
+            registered_by=identity.user_id,
+            title=data.title,
+            isrc_code=data.isrc,
+            audio=refs[0],
+            cover=refs[1],
+            metadata=metadata,
+            adopted=tuple(staged),
         )
         return master_view(master)
 

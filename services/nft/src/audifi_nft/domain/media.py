@@ -13,11 +13,14 @@ CID here and on any IPFS node that adds them with `--cid-version 1 --raw-leaves`
 from __future__ import annotations
 
 import base64
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 from audifi_kit.errors import PayloadTooLarge, UnsupportedMediaType
+from eventsourcing.domain import Aggregate, event
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 SNIFF_BYTES = 64  # gather at least this many bytes (or the whole file) before sniffing
@@ -154,3 +157,39 @@ class StoredObject(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
             mime=kind.mime,
             category=kind.category,
         )
+
+
+STAGED_NAMESPACE = uuid.UUID("e4a7c2b9-1d3f-4c8e-9a6b-5f0d2e7c1b38")
+
+
+def staged_upload_id(upload_key: str) -> uuid.UUID:
+    return uuid.uuid5(STAGED_NAMESPACE, upload_key)
+
+
+class StagedUpload(Aggregate):
+    """A pre-signed upload handed to one user: only they may register a master with it."""
+
+    @event("Issued")
+    def __init__(self, *, upload_key: str, owner_id: str, expect: str, expires_at: datetime):
+        self.upload_key = upload_key
+        self.owner_id = owner_id
+        self.expect = expect
+        self.expires_at = expires_at
+        self.adopted = False
+
+    @classmethod
+    def issue(
+        cls, *, upload_key: str, owner_id: str, expect: str, expires_at: datetime
+    ) -> StagedUpload:
+        return cls._create(
+            cls.Issued,
+            id=staged_upload_id(upload_key),
+            upload_key=upload_key,
+            owner_id=owner_id,
+            expect=expect,
+            expires_at=expires_at,
+        )
+
+    @event("Adopted")
+    def adopt(self, master_id: str) -> None:
+        self.adopted = True
