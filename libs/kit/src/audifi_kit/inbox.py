@@ -228,37 +228,47 @@ class InboxWorker:
             batch = [await self._waiting.get()]
             while len(batch) < self.max_batch and not self._waiting.empty():
                 batch.append(self._waiting.get_nowait())
-            batch = [w for w in batch if not w.done.done()]  # a cancelled delivery's task
-            if not batch:
-                continue
-            try:
-                if len(batch) == 1:
-                    only = batch[0]
-                    outcomes = [await self._apply(only.route, only.event, only.message)]
-                else:
-                    outcomes = await self._apply_together(batch)
-            except asyncio.CancelledError:
-                for w in batch:
-                    if not w.done.done():
-                        w.done.cancel()
-                raise
-            except _HandlerFailed as failed:
-                # The batch rolled back. The failing message is retried by itself (its handler
-                # ran once for this attempt, as it would alone); the ones before it go again
-                # together; the ones after it have not run yet and wait for the next batch.
-                if not batch[failed.index].done.done():
-                    batch[failed.index].done.set_exception(failed.error)
-                self._requeue(batch[: failed.index], batch[failed.index + 1 :])
-                continue
-            except Exception as exc:  # the inbox insert itself: each is retried
-                for w in batch:
-                    if not w.done.done():
-                        w.done.set_exception(exc)
-                continue
-            self.batches += 1
-            for w, outcome in zip(batch, outcomes, strict=True):
+            while batch:
+                batch = await self._apply_batch(batch)
+
+    async def _apply_batch(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """Apply a batch in one transaction; answer what must be applied next, at once.
+
+        When a handler fails the batch rolls back. The failing message is retried by itself
+        (its handler ran once for this attempt, as it would alone); the ones before it ran
+        and are applied again together straight away, on their own, so that a stream of
+        retried poisoned messages can never keep the good ones from committing; the ones
+        after it have not run yet and go back to the head of the waiting line.
+        """
+        batch = [w for w in batch if not w.done.done()]  # a cancelled delivery's task
+        if not batch:
+            return []
+        try:
+            if len(batch) == 1:
+                only = batch[0]
+                outcomes = [await self._apply(only.route, only.event, only.message)]
+            else:
+                outcomes = await self._apply_together(batch)
+        except asyncio.CancelledError:
+            for w in batch:
                 if not w.done.done():
-                    w.done.set_result(outcome)
+                    w.done.cancel()
+            raise
+        except _HandlerFailed as failed:
+            if not batch[failed.index].done.done():
+                batch[failed.index].done.set_exception(failed.error)
+            self._requeue(batch[failed.index + 1 :])
+            return batch[: failed.index]
+        except Exception as exc:  # the inbox insert itself: each is retried
+            for w in batch:
+                if not w.done.done():
+                    w.done.set_exception(exc)
+            return []
+        self.batches += 1
+        for w, outcome in zip(batch, outcomes, strict=True):
+            if not w.done.done():
+                w.done.set_result(outcome)
+        return []
 
     def _requeue(self, *parts: list[_Waiting]) -> None:
         """Put deliveries back at the head of the waiting line, in their order."""
