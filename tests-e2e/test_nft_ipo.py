@@ -24,6 +24,8 @@ from web3.exceptions import ContractCustomError
 
 ARTIST, FAN, ADMIN = (str(uuid.uuid4()) for _ in range(3))
 RECEIVER = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+PASS_ISRC = "US-AUD-26-00088"  # the master the story registers is the Revenue Pass
+PLATFORM_ENV = {"NFT_REVENUE_PASS_MASTER": PASS_ISRC}
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +200,7 @@ def test_card_and_chain_buyers_hold_transfer_and_claim_their_dividends(
     fan_key = _genesis_key(10)
     fan_wallet = Account.from_key(fan_key).address
     wallet_fan = _sign_in_with_wallet(platform, fan_key)  # auth tells nft: this wallet is theirs
-    master, ipo = _register_and_open(platform, artist, "US-AUD-26-00088")
+    master, ipo = _register_and_open(platform, artist, PASS_ISRC)
     token_id = int(master["chainId"])
 
     # A card buyer: paid at the local Stripe, minted to custody (no wallet).
@@ -245,17 +247,18 @@ def test_card_and_chain_buyers_hold_transfer_and_claim_their_dividends(
     )
     eventually_sync(lambda: holdings(wallet_fan, [(3, False)]), within=60, what="the transfer")
 
-    # A month of revenue, a quarter to the holders: funded from the treasury on chain.
+    # A month of the Revenue Pass, a quarter to the holders: funded from the treasury on chain.
+    admin = as_(ADMIN, "admin")
     upload = {
         "month": "2026-11",
         "totalRevenue": 10_000,
         "sources": [{"name": "streaming", "amount": 10_000}],
         "distributionBps": 2_500,
     }
-    declared = httpx.post(f"{gw}/masters/{master['id']}/distributions", json=upload, headers=artist)
+    declared = httpx.post(f"{gw}/revenue-pass/distributions", json=upload, headers=admin)
     assert declared.status_code == 201, declared.text
     funded = httpx.post(
-        f"{gw}/masters/{master['id']}/distributions/2026-11/trigger", headers=artist, timeout=60
+        f"{gw}/revenue-pass/distributions/2026-11/trigger", headers=admin, timeout=60
     )
     assert funded.status_code == 200, funded.text
     d = funded.json()
@@ -284,6 +287,11 @@ def test_card_and_chain_buyers_hold_transfer_and_claim_their_dividends(
         return shown if shown["claimedCount"] == 1 else None
 
     assert eventually_sync(claimed, within=60, what="the claim")["claimedBaseUnits"] == "12500000"
+    claims = httpx.get(f"{gw}/revenue-pass/claims/{fan_wallet.lower()}", headers=card_fan).json()
+    assert claims["walletAddress"] == fan_wallet and claims["totalClaimed"] == "12500000"
+    assert [(c["month"], c["amount"]) for c in claims["claimHistory"]] == [("2026-11", "12500000")]
+    month = httpx.get(f"{gw}/revenue-pass/distributions/2026-11", headers=card_fan).json()
+    assert (month["distributionAmount"], month["claimedCount"]) == (2_500, 1)
     with pytest.raises(ContractCustomError) as again:  # the contract refuses a second claim
         chain.send(fan_key, claim)
     already_claimed = "0x" + keccak(text="AlreadyClaimed(uint256,uint256)")[:4].hex()

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from audifi_kit.errors import Forbidden, NotFound
+from audifi_kit.errors import Forbidden, NotFound, ValidationFailed
 from audifi_kit.eventstore import ServiceApplication
 from audifi_kit.values import whole_number
 from eventsourcing.application import AggregateNotFoundError
@@ -127,6 +127,14 @@ class NftApplication(ServiceApplication):
         if found is None or found.owner_id != owner_id or found.adopted or found.expect != expect:
             raise NotFound("No upload of yours under this key", details={"uploadKey": upload_key})
         return found
+
+    def master_of_isrc(self, code: str) -> UUID | None:
+        """The master registered under an ISRC, if any (a malformed one: none)."""
+        try:
+            claim = self._find(IsrcClaim, isrc_claim_id(isrc(code)))
+        except ValidationFailed:
+            return None
+        return None if claim is None else claim.master_id
 
     def master(self, master_id: UUID) -> Master:
         found = self._find(Master, master_id)

@@ -139,11 +139,23 @@ def distribution_view(d: Distribution) -> DistributionView:
     )
 
 
-def pass_master(nft: NftContext) -> UUID:
+async def pass_master(nft: NftContext) -> UUID:
+    """The master designated as the Revenue Pass: `NFT_REVENUE_PASS_MASTER` names it by id,
+    or by ISRC (known before the master is registered, so a deployment can name it first)."""
     configured = nft.settings.extra.get(PASS_MASTER_ENV) or os.environ.get(PASS_MASTER_ENV)
     if not configured:
         raise RevenuePassNotConfigured()
-    return UUID(configured)
+    try:
+        return UUID(configured)
+    except ValueError:
+        pass
+    found = await nft.store.call(nft.app.master_of_isrc, configured)
+    if found is None:
+        raise RevenuePassNotConfigured(
+            "No master is registered under the Revenue Pass's ISRC yet",
+            details={"isrc": configured},
+        )
+    return found
 
 
 async def _declare(
@@ -196,7 +208,7 @@ class RevenuePassWritesController(Controller):
     ) -> DistributionView:
         """Upload a month's revenue of the Revenue Pass (admin); one per month (409)."""
         _admin(identity)
-        return await _declare(nft, pass_master(nft), REVENUE_PASS, data, identity)
+        return await _declare(nft, await pass_master(nft), REVENUE_PASS, data, identity)
 
     @post("/{month:str}/trigger", status_code=200, raises=(Forbidden, NotFound, Conflict))
     async def trigger(
@@ -208,7 +220,7 @@ class RevenuePassWritesController(Controller):
         """Snapshot the pass holders and fund the month's claims on chain (admin);
         idempotent."""
         _admin(identity)
-        return await _trigger(nft, pass_master(nft), month, identity)
+        return await _trigger(nft, await pass_master(nft), month, identity)
 
 
 class MasterDistributionsController(Controller):

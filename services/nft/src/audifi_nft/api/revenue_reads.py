@@ -263,7 +263,7 @@ def _admin(identity: Identity) -> None:
 async def revenue_pass_distributions(nft: NamedDependency[NftContext]) -> DistributionsResponse:
     """N18: the Revenue Pass's distributions, newest month first, and what the funded ones
     distributed."""
-    return await distributions_of(nft.pool, pass_master(nft))
+    return await distributions_of(nft.pool, await pass_master(nft))
 
 
 @get(
@@ -300,7 +300,7 @@ class RevenuePassReadsController(Controller):
     ) -> MonthDistributionResponse:
         """N19: one month of the Revenue Pass: what was earned, distributed, owed per pass
         and claimed."""
-        return month_of_row(await month_row(nft.pool, pass_master(nft), month))
+        return month_of_row(await month_row(nft.pool, await pass_master(nft), month))
 
     @get("/claims/{wallet_address:str}", raises=(Conflict, ValidationFailed))
     async def claims(
@@ -315,7 +315,7 @@ class RevenuePassReadsController(Controller):
             "WHERE l.account = $1 AND d.master_id = $2 AND l.claimed_tx IS NOT NULL "
             "ORDER BY d.month DESC, l.idx",
             wallet,
-            pass_master(nft),
+            await pass_master(nft),
         )
         return UserClaimsResponse(
             wallet_address=wallet,
@@ -349,7 +349,7 @@ class RevenuePassReadsController(Controller):
         month's totals."""
         _admin(identity)
         query = PageQuery.parse(limit, cursor)
-        d = await month_row(nft.pool, pass_master(nft), month)
+        d = await month_row(nft.pool, await pass_master(nft), month)
         after = -1 if query.after is None else min(query.after.id.int, LAST_INDEX)
         rows = await nft.pool.fetch(
             f"SELECT idx, account, amount, claimed_tx, claimed_at FROM {LEAVES} "
@@ -403,7 +403,7 @@ class RevenuePassReadsController(Controller):
         an account paid into its platform balance, nothing to claim), `index`, `account`
         (address or account id), `amount` (base units), `claimed`, `txHash`, `claimedAt`."""
         _admin(identity)
-        d = await month_row(nft.pool, pass_master(nft), month)
+        d = await month_row(nft.pool, await pass_master(nft), month)
         return Stream(
             claim_status_lines(nft.pool, d["id"]),
             media_type="text/csv",
