@@ -35,12 +35,15 @@ from audifi_kit.errors import BlockchainError
 from audifi_kit.eventstore import EventStore
 from audifi_kit.follower import LogFollower
 from audifi_kit.projections import ProjectionRunner
+from eventsourcing.persistence import IntegrityError
 
 from audifi_nft.domain.custody import WITHDRAWAL_PREFIX, Withdrawal
 from audifi_nft.domain.mint import REQUESTED, SIGNED, Mint
 from audifi_nft.ipos import MintReceipt, SharesChain, Store
 
 log = logging.getLogger(__name__)
+
+RACES = 5  # a hot IPO's confirmation decided again at once, before the follower's retry
 
 WAITING = (
     "SELECT ipo_id, reservation_id, mint_id FROM minting.queue "
@@ -139,19 +142,29 @@ class Minting:
     async def _record(self, mint: Mint, receipt: MintReceipt) -> Mint:
         app = self.store.app
         if receipt.ok:
-            return await self.store.call(
+            return await self._racing(
                 app.confirm_mint,
                 mint.id,
                 tx_hash=receipt.tx_hash,
                 block_number=receipt.block_number,
                 now=self.clock(),
             )
-        return await self.store.call(
+        return await self._racing(
             app.fail_mint,
             mint.id,
             error=receipt.error or {"message": "The transaction failed on chain"},
             now=self.clock(),
         )
+
+    async def _racing(self, command: Callable[..., Mint], *args: Any, **kwargs: Any) -> Mint:
+        """An outcome recorded with the IPO, which buyers are changing meanwhile: a lost race
+        is decided again at once on fresh state (the mint's outcome does not change)."""
+        for _ in range(RACES - 1):
+            try:
+                return await self.store.call(command, *args, **kwargs)
+            except IntegrityError:
+                continue
+        return await self.store.call(command, *args, **kwargs)  # the last try raises
 
 
 class Minter:
@@ -178,7 +191,8 @@ class Minter:
             poll_interval=poll_interval,
             retry_delay=poll_interval,
             max_retry_delay=10 * poll_interval,
-            expected_errors=(BlockchainError,),
+            # A node out of reach, or a hot IPO that kept changing: tried again shortly.
+            expected_errors=(BlockchainError, IntegrityError),
             logger=log,
         )
         queue.notify_moves(self._follower.wakeup)
