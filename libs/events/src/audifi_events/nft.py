@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
 from audifi_events.registry import IntegrationEvent, integration_event
 
 
@@ -169,3 +171,150 @@ class SharesTransferReverted(IntegrationEvent, kw_only=True):
     block_number: int
     tx_hash: str
     reverted_at: datetime
+
+
+# -- Coda Collective: projects funded by fans ----------------------------------------------
+# Funding a project by card goes through payment's orders: the order id is the investment's
+# id, the product `{"service": "nft", "kind": "project_funding", "reference": <project id>}`.
+# Amounts are the project currency's minor units.
+
+
+@integration_event("nft.project.created")
+class ProjectCreated(IntegrationEvent, kw_only=True):
+    """An artist opened a project for funding until `fundingDeadline`."""
+
+    project_id: str
+    artist_id: str
+    title: str
+    funding_goal: int
+    currency: str
+    funding_deadline: datetime
+    revenue_share_bps: int
+    milestones: int
+    created_at: datetime
+
+
+@integration_event("nft.project.funded")
+class ProjectFunded(IntegrationEvent, kw_only=True):
+    """A fan's investment was paid: the money is in the project's escrow."""
+
+    project_id: str
+    investment_id: str
+    account_id: str
+    artist_id: str
+    amount: int
+    currency: str
+    payment: str
+    funded_at: datetime
+
+
+@integration_event("nft.project.goal_reached")
+class ProjectGoalReached(IntegrationEvent, kw_only=True):
+    """The goal was reached before the deadline: the project is in progress."""
+
+    project_id: str
+    artist_id: str
+    title: str
+    raised: int
+    currency: str
+    funders: list[str]  # account ids, each once
+    milestone_payouts: list[int]  # in release order: what each milestone's approval releases
+    reached_at: datetime
+
+
+class InvestmentRefund(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One investment's refund when its project is cancelled."""
+
+    investment_id: str
+    account_id: str
+    amount: int
+
+
+@integration_event("nft.project.cancelled")
+class ProjectCancelled(IntegrationEvent, kw_only=True):
+    """The project ended short: `reason` "deadline" (the goal was not reached in time) or an
+    admin's. Each refund is an investment's pro-rata part of what was not released (all of
+    it after a missed deadline); `remainder` is what the rounding left, the platform's."""
+
+    project_id: str
+    artist_id: str
+    title: str
+    reason: str
+    currency: str
+    refunds: list[InvestmentRefund]
+    remainder: int
+    cancelled_at: datetime
+
+
+@integration_event("nft.milestone.proof_submitted")
+class MilestoneProofSubmitted(IntegrationEvent, kw_only=True):
+    project_id: str
+    milestone_id: str
+    artist_id: str
+    name: str
+    submitted_at: datetime
+
+
+@integration_event("nft.milestone.approved")
+class MilestoneApproved(IntegrationEvent, kw_only=True):
+    """An admin approved a milestone's proof: its payout leaves escrow for the artist."""
+
+    project_id: str
+    milestone_id: str
+    sequence: int  # 1-based: the milestone's place in the release order
+    artist_id: str
+    title: str
+    name: str
+    amount: int
+    currency: str
+    funders: list[str]
+    approved_at: datetime
+
+
+@integration_event("nft.milestone.rejected")
+class MilestoneRejected(IntegrationEvent, kw_only=True):
+    """An admin rejected a milestone's proof; the artist may submit again."""
+
+    project_id: str
+    milestone_id: str
+    artist_id: str
+    title: str
+    name: str
+    reason: str
+    rejected_at: datetime
+
+
+@integration_event("nft.project.finalized")
+class ProjectFinalized(IntegrationEvent, kw_only=True):
+    """The release (Coda's Revelator hand-off): a distribution adapter may deliver it."""
+
+    project_id: str
+    artist_id: str
+    title: str
+    release_date: datetime | None
+    finalized_at: datetime
+
+
+@integration_event("nft.project.revenue_booked")
+class ProjectRevenueBooked(IntegrationEvent, kw_only=True):
+    """Revenue of a released project; `fundersShare` of it is claimable by its funders."""
+
+    project_id: str
+    booking_id: str
+    amount: int
+    funders_share: int
+    currency: str
+    booked_at: datetime
+
+
+@integration_event("nft.project.payout_claimed")
+class ProjectPayoutClaimed(IntegrationEvent, kw_only=True):
+    """A funder claimed their share of a project's revenue into their balance."""
+
+    project_id: str
+    investment_id: str
+    account_id: str
+    amount: int
+    claimed_total: int  # the investment's claims so far, this one included: names the claim
+    currency: str
+    claimed_at: datetime

@@ -40,6 +40,19 @@ def currency_code(value: Any, *, field: str = "currency") -> str:
     return str(check(Currency, value, field=field)).upper()
 
 
+# ISO 4217 currencies whose minor unit is not the hundredth (every other one has two decimals).
+_NO_DECIMALS = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
+)
+_THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+
+
+def minor_unit_exponent(currency: str) -> int:
+    """How many decimals a currency's minor unit has: 2 for USD (cents), 0 for JPY, 3 for KWD.
+    One unit of the currency is `10 ** minor_unit_exponent(currency)` minor units."""
+    return 0 if currency in _NO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
+
+
 def whole_number(value: Any, *, field: str, minimum: int, maximum: int) -> int:
     """An exact integer in [minimum, maximum]; a float (even 5.0) or a bool is refused: money
     and counts are never approximations, and True is not 1 cent."""

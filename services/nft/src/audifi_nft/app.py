@@ -16,7 +16,9 @@ caller's addresses in nft's record of auth's wallet links (`AccountWallets`).
 
 The IPO clock runs every `NFT_CLOCK_SECONDS` (5): IPOs whose `opensAt` came are opened (on
 chain, then recorded), open ones whose `closesAt` came are closed. Found from the `ipos` read
-model; both steps are idempotent, so replicas running it together do no harm.
+model; both steps are idempotent, so replicas running it together do no harm. The same clock
+cancels the Coda projects whose funding deadline passed short of their goal (from the
+`projects` read model), refunding every funder in full.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -37,6 +40,7 @@ from audifi_kit.periodic import every
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
+from eventsourcing.persistence import IntegrityError
 from litestar import Litestar
 
 from audifi_nft.adapters.distributor_chain import ChainDistributor
@@ -58,6 +62,12 @@ from audifi_nft.api.holdings import (
 )
 from audifi_nft.api.ipos import IposController
 from audifi_nft.api.masters import MastersController
+from audifi_nft.api.projects import (
+    InvestmentsController,
+    MilestonesController,
+    ProjectsController,
+    UserInvestmentsController,
+)
 from audifi_nft.api.revenue_reads import SHARED_PATH_READS, RevenuePassReadsController
 from audifi_nft.api.withdrawals import WithdrawalsController
 from audifi_nft.application import NftApplication
@@ -90,6 +100,10 @@ TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= 
 TO_CLOSE = "SELECT id FROM ipos.ipos WHERE status = 'open' AND closes_at <= now() LIMIT 100"
 # Reservations paid on chain have no order at payment to expire them: the clock releases them.
 OPEN_IPOS = "SELECT id FROM ipos.ipos WHERE status = 'open'"
+PROJECTS_DUE = (
+    "SELECT id FROM projects.projects WHERE status = 'funding' AND funding_deadline <= now() "
+    "LIMIT 100"
+)
 TO_SWEEP = (
     "SELECT id FROM distributions.distributions WHERE status = 'funded' "
     "AND chain_distribution_id IS NOT NULL AND expires_at <= now() LIMIT 100"
@@ -100,7 +114,8 @@ async def tick_ipo_clock(
     ipos: Ipos, runtime: ServiceRuntime, distributions: Distributions | None = None
 ) -> None:
     """Opens the IPOs whose time came, closes those whose window ended, releases the on-chain
-    reservations left unpaid past their expiry, and sweeps distributions whose claims
+    reservations left unpaid past their expiry, cancels (and refunds) the projects whose
+    funding deadline passed short of their goal, and sweeps distributions whose claims
     expired."""
     try:
         to_open = await runtime.pool.fetch(TO_OPEN)
@@ -116,6 +131,17 @@ async def tick_ipo_clock(
         await ipos.close_if_due(row["id"])
     for row in await runtime.pool.fetch(OPEN_IPOS):
         await ipos.release_expired(row["id"], method="chain")
+    try:
+        projects_due = await runtime.pool.fetch(PROJECTS_DUE)
+    except asyncpg.UndefinedTableError:  # the read model is being created
+        projects_due = []
+    for row in projects_due:
+        try:
+            await runtime.store.call(
+                runtime.store.app.end_project_if_due, row["id"], now=datetime.now(UTC)
+            )
+        except IntegrityError:  # a funder's payment landed meanwhile: the next tick decides
+            log.info("project clock: project %s changed meanwhile", row["id"])
     if distributions is not None:
         try:
             to_sweep = await runtime.pool.fetch(TO_SWEEP)
@@ -238,6 +264,10 @@ def create_app(
             MasterDistributionsController,
             ProofController,
             WithdrawalsController,
+            ProjectsController,
+            MilestonesController,
+            InvestmentsController,
+            UserInvestmentsController,
             RevenuePassReadsController,
             *SHARED_PATH_READS,  # after the write controllers of their paths
         ],

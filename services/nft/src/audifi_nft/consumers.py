@@ -4,11 +4,12 @@ buyers' wallets (`wallets_consumer`, at the end).
 An IPO purchase by card is an order whose id is the reservation's and whose product names
 the IPO (`outbox.py`). `payment.order.paid` allocates the reserved shares (the same payment
 again is a duplicate; a payment for a reservation already released is recorded as needing a
-refund, never allocated); `expired` and `failed` release them. Each verdict is saved with the
-message's inbox row (`store=True`): applied exactly once. A hot IPO changes under a handler
-(buyers reserving): a lost race is decided again at once, a few times, before the kit's
-delayed retries. Orders of other products (coin's lottery tickets, Coda funding) are not this
-consumer's: acknowledged, nothing done.
+refund, never allocated); `expired` and `failed` release them. A Coda investment by card is
+the same with a project: paid, it is invested (in escrow); expired or failed, it lapses.
+Each verdict is saved with the message's inbox row (`store=True`): applied exactly once. A
+hot IPO or project changes under a handler (buyers reserving): a lost race is decided again
+at once, a few times, before the kit's delayed retries. Orders of other products (coin's
+lottery tickets) are not this consumer's: acknowledged, nothing done.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from audifi_events.payment import OrderExpired, OrderFailed, OrderPaid
 from audifi_kit.inbox import Consumer, HandlerContext
 from eventsourcing.persistence import IntegrityError
 
-from audifi_nft.outbox import PRODUCT_KIND
+from audifi_nft.outbox import FUNDING_KIND, PRODUCT_KIND
 
 QUEUE_PURPOSE = "orders"
 RACES = 5  # decided again at once after a lost race, before the kit's delayed retries
@@ -35,14 +36,20 @@ def _ipo_of(product: Any) -> UUID | None:
     return UUID(product.reference)
 
 
+def _project_of(product: Any) -> UUID | None:
+    if product.service != "nft" or product.kind != FUNDING_KIND:
+        return None
+    return UUID(product.reference)
+
+
 async def _decide_and_save(ctx: HandlerContext, decide: Callable[[], tuple[Any, Any]]) -> None:
     assert ctx.store is not None
     for attempt in range(RACES):
-        ipo, _ = await ctx.store.call(decide)
-        if not ipo.pending_events:  # nothing to record (a duplicate, already released)
+        changed, _ = await ctx.store.call(decide)
+        if not changed.pending_events:  # nothing to record (a duplicate, already released)
             return
         try:
-            await ctx.save(ipo)
+            await ctx.save(changed)
             return
         except IntegrityError:
             if attempt == RACES - 1:
@@ -54,11 +61,23 @@ def orders_consumer(purpose: str = QUEUE_PURPOSE) -> Consumer:
 
     @consumer.handler("payment.order.paid", store=True)
     async def paid(e: OrderPaid, ctx: HandlerContext) -> None:
+        assert ctx.store is not None
+        app = ctx.store.app
+        project_id = _project_of(e.product)
+        if project_id is not None:
+            await _decide_and_save(
+                ctx,
+                lambda: app.decide_investment_payment(
+                    project_id,
+                    investment_id=e.order_id,
+                    payment=e.payment_intent_id,
+                    paid_at=e.paid_at,
+                ),
+            )
+            return
         ipo_id = _ipo_of(e.product)
         if ipo_id is None:
             return
-        assert ctx.store is not None
-        app = ctx.store.app
         await _decide_and_save(
             ctx,
             lambda: app.decide_payment(
@@ -78,11 +97,20 @@ def orders_consumer(purpose: str = QUEUE_PURPOSE) -> Consumer:
 
 
 async def _release(product: Any, order_id: str, reason: str, ctx: HandlerContext) -> None:
+    assert ctx.store is not None
+    app = ctx.store.app
+    project_id = _project_of(product)
+    if project_id is not None:
+        await _decide_and_save(
+            ctx,
+            lambda: app.decide_lapse(
+                project_id, investment_id=order_id, reason=reason, now=datetime.now(UTC)
+            ),
+        )
+        return
     ipo_id = _ipo_of(product)
     if ipo_id is None:
         return
-    assert ctx.store is not None
-    app = ctx.store.app
     await _decide_and_save(
         ctx,
         lambda: app.decide_release(

@@ -1,6 +1,6 @@
 """The nft service's read models, fed from its own notification log: IPOs (for the IPO clock),
 the minting queue (for the minter), holdings (who holds which master's shares, from the
-chain); masters and projects as clients list them are next."""
+chain), wallets' owners, distributions, and Coda projects with their investments."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from audifi_nft.projections.distributions import Distributions
 from audifi_nft.projections.holdings import Holdings
 from audifi_nft.projections.ipos import Ipos
 from audifi_nft.projections.minting import MintingQueue
+from audifi_nft.projections.projects import Projects
 from audifi_nft.projections.wallets import WalletOwners
 
 PROJECTIONS: tuple[type[Projection], ...] = (
@@ -18,4 +19,5 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Holdings,
     WalletOwners,
     Distributions,
+    Projects,
 )

@@ -1,0 +1,666 @@
+"""Coda Collective: projects, investments and milestones (the seed's N7-N17), camelCase.
+
+The catalogue (`GET /projects`, `GET /projects/{id}`, `GET /projects/{id}/milestones`) is
+public. An artist (or an admin for one) creates a project with its milestones, whose
+`payoutAmount`s add up to the `fundingGoal`. A fan funds it with `POST /projects/{id}/fund`
+(`amount` in the currency's minor units, at least one unit or what is left): the investment
+holds its part of the goal for 15 minutes while its order is paid at
+`POST /payments/checkout {"orderId": <investment id>}`. The artist submits a milestone's proof
+(`/milestones/{id}/submit-proof`), an admin approves (releasing its payout, in order) or
+rejects it with a reason (the artist may submit again). Once every milestone is released the
+artist finalizes the project (the release); revenue an admin books for it later is shared
+with the funders (`revenueShareBps`), each claiming their part at
+`POST /investments/{id}/claim-payout`. An admin may cancel a project not yet released: its
+unreleased money is refunded pro rata; a project short of its goal at its `fundingDeadline`
+is cancelled by the project clock and refunded in full.
+
+Amounts are integers in the currency's minor units. Every project and milestone has
+`onchainReference` (null for a project funded by card).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from audifi_kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from audifi_kit.fields import MultiLineText, SingleLineText
+from audifi_kit.http import Identity
+from audifi_kit.http.auth import PUBLIC_OPT
+from audifi_kit.http.idempotency import IDEMPOTENT_OPT
+from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
+from audifi_kit.paging import Position, page_of
+from audifi_kit.values import invalid, user_id
+from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
+from audifi_nft.domain.project import (
+    FUNDING,
+    PENDING,
+    InvestmentNotFound,
+    MilestoneNotFound,
+    Project,
+    milestone_id_of,
+    parse_milestone_id,
+)
+from audifi_nft.projections.projects import INVESTMENTS, PROJECTS
+
+ProjectTitle = SingleLineText(255, min_length=1, description="The project's title")
+Description = MultiLineText(10_000, description="What the project is")
+MilestoneName = SingleLineText(255, min_length=1, description="What the milestone delivers")
+Reason = SingleLineText(500, min_length=1, description="Why")
+Reference = SingleLineText(128, min_length=1, description="The revenue statement's reference")
+ProofUrl = SingleLineText(2048, min_length=1, description="Where the proof is (https)")
+
+
+class NotAnArtist(Forbidden):
+    default_message = "Only an artist (or an admin) may create a project"
+
+
+class MilestoneTerms(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    name: MilestoneName
+    payout_amount: int
+
+
+class ProjectRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Ranges and sums are checked by the project, naming the field."""
+
+    title: ProjectTitle
+    funding_goal: int
+    currency: str
+    funding_deadline: datetime
+    milestones: list[MilestoneTerms]
+    description: Description = ""
+    release_date: datetime | None = None
+    revenue_share_bps: int = 0
+    artist_id: str | None = None  # an admin's, creating a project for an artist
+
+
+class FundRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    amount: int
+    method: Literal["card"] = "card"
+
+
+class ProofRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    proof_url: ProofUrl
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class RejectRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class CancelRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class RevenueRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """`reference` names the statement: booking it again books nothing."""
+
+    reference: Reference
+    amount: int
+
+
+class RejectionView(msgspec.Struct, rename="camel", kw_only=True):
+    reason: str
+    rejected_at: datetime
+    proof_url: str | None
+
+
+class MilestoneView(msgspec.Struct, rename="camel", kw_only=True):
+    id: str
+    project_id: UUID
+    sequence: int  # 1-based: milestones are released in this order
+    name: str
+    payout_amount: int
+    currency: str
+    status: str  # locked, pending_approval, unlocked
+    proof_submission: str | None  # the proof's URL, while pending approval or once unlocked
+    proof_note: str | None
+    submitted_at: datetime | None
+    released_at: datetime | None
+    rejections: list[RejectionView]
+    onchain_reference: str | None
+
+
+class ProjectView(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    artist_id: str
+    title: str
+    description: str
+    funding_goal: int
+    amount_raised: int
+    amount_left: int  # what may still be invested (the goal less paid and held investments)
+    minimum_investment: int
+    currency: str
+    status: str  # funding, in_progress, released, cancelled
+    funding_deadline: datetime
+    release_date: datetime | None
+    revenue_share_bps: int
+    released: int  # paid out to the artist by approved milestones
+    refunded: int
+    escrowed: int
+    funders: int
+    milestones: list[MilestoneView]
+    onchain_reference: str | None
+    created_at: datetime
+    ended_reason: str | None = None  # a cancelled project's: "deadline" or an admin's reason
+    finalized_at: datetime | None = None
+
+
+class ProjectSummary(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    artist_id: str
+    title: str
+    description: str
+    status: str
+    funding_goal: int
+    amount_raised: int
+    currency: str
+    funders: int
+    milestones: int
+    milestones_released: int
+    funding_deadline: datetime
+    release_date: datetime | None
+    created_at: datetime
+    onchain_reference: str | None = None
+
+
+class ProjectPage(msgspec.Struct, rename="camel", kw_only=True):
+    items: list[ProjectSummary]
+    next_cursor: str | None = None
+
+
+class InvestmentView(msgspec.Struct, rename="camel", kw_only=True):
+    id: str  # by card: the order to pay at POST /payments/checkout
+    project_id: UUID
+    user_id: str
+    amount: int
+    currency: str
+    status: str  # pending, paid, lapsed
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    refunded: int
+    claimed: int
+    claimable: int
+    tokenized_shares: None = None  # the seed's field for a future on-chain record
+    checkout: dict[str, Any] | None = None  # while pending
+    refund_required: bool = False  # a payment arrived after the investment lapsed
+
+
+class InvestmentPage(msgspec.Struct, rename="camel", kw_only=True):
+    items: list[InvestmentView]
+    next_cursor: str | None = None
+
+
+class PayoutView(msgspec.Struct, rename="camel", kw_only=True):
+    investment_id: str
+    amount: int  # moved to your balance now
+    currency: str
+    claimed: int  # in all, this one included
+
+
+def milestone_views(project: Project) -> list[MilestoneView]:
+    views = []
+    for index, m in enumerate(project.milestones):
+        proof = m["proof"] or {}
+        views.append(
+            MilestoneView(
+                id=milestone_id_of(project.id, index),
+                project_id=project.id,
+                sequence=index + 1,
+                name=m["name"],
+                payout_amount=m["payout_amount"],
+                currency=project.currency,
+                status=m["status"],
+                proof_submission=proof.get("url"),
+                proof_note=proof.get("note") or None,
+                submitted_at=proof.get("submitted_at"),
+                released_at=m["released_at"],
+                rejections=[
+                    RejectionView(
+                        reason=r["reason"],
+                        rejected_at=r["at"],
+                        proof_url=(r["proof"] or {}).get("url"),
+                    )
+                    for r in m["rejections"]
+                ],
+                onchain_reference=None,
+            )
+        )
+    return views
+
+
+def project_view(project: Project) -> ProjectView:
+    return ProjectView(
+        id=project.id,
+        artist_id=project.artist_id,
+        title=project.title,
+        description=project.description,
+        funding_goal=project.funding_goal,
+        amount_raised=project.raised,
+        amount_left=project.left if project.status == FUNDING else 0,
+        minimum_investment=project.minimum_investment if project.status == FUNDING else 0,
+        currency=project.currency,
+        status=project.status,
+        funding_deadline=project.funding_deadline,
+        release_date=project.release_date,
+        revenue_share_bps=project.share_bps,
+        released=project.released,
+        refunded=project.refunded,
+        escrowed=project.escrowed,
+        funders=len(project.funders()),
+        milestones=milestone_views(project),
+        onchain_reference=project.onchain_reference,
+        created_at=project.created_at,
+        ended_reason=project.ended_reason,
+        finalized_at=project.finalized_at,
+    )
+
+
+def investment_view(project: Project, investment_id: str) -> InvestmentView:
+    i = project.investment(investment_id)
+    pending = i["state"] == PENDING
+    return InvestmentView(
+        id=investment_id,
+        project_id=project.id,
+        user_id=i["account_id"],
+        amount=i["amount"],
+        currency=project.currency,
+        status=i["state"],
+        created_at=i["created_at"],
+        expires_at=i["expires_at"],
+        paid_at=i["paid_at"],
+        refunded=i["refunded"],
+        claimed=i["claimed"],
+        claimable=project.claimable(investment_id),
+        checkout=(
+            {
+                "method": "POST",
+                "path": "/api/v1/payments/checkout",
+                "body": {"orderId": investment_id},
+            }
+            if pending
+            else None
+        ),
+        refund_required=bool(i.get("refunds_required")),
+    )
+
+
+def _artist_of(identity: Identity, requested: str | None) -> str:
+    admin = is_admin(identity)
+    if not (admin or is_artist(identity)):
+        raise NotAnArtist()
+    if requested is None:
+        return identity.user_id
+    artist = user_id(requested, field="artistId")
+    if artist != identity.user_id and not admin:
+        raise Forbidden("Only an admin may create a project for another artist")
+    return artist
+
+
+async def _project(nft: NftContext, project_id: UUID) -> Project:
+    return await nft.store.call(nft.app.project, project_id)
+
+
+async def _project_of_investment(nft: NftContext, investment_id: UUID) -> Project:
+    project_id = await nft.pool.fetchval(
+        f"SELECT project_id FROM {INVESTMENTS} WHERE id = $1", investment_id
+    )
+    if project_id is None:
+        raise InvestmentNotFound(details={"investmentId": str(investment_id)})
+    return await _project(nft, project_id)
+
+
+def _milestone(milestone_id: str) -> tuple[UUID, int]:
+    parsed = parse_milestone_id(milestone_id)
+    if parsed is None:
+        raise MilestoneNotFound(details={"milestoneId": milestone_id})
+    return parsed
+
+
+def _summary(r: Any) -> ProjectSummary:
+    return ProjectSummary(
+        id=r["id"],
+        artist_id=r["artist_id"],
+        title=r["title"],
+        description=r["description"],
+        status=r["status"],
+        funding_goal=r["funding_goal"],
+        amount_raised=r["raised"],
+        currency=r["currency"],
+        funders=r["funders"],
+        milestones=r["milestones"],
+        milestones_released=r["milestones_released"],
+        funding_deadline=r["funding_deadline"],
+        release_date=r["release_date"],
+        created_at=r["created_at"],
+    )
+
+
+class ProjectsController(Controller):
+    path = "/projects"
+    tags = ["projects"]
+    dependencies = {"nft": Provide(provide_nft)}
+
+    @get("/", opt={PUBLIC_OPT: True}, raises=(ValidationFailed,))
+    async def catalogue(
+        self,
+        nft: NamedDependency[NftContext],
+        status: Annotated[
+            Literal["funding", "in_progress", "released", "cancelled"] | None,
+            QueryParameter(description="Only the projects in this status"),
+        ] = None,
+        artist_id: Annotated[
+            str | None, QueryParameter(name="artistId", description="Only this artist's")
+        ] = None,
+        limit: PageLimit = DEFAULT_LIMIT,
+        cursor: PageCursor = None,
+    ) -> ProjectPage:
+        """N7: projects, newest first; `status` and `artistId` narrow the list."""
+        query = PageQuery.parse(limit, cursor, newest_first=True)
+        condition, order, args = query.sql("created_at", "id", 3)
+        rows = await nft.pool.fetch(
+            f"SELECT * FROM {PROJECTS} WHERE ($1::text IS NULL OR status = $1) "
+            f"AND ($2::text IS NULL OR artist_id = $2) AND {condition} {order}",
+            status,
+            None if artist_id is None else user_id(artist_id, field="artistId"),
+            *args,
+        )
+        page = page_of(rows, query, lambda r: Position(r["created_at"], r["id"]))
+        return ProjectPage(items=[_summary(r) for r in page.items], next_cursor=page.next_cursor)
+
+    @get("/{project_id:uuid}", opt={PUBLIC_OPT: True}, raises=(NotFound,))
+    async def detail(
+        self, project_id: FromPath[UUID], nft: NamedDependency[NftContext]
+    ) -> ProjectView:
+        """N8: a project with its milestones and figures."""
+        return project_view(await _project(nft, project_id))
+
+    @get("/{project_id:uuid}/milestones", opt={PUBLIC_OPT: True}, raises=(NotFound,))
+    async def milestones(
+        self, project_id: FromPath[UUID], nft: NamedDependency[NftContext]
+    ) -> list[MilestoneView]:
+        """N14: the project's milestones, in the order they are released."""
+        return milestone_views(await _project(nft, project_id))
+
+    @post("/", status_code=201, opt={IDEMPOTENT_OPT: True}, raises=(Forbidden,))
+    async def create(
+        self,
+        data: JSONBody[ProjectRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> ProjectView:
+        """N9: a project taking funding until `fundingDeadline` (within a year), with 1-20
+        milestones whose `payoutAmount`s add up to `fundingGoal`; `revenueShareBps` of its
+        later revenue is promised to the funders."""
+        artist = _artist_of(identity, data.artist_id)
+        project = await nft.store.call(
+            nft.app.create_project,
+            project_id=uuid.uuid4(),
+            artist_id=artist,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+            title=data.title,
+            description=data.description,
+            funding_goal=data.funding_goal,
+            currency=data.currency,
+            funding_deadline=data.funding_deadline,
+            release_date=data.release_date,
+            share_bps=data.revenue_share_bps,
+            milestones=[
+                {"name": m.name, "payout_amount": m.payout_amount} for m in data.milestones
+            ],
+        )
+        return project_view(project)
+
+    @post(
+        "/{project_id:uuid}/fund",
+        status_code=201,
+        opt={IDEMPOTENT_OPT: True},
+        raises=(NotFound, Conflict),
+    )
+    async def fund(
+        self,
+        project_id: FromPath[UUID],
+        data: JSONBody[FundRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> InvestmentView:
+        """N10: invest `amount`; pay its order before `expiresAt`. More than what is left is
+        409 FUNDING_EXCEEDS_GOAL (`details.left`); a project not funding 409
+        PROJECT_NOT_FUNDING."""
+        investment_id = str(uuid.uuid4())
+        app = nft.app
+        await nft.group.submit(
+            lambda: app.decide_invest(
+                project_id,
+                investment_id=investment_id,
+                account_id=identity.user_id,
+                amount=data.amount,
+                method=data.method,
+                now=datetime.now(UTC),
+            ),
+            loads=[project_id],
+        )
+        return investment_view(await _project(nft, project_id), investment_id)
+
+    @post("/{project_id:uuid}/finalize", status_code=200, raises=(NotFound, Forbidden, Conflict))
+    async def finalize(
+        self,
+        project_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> ProjectView:
+        """N17: the release, by its artist or an admin, once every milestone is released
+        (409 PROJECT_STATE_CONFLICT before); again: the released project."""
+        project = await nft.store.call(
+            nft.app.finalize_project,
+            project_id,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        return project_view(project)
+
+    @post("/{project_id:uuid}/cancel", status_code=200, raises=(NotFound, Forbidden, Conflict))
+    async def cancel(
+        self,
+        project_id: FromPath[UUID],
+        data: JSONBody[CancelRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> ProjectView:
+        """Admins: cancel a project not yet released; its unreleased money is refunded to
+        the funders pro rata."""
+        project = await nft.store.call(
+            nft.app.cancel_project,
+            project_id,
+            reason=data.reason,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        return project_view(project)
+
+    @post("/{project_id:uuid}/revenue", status_code=200, raises=(NotFound, Forbidden, Conflict))
+    async def book_revenue(
+        self,
+        project_id: FromPath[UUID],
+        data: JSONBody[RevenueRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> ProjectView:
+        """Admins: revenue a released project earned (`amount` minor units, under the
+        statement's `reference`); `revenueShareBps` of it becomes the funders'."""
+        project = await nft.store.call(
+            nft.app.book_project_revenue,
+            project_id,
+            booking_id=data.reference,
+            amount=data.amount,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        return project_view(project)
+
+
+class MilestonesController(Controller):
+    path = "/milestones"
+    tags = ["projects"]
+    dependencies = {"nft": Provide(provide_nft)}
+
+    @post(
+        "/{milestone_id:str}/submit-proof",
+        status_code=200,
+        raises=(NotFound, Forbidden, Conflict),
+    )
+    async def submit_proof(
+        self,
+        milestone_id: FromPath[str],
+        data: JSONBody[ProofRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MilestoneView:
+        """N15: the project's artist submits the milestone's proof (an https URL) for an
+        admin's approval; a milestone not locked is 409 MILESTONE_STATE_CONFLICT."""
+        if not data.proof_url.startswith("https://"):
+            raise invalid("proofUrl", "Expected an https URL")
+        project_id, index = _milestone(milestone_id)
+        project = await nft.store.call(
+            nft.app.submit_milestone_proof,
+            project_id,
+            index=index,
+            proof={"url": data.proof_url, "note": data.note},
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        return milestone_views(project)[index]
+
+    @post("/{milestone_id:str}/approve", status_code=200, raises=(NotFound, Forbidden, Conflict))
+    async def approve(
+        self,
+        milestone_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MilestoneView:
+        """N16 (admins): approve the proof and release the payout to the artist; only the
+        next milestone in order (409 MILESTONE_OUT_OF_ORDER), only one pending approval (409
+        MILESTONE_STATE_CONFLICT)."""
+        project_id, index = _milestone(milestone_id)
+        project = await nft.store.call(
+            nft.app.approve_milestone,
+            project_id,
+            index=index,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        return milestone_views(project)[index]
+
+    @post("/{milestone_id:str}/reject", status_code=200, raises=(NotFound, Forbidden, Conflict))
+    async def reject(
+        self,
+        milestone_id: FromPath[str],
+        data: JSONBody[RejectRequest],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> MilestoneView:
+        """Admins: reject the proof with a reason; the milestone is locked again and the
+        artist may submit another."""
+        project_id, index = _milestone(milestone_id)
+        project = await nft.store.call(
+            nft.app.reject_milestone,
+            project_id,
+            index=index,
+            reason=data.reason,
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+            now=datetime.now(UTC),
+        )
+        return milestone_views(project)[index]
+
+
+class InvestmentsController(Controller):
+    path = "/investments"
+    tags = ["projects"]
+    dependencies = {"nft": Provide(provide_nft)}
+
+    @get("/{investment_id:uuid}", raises=(NotFound,))
+    async def detail(
+        self,
+        investment_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> InvestmentView:
+        """N12: an investment, to its funder (or an admin)."""
+        project = await _project_of_investment(nft, investment_id)
+        i = project.investments.get(str(investment_id))
+        if i is None or (i["account_id"] != identity.user_id and not is_admin(identity)):
+            raise InvestmentNotFound(details={"investmentId": str(investment_id)})
+        return investment_view(project, str(investment_id))
+
+    @post("/{investment_id:uuid}/claim-payout", status_code=200, raises=(NotFound, Conflict))
+    async def claim_payout(
+        self,
+        investment_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> PayoutView:
+        """N13: move what the investment may claim of the project's shared revenue to your
+        balance; nothing to claim is 409 NOTHING_TO_CLAIM."""
+        project = await _project_of_investment(nft, investment_id)
+        amount = await nft.store.call(
+            nft.app.claim_payout,
+            project.id,
+            investment_id=str(investment_id),
+            account_id=identity.user_id,
+            now=datetime.now(UTC),
+        )
+        claimed = (await _project(nft, project.id)).investment(str(investment_id))["claimed"]
+        return PayoutView(
+            investment_id=str(investment_id),
+            amount=amount,
+            currency=project.currency,
+            claimed=claimed,
+        )
+
+
+class UserInvestmentsController(Controller):
+    path = "/user/investments"
+    tags = ["projects"]
+    dependencies = {"nft": Provide(provide_nft)}
+
+    @get("/", raises=(ValidationFailed,))
+    async def mine(
+        self,
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+        limit: PageLimit = DEFAULT_LIMIT,
+        cursor: PageCursor = None,
+    ) -> InvestmentPage:
+        """N11: your investments, newest first."""
+        query = PageQuery.parse(limit, cursor, newest_first=True)
+        condition, order, args = query.sql("created_at", "id", 2)
+        rows = await nft.pool.fetch(
+            f"SELECT id, project_id, created_at FROM {INVESTMENTS} "
+            f"WHERE account_id = $1 AND {condition} {order}",
+            identity.user_id,
+            *args,
+        )
+        page = page_of(rows, query, lambda r: Position(r["created_at"], r["id"]))
+        projects: dict[UUID, Project] = {}
+        items = []
+        for r in page.items:
+            if r["project_id"] not in projects:
+                projects[r["project_id"]] = await _project(nft, r["project_id"])
+            items.append(investment_view(projects[r["project_id"]], str(r["id"])))
+        return InvestmentPage(items=items, next_cursor=page.next_cursor)

@@ -1,0 +1,680 @@
+"""A Coda Collective project: fans fund an artist's project, paid out milestone by milestone.
+
+States (the seed's, and ours for the failure it does not name):
+funding -> in_progress (the goal reached before the deadline) -> released (finalized once
+its last milestone is paid out) | cancelled (the deadline passed short of the goal, or an
+admin cancelled it before it was released).
+
+All-or-nothing and capped at the goal: an investment is a reservation first, held while its
+funder pays (payment's order, as an IPO purchase); paid ones plus held ones never exceed the
+goal, so every payment can be honoured. The milestones' payouts add up to the goal exactly
+(as MilestoneEscrow requires), and are released strictly in order, each on an admin's
+approval of the artist's proof. Until then the money stays in escrow.
+
+A cancelled project refunds every paid investment its pro-rata part of what was not
+released, by MilestoneEscrow's formula, `amount * unreleased // raised` (rounded down): a
+project that never reached its goal released nothing, so each funder gets back exactly what
+they paid; after releases, the few minor units the rounding leaves (fewer than the number of
+investments) are the `remainder`, booked to the platform rather than kept in escrow forever
+as the contract does.
+
+A released project shares the revenue booked for it later with its funders: `shareBps` of
+each booking, pro rata to the investments. What an investment may claim is cumulative and
+rounded down, `shared * amount // raised - claimed`, so no claim is paid twice and the claims
+never add up to more than was shared.
+
+Money is in the project's currency's minor units. Conserved at every step:
+raised = released + refunded + remainder + escrowed, with escrowed >= 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from audifi_kit.errors import Conflict, NotFound
+from audifi_kit.values import (
+    MAX_SAFE_INTEGER,
+    currency_code,
+    invalid,
+    minor_unit_exponent,
+    moment,
+    whole_number,
+)
+from eventsourcing.domain import Aggregate, event
+
+MAX_MILESTONES = 20
+MAX_FUNDING_WINDOW = timedelta(days=366)
+MAX_SHARE_BPS = 10_000
+INVESTMENT_TTL = timedelta(minutes=15)
+
+FUNDING = "funding"
+IN_PROGRESS = "in_progress"
+RELEASED = "released"
+CANCELLED = "cancelled"
+
+LOCKED = "locked"
+PENDING_APPROVAL = "pending_approval"
+UNLOCKED = "unlocked"
+
+PENDING = "pending"
+PAID = "paid"
+LAPSED = "lapsed"  # its order expired or failed, or the project ended while it was held
+
+METHODS = ("card",)
+
+
+class ProjectNotFound(NotFound):
+    code = "PROJECT_NOT_FOUND"
+    default_message = "Project not found"
+
+
+class MilestoneNotFound(NotFound):
+    code = "MILESTONE_NOT_FOUND"
+    default_message = "Milestone not found"
+
+
+class InvestmentNotFound(NotFound):
+    code = "INVESTMENT_NOT_FOUND"
+    default_message = "Investment not found"
+
+
+class ProjectNotFunding(Conflict):
+    code = "PROJECT_NOT_FUNDING"
+    default_message = "The project is not taking funding"
+
+
+class FundingExceedsGoal(Conflict):
+    code = "FUNDING_EXCEEDS_GOAL"
+    default_message = "The amount is more than what is left to reach the goal"
+
+
+class ProjectStateConflict(Conflict):
+    code = "PROJECT_STATE_CONFLICT"
+    default_message = "The project cannot do that in its state"
+
+
+class MilestoneStateConflict(Conflict):
+    code = "MILESTONE_STATE_CONFLICT"
+    default_message = "The milestone cannot do that in its state"
+
+
+class MilestoneOutOfOrder(Conflict):
+    code = "MILESTONE_OUT_OF_ORDER"
+    default_message = "Milestones are released in order"
+
+
+class NothingToClaim(Conflict):
+    code = "NOTHING_TO_CLAIM"
+    default_message = "This investment has no payout to claim"
+
+
+class PaymentOutcome:
+    INVESTED = "invested"
+    DUPLICATE = "duplicate"
+    REFUND_REQUIRED = "refund_required"
+
+
+def milestone_id_of(project_id: UUID, index: int) -> str:
+    """A milestone's public id: its project and its place, `<project>.<index>` (1-based)."""
+    return f"{project_id}.{index + 1}"
+
+
+def parse_milestone_id(value: str) -> tuple[UUID, int] | None:
+    """`<project>.<n>` -> (project id, 0-based index); None when it is not one."""
+    head, _, tail = value.rpartition(".")
+    if not tail.isdigit() or not 1 <= int(tail) <= MAX_MILESTONES:
+        return None
+    try:
+        return UUID(head), int(tail) - 1
+    except ValueError:
+        return None
+
+
+class Project(Aggregate):
+    @event("Created")
+    def __init__(
+        self,
+        *,
+        artist_id: str,
+        created_by: str,
+        title: str,
+        description: str,
+        funding_goal: int,
+        currency: str,
+        funding_deadline: datetime,
+        release_date: datetime | None,
+        share_bps: int,
+        milestones: list[dict[str, Any]],
+        at: datetime,
+    ) -> None:
+        self.artist_id = artist_id
+        self.created_by = created_by
+        self.title = title
+        self.description = description
+        self.funding_goal = funding_goal
+        self.currency = currency
+        self.funding_deadline = funding_deadline
+        self.release_date = release_date
+        self.share_bps = share_bps
+        self.milestones = [
+            {
+                "name": m["name"],
+                "payout_amount": m["payout_amount"],
+                "status": LOCKED,
+                "proof": None,
+                "rejections": [],
+                "released_at": None,
+            }
+            for m in milestones
+        ]
+        self.created_at = at
+        self.status = FUNDING
+        self.raised = 0  # paid investments
+        self.held = 0  # investments waiting for their payment
+        self.released = 0  # milestone payouts
+        self.refunded = 0
+        self.remainder = 0  # a cancellation's rounding, booked to the platform
+        self.next_milestone = 0
+        self.revenue = 0  # booked after the release
+        self.shared = 0  # the funders' part of it
+        self.claimed = 0
+        self.revenue_bookings: set[str] = set()
+        self.investments: dict[str, dict[str, Any]] = {}
+        self.onchain_reference: str | None = None
+        self.ended_reason: str | None = None
+        self.finalized_at: datetime | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        project_id: UUID,
+        artist_id: str,
+        created_by: str,
+        title: str,
+        description: str,
+        funding_goal: Any,
+        currency: Any,
+        funding_deadline: Any,
+        release_date: Any,
+        share_bps: Any,
+        milestones: list[dict[str, Any]],
+        now: datetime,
+    ) -> Project:
+        """A new project taking funding. `milestones`: [{name, payout_amount}] whose payouts
+        add up to the goal exactly; title and names are checked by the caller's types."""
+        goal = whole_number(funding_goal, field="fundingGoal", minimum=1, maximum=MAX_SAFE_INTEGER)
+        code = currency_code(currency)
+        if goal < 10 ** minor_unit_exponent(code):
+            raise invalid("fundingGoal", "Expected at least one unit of the currency")
+        deadline = moment(funding_deadline, field="fundingDeadline")
+        if deadline <= now:
+            raise invalid("fundingDeadline", "Expected a time in the future")
+        if deadline > now + MAX_FUNDING_WINDOW:
+            raise invalid("fundingDeadline", "Expected a time within a year")
+        release = None if release_date is None else moment(release_date, field="releaseDate")
+        bps = whole_number(share_bps, field="revenueShareBps", minimum=0, maximum=MAX_SHARE_BPS)
+        if not 1 <= len(milestones) <= MAX_MILESTONES:
+            raise invalid("milestones", f"Expected 1 to {MAX_MILESTONES} milestones")
+        payouts = [
+            whole_number(
+                m["payout_amount"],
+                field=f"milestones[{i}].payoutAmount",
+                minimum=1,
+                maximum=MAX_SAFE_INTEGER,
+            )
+            for i, m in enumerate(milestones)
+        ]
+        if sum(payouts) != goal:
+            raise invalid(
+                "milestones",
+                f"The milestones' payoutAmount must add up to the fundingGoal ({goal}); "
+                f"they add up to {sum(payouts)}",
+            )
+        return cls._create(
+            cls.Created,
+            id=project_id,
+            artist_id=artist_id,
+            created_by=created_by,
+            title=title,
+            description=description,
+            funding_goal=goal,
+            currency=code,
+            funding_deadline=deadline,
+            release_date=release,
+            share_bps=bps,
+            milestones=[
+                {"name": m["name"], "payout_amount": p}
+                for m, p in zip(milestones, payouts, strict=True)
+            ],
+            at=now,
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def left(self) -> int:
+        """What may still be invested: the goal less what is paid and what is held."""
+        return self.funding_goal - self.raised - self.held
+
+    @property
+    def escrowed(self) -> int:
+        """Paid in, and neither released to the artist nor refunded."""
+        return self.raised - self.released - self.refunded - self.remainder
+
+    @property
+    def minimum_investment(self) -> int:
+        """One unit of the currency, or what is left when that is less."""
+        return min(10 ** minor_unit_exponent(self.currency), self.left)
+
+    def investment(self, investment_id: str) -> dict[str, Any]:
+        found = self.investments.get(investment_id)
+        if found is None:
+            raise InvestmentNotFound(details={"investmentId": investment_id})
+        return found
+
+    def milestone(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.milestones):
+            raise MilestoneNotFound(details={"milestoneId": milestone_id_of(self.id, index)})
+        return self.milestones[index]
+
+    def claimable(self, investment_id: str) -> int:
+        """What the investment may claim now of the revenue shared so far."""
+        i = self.investment(investment_id)
+        if i["state"] != PAID or not self.raised:
+            return 0
+        return self.shared * i["amount"] // self.raised - i["claimed"]
+
+    def funders(self) -> list[str]:
+        """The accounts of the paid investments, each once, in the order they invested."""
+        return list(
+            dict.fromkeys(i["account_id"] for i in self.investments.values() if i["state"] == PAID)
+        )
+
+    def facts(self) -> dict[str, Any]:
+        """What the published events of this project carry, so nothing is loaded to publish."""
+        return {
+            "artist_id": self.artist_id,
+            "title": self.title,
+            "currency": self.currency,
+            "funding_goal": self.funding_goal,
+        }
+
+    def _replace(self, investment_id: str, **changes: Any) -> dict[str, Any]:
+        """An investment's entry is never changed in place, only replaced (see __deepcopy__)."""
+        entry = {**self.investments[investment_id], **changes}
+        self.investments[investment_id] = entry
+        return entry
+
+    def _replace_milestone(self, index: int, **changes: Any) -> None:
+        self.milestones = [
+            {**m, **changes} if i == index else m for i, m in enumerate(self.milestones)
+        ]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Project:
+        """A popular project holds thousands of investments whose entries are never changed
+        in place: a copy shares them and copies only the containers."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(
+            {
+                k: v.copy() if isinstance(v, dict | list | set) else v
+                for k, v in self.__dict__.items()
+            }
+        )
+        return copied
+
+    # -- funding ---------------------------------------------------------------------------
+
+    def reserve(
+        self, *, investment_id: str, account_id: str, amount: Any, method: str, now: datetime
+    ) -> dict[str, Any]:
+        """Hold `amount` of what is left for the account while it pays; the same investment
+        id again is the same investment (a retried request)."""
+        if investment_id in self.investments:
+            return self.investments[investment_id]
+        amount = whole_number(amount, field="amount", minimum=1, maximum=MAX_SAFE_INTEGER)
+        if method not in METHODS:
+            raise invalid("method", f"Expected one of {', '.join(METHODS)}")
+        if self.status != FUNDING or now >= self.funding_deadline:
+            raise ProjectNotFunding(details={"status": self.status})
+        if amount > self.left:
+            raise FundingExceedsGoal(
+                f"Only {self.left} {self.currency} minor units are left to reach the goal",
+                details={"left": self.left, "requested": amount, "currency": self.currency},
+            )
+        if amount < self.minimum_investment:
+            raise invalid(
+                "amount",
+                f"Expected at least {self.minimum_investment} (one unit of {self.currency})",
+            )
+        self._reserved(
+            investment_id=investment_id,
+            account_id=account_id,
+            amount=amount,
+            method=method,
+            expires_at=now + INVESTMENT_TTL,
+            at=now,
+            facts=self.facts(),
+        )
+        return self.investments[investment_id]
+
+    @event("InvestmentReserved")
+    def _reserved(
+        self,
+        investment_id: str,
+        account_id: str,
+        amount: int,
+        method: str,
+        expires_at: datetime,
+        at: datetime,
+        facts: dict[str, Any],
+    ) -> None:
+        self.investments[investment_id] = {
+            "account_id": account_id,
+            "amount": amount,
+            "method": method,
+            "state": PENDING,
+            "expires_at": expires_at,
+            "created_at": at,
+            "payment": None,
+            "paid_at": None,
+            "claimed": 0,
+            "refunded": 0,
+        }
+        self.held += amount
+
+    def record_payment(self, *, investment_id: str, payment: str, paid_at: datetime) -> str:
+        """A payment of a held investment: it is invested (and the project starts when the
+        goal is reached). Paid by this same payment: a duplicate. Otherwise (it lapsed, or
+        the project ended meanwhile) nothing is invested and the payment needs a refund."""
+        i = self.investment(investment_id)
+        if i["state"] == PAID and i["payment"] == payment:
+            return PaymentOutcome.DUPLICATE
+        if i["state"] != PENDING:
+            if payment not in i.get("refunds_required", ()):
+                self._late_payment(investment_id=investment_id, payment=payment, at=paid_at)
+            return PaymentOutcome.REFUND_REQUIRED
+        self._invested(
+            investment_id=investment_id,
+            payment=payment,
+            at=paid_at,
+            facts={**self.facts(), "account_id": i["account_id"], "amount": i["amount"]},
+        )
+        if self.raised == self.funding_goal:
+            self._goal_reached(
+                at=paid_at,
+                raised=self.raised,
+                facts={
+                    **self.facts(),
+                    "funders": self.funders(),
+                    "milestone_payouts": [m["payout_amount"] for m in self.milestones],
+                },
+            )
+        return PaymentOutcome.INVESTED
+
+    @event("Invested")
+    def _invested(
+        self, investment_id: str, payment: str, at: datetime, facts: dict[str, Any]
+    ) -> None:
+        i = self._replace(investment_id, state=PAID, payment=payment, paid_at=at)
+        self.held -= i["amount"]
+        self.raised += i["amount"]
+
+    @event("LatePaymentRecorded")
+    def _late_payment(self, investment_id: str, payment: str, at: datetime) -> None:
+        i = self.investments[investment_id]
+        self._replace(investment_id, refunds_required=[*i.get("refunds_required", ()), payment])
+
+    @event("GoalReached")
+    def _goal_reached(self, at: datetime, raised: int, facts: dict[str, Any]) -> None:
+        self.status = IN_PROGRESS
+        self.goal_reached_at = at
+
+    def lapse(self, *, investment_id: str, reason: str, now: datetime) -> bool:
+        """A held investment whose payment will not come (its order expired or failed)
+        gives back what it held; False when it was not held."""
+        i = self.investment(investment_id)
+        if i["state"] != PENDING:
+            return False
+        self._lapsed(investment_id=investment_id, reason=reason, at=now)
+        return True
+
+    @event("InvestmentLapsed")
+    def _lapsed(self, investment_id: str, reason: str, at: datetime) -> None:
+        i = self._replace(investment_id, state=LAPSED, lapsed_reason=reason)
+        self.held -= i["amount"]
+
+    # -- the end of funding ----------------------------------------------------------------
+
+    def end_if_due(self, now: datetime) -> bool:
+        """At the deadline, a project short of its goal is cancelled and refunded in full;
+        True when it was."""
+        if self.status != FUNDING or now < self.funding_deadline:
+            return False
+        self._cancel(reason="deadline", by="system", now=now)
+        return True
+
+    def cancel(self, *, reason: str, by: str, now: datetime) -> None:
+        """An admin cancels a project not yet released: its unreleased rest is refunded."""
+        if self.status == CANCELLED:
+            return
+        if self.status == RELEASED:
+            raise ProjectStateConflict(
+                "A released project cannot be cancelled", details={"status": self.status}
+            )
+        self._cancel(reason=reason, by=by, now=now)
+
+    def _cancel(self, *, reason: str, by: str, now: datetime) -> None:
+        unreleased = self.raised - self.released
+        refunds = {
+            iid: i["amount"] * unreleased // self.raised
+            for iid, i in self.investments.items()
+            if i["state"] == PAID
+        }
+        self._cancelled(
+            reason=reason,
+            by=by,
+            at=now,
+            refunds={
+                iid: {"account_id": self.investments[iid]["account_id"], "amount": a}
+                for iid, a in refunds.items()
+                if a
+            },
+            remainder=unreleased - sum(refunds.values()),
+            lapsed=[iid for iid, i in self.investments.items() if i["state"] == PENDING],
+            facts=self.facts(),
+        )
+
+    @event("Cancelled")
+    def _cancelled(
+        self,
+        reason: str,
+        by: str,
+        at: datetime,
+        refunds: dict[str, dict[str, Any]],
+        remainder: int,
+        lapsed: list[str],
+        facts: dict[str, Any],
+    ) -> None:
+        for iid, refund in refunds.items():
+            self._replace(iid, refunded=refund["amount"])
+            self.refunded += refund["amount"]
+        for iid in lapsed:
+            i = self._replace(iid, state=LAPSED, lapsed_reason="project_cancelled")
+            self.held -= i["amount"]
+        self.remainder = remainder
+        self.status = CANCELLED
+        self.ended_reason = reason
+        self.cancelled_at = at
+
+    # -- milestones ------------------------------------------------------------------------
+
+    def submit_proof(self, *, index: int, proof: dict[str, Any], now: datetime) -> None:
+        """The artist's proof that a milestone is done: it waits for an admin's approval."""
+        m = self.milestone(index)
+        if self.status != IN_PROGRESS:
+            raise ProjectStateConflict(
+                "Proofs are submitted once the project is funded", details={"status": self.status}
+            )
+        if m["status"] != LOCKED:
+            raise MilestoneStateConflict(
+                f"The milestone is {m['status']}",
+                details={"milestoneId": milestone_id_of(self.id, index), "status": m["status"]},
+            )
+        self._proof_submitted(
+            index=index, proof=proof, at=now, facts={**self.facts(), "milestone_name": m["name"]}
+        )
+
+    @event("MilestoneProofSubmitted")
+    def _proof_submitted(
+        self, index: int, proof: dict[str, Any], at: datetime, facts: dict[str, Any]
+    ) -> None:
+        self._replace_milestone(index, status=PENDING_APPROVAL, proof={**proof, "submitted_at": at})
+
+    def approve(self, *, index: int, by: str, now: datetime) -> None:
+        """An admin approves the next milestone's proof: its payout is released."""
+        m = self.milestone(index)
+        if self.status != IN_PROGRESS:
+            raise ProjectStateConflict(details={"status": self.status})
+        if m["status"] != PENDING_APPROVAL:
+            raise MilestoneStateConflict(
+                f"Only a milestone pending approval can be approved; this one is {m['status']}",
+                details={"milestoneId": milestone_id_of(self.id, index), "status": m["status"]},
+            )
+        if index != self.next_milestone:
+            raise MilestoneOutOfOrder(
+                details={
+                    "milestoneId": milestone_id_of(self.id, index),
+                    "next": milestone_id_of(self.id, self.next_milestone),
+                }
+            )
+        self._approved(
+            index=index,
+            amount=m["payout_amount"],
+            by=by,
+            at=now,
+            facts={**self.facts(), "milestone_name": m["name"], "funders": self.funders()},
+        )
+
+    @event("MilestoneApproved")
+    def _approved(
+        self, index: int, amount: int, by: str, at: datetime, facts: dict[str, Any]
+    ) -> None:
+        self._replace_milestone(index, status=UNLOCKED, released_at=at, approved_by=by)
+        self.released += amount
+        self.next_milestone = index + 1
+
+    def reject(self, *, index: int, reason: str, by: str, now: datetime) -> None:
+        """An admin rejects a proof: the milestone is locked again; the artist may resubmit."""
+        m = self.milestone(index)
+        if m["status"] != PENDING_APPROVAL or self.status != IN_PROGRESS:
+            raise MilestoneStateConflict(
+                f"Only a milestone pending approval can be rejected; this one is {m['status']}",
+                details={"milestoneId": milestone_id_of(self.id, index), "status": m["status"]},
+            )
+        self._rejected(
+            index=index,
+            reason=reason,
+            by=by,
+            at=now,
+            facts={**self.facts(), "milestone_name": m["name"]},
+        )
+
+    @event("MilestoneRejected")
+    def _rejected(
+        self, index: int, reason: str, by: str, at: datetime, facts: dict[str, Any]
+    ) -> None:
+        m = self.milestones[index]
+        rejection = {"reason": reason, "by": by, "at": at, "proof": m["proof"]}
+        self._replace_milestone(
+            index, status=LOCKED, proof=None, rejections=[*m["rejections"], rejection]
+        )
+
+    # -- release and revenue ---------------------------------------------------------------
+
+    def finalize(self, *, by: str, now: datetime) -> bool:
+        """The release, once every milestone is paid out (the distributor's hand-off is an
+        event); False when it was finalized already."""
+        if self.status == RELEASED:
+            return False
+        if self.status != IN_PROGRESS or self.next_milestone < len(self.milestones):
+            raise ProjectStateConflict(
+                "A project is finalized once every milestone is released",
+                details={"status": self.status, "milestonesReleased": self.next_milestone},
+            )
+        self._finalized(by=by, at=now, facts={**self.facts(), "release_date": self.release_date})
+        return True
+
+    @event("Finalized")
+    def _finalized(self, by: str, at: datetime, facts: dict[str, Any]) -> None:
+        self.status = RELEASED
+        self.finalized_at = at
+
+    def book_revenue(self, *, booking_id: str, amount: Any, by: str, now: datetime) -> bool:
+        """Revenue earned by the released project: `shareBps` of it becomes claimable by the
+        funders. The same booking id again books nothing (False)."""
+        if booking_id in self.revenue_bookings:
+            return False
+        amount = whole_number(amount, field="amount", minimum=1, maximum=MAX_SAFE_INTEGER)
+        if self.status != RELEASED:
+            raise ProjectStateConflict(
+                "Revenue is booked for a released project", details={"status": self.status}
+            )
+        if self.revenue + amount > MAX_SAFE_INTEGER:
+            raise invalid("amount", "The project's revenue would be too large")
+        self._revenue_booked(
+            booking_id=booking_id,
+            amount=amount,
+            funders_share=amount * self.share_bps // MAX_SHARE_BPS,
+            by=by,
+            at=now,
+            facts=self.facts(),
+        )
+        return True
+
+    @event("RevenueBooked")
+    def _revenue_booked(
+        self,
+        booking_id: str,
+        amount: int,
+        funders_share: int,
+        by: str,
+        at: datetime,
+        facts: dict[str, Any],
+    ) -> None:
+        self.revenue_bookings.add(booking_id)
+        self.revenue += amount
+        self.shared += funders_share
+
+    def claim_payout(self, *, investment_id: str, account_id: str, now: datetime) -> int:
+        """Moves what the investment may claim to its funder; the amount claimed."""
+        i = self.investment(investment_id)
+        if i["account_id"] != account_id:
+            raise InvestmentNotFound(details={"investmentId": investment_id})
+        amount = self.claimable(investment_id)
+        if amount <= 0:
+            raise NothingToClaim(details={"investmentId": investment_id, "claimed": i["claimed"]})
+        self._payout_claimed(
+            investment_id=investment_id,
+            account_id=account_id,
+            amount=amount,
+            claimed_total=i["claimed"] + amount,
+            at=now,
+            facts=self.facts(),
+        )
+        return amount
+
+    @event("PayoutClaimed")
+    def _payout_claimed(
+        self,
+        investment_id: str,
+        account_id: str,
+        amount: int,
+        claimed_total: int,
+        at: datetime,
+        facts: dict[str, Any],
+    ) -> None:
+        self._replace(investment_id, claimed=claimed_total)
+        self.claimed += amount
