@@ -33,8 +33,9 @@ from audifi_payment.domain.charges import (
     late_payment_legs,
     refund_legs,
 )
+from audifi_payment.domain.escrow import FUNDING_KIND, funding_legs
 from audifi_payment.domain.ledger import transaction_id_for
-from audifi_payment.domain.order import PaymentOutcome
+from audifi_payment.domain.order import PaymentOutcome, Product
 from audifi_payment.domain.stripe_event import StripeEventReceipt, receipt_id
 
 T = TypeVar("T")
@@ -68,7 +69,12 @@ class SettlementCommands(LedgerCommands, SplitRuleCommands, BillingCommands, Ord
             )
             if outcome is PaymentOutcome.DUPLICATE:
                 return Settled(outcome, txn_id), []
-            if outcome is PaymentOutcome.PAID:
+            if outcome is PaymentOutcome.PAID and _is_funding(order.product):
+                # An investment in a Coda project: held in its escrow, not split.
+                legs = funding_legs(
+                    project_id=order.product.reference, gross=charge.amount, fee=charge.fee
+                )
+            elif outcome is PaymentOutcome.PAID:
                 legs = charge_legs(
                     gross=charge.amount,
                     fee=charge.fee,
@@ -172,3 +178,7 @@ class SettlementCommands(LedgerCommands, SplitRuleCommands, BillingCommands, Ord
                 continue
             return result
         raise ConcurrencyConflict("the ledger's accounts kept changing; retry")
+
+
+def _is_funding(product: Product) -> bool:
+    return product.service == "nft" and product.kind == FUNDING_KIND

@@ -23,6 +23,10 @@ debit per holder and distribution, against the credit to their balance. The stab
 in the on-chain treasury, which this ledger does not hold; this account is the platform's
 liability side for what it paid those holders here, so its debit balance is the part of the
 treasury's funds that now belongs to users' balances."""
+PLATFORM_PROJECT_REVENUE = "platform:project_revenue"
+"""Coda projects' revenue paid to their funders: the distributor pays the platform for a
+released project outside this ledger; each funder's claim is a debit here against the credit
+to their balance (`escrow.py`)."""
 STRIPE_CLEARING = "stripe:clearing"
 STRIPE_FEES = "stripe:fees"
 
@@ -33,6 +37,7 @@ HOT_ACCOUNTS = frozenset(
         PLATFORM_REFUNDS,
         PLATFORM_DISPUTES,
         PLATFORM_DISTRIBUTIONS,
+        PLATFORM_PROJECT_REVENUE,
         STRIPE_CLEARING,
         STRIPE_FEES,
     }
@@ -41,6 +46,7 @@ HOT_ACCOUNTS = frozenset(
 _ID = r"[^\s:\x00-\x1f\x7f-\x9f]{1,128}"
 _USER = re.compile(rf"user:({_ID}):(available|pending)")
 _ORDER = re.compile(rf"order:({_ID})")
+_ESCROW = re.compile(rf"project:({_ID}):escrow")
 MAX_ACCOUNT_LENGTH = 160
 
 
@@ -63,6 +69,7 @@ class AccountFlags:
 
 UNFLAGGED = AccountFlags()
 USER_BALANCE = AccountFlags(debits_must_not_exceed_credits=True)
+ESCROW = AccountFlags(debits_must_not_exceed_credits=True)  # never pays out what it holds not
 
 
 def flags_for(account: object, *, field: str = "account") -> AccountFlags:
@@ -71,6 +78,8 @@ def flags_for(account: object, *, field: str = "account") -> AccountFlags:
         raise invalid(field, "An account is a text of at most 160 characters")
     if _USER.fullmatch(account):
         return USER_BALANCE
+    if _ESCROW.fullmatch(account):
+        return ESCROW
     if account in HOT_ACCOUNTS or _ORDER.fullmatch(account):
         return UNFLAGGED
     raise invalid(field, f"Unknown account {account!r}")
@@ -82,6 +91,12 @@ def user_available(user_id: str) -> str:
 
 def user_pending(user_id: str) -> str:
     return f"user:{user_id}:pending"
+
+
+def project_escrow(project_id: str) -> str:
+    """A Coda project's escrow: its funders' money until milestones release or refunds
+    return it."""
+    return f"project:{project_id}:escrow"
 
 
 def order_receivable(order_id: str) -> str:
