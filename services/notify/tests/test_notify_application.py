@@ -12,7 +12,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 from audifi_notify import bootstrap
-from audifi_notify.application import ACCOUNT_ERASED, LINK_EXPIRED
+from audifi_notify.application import ACCOUNT_ERASED, LINK_EXPIRED, MailTo
 from audifi_notify.config import NotifyConfig
 from audifi_notify.domain import RetryPolicy, Status, Template, notification_id_for
 from hypothesis import given, settings
@@ -61,6 +61,35 @@ async def test_a_new_account_receives_its_welcome_mail_once() -> None:
     assert _sent_to(notify, "ada@example.com") == ["Welcome to AudiFi"]
     sent = notify.app.notification(nid)
     assert (sent.status, sent.attempts) == (Status.SENT, 1)
+
+
+async def test_one_message_queues_each_recipients_mail_in_one_save_once() -> None:
+    """A project event mails every funder: one save for all (a consumer's save records the
+    message, so it can run only once), one id per recipient, and a redelivery queues none."""
+    notify, _ = _notify()
+    n = notify.notifier
+    for account in ("acc-1", "acc-2"):
+        await n.remember(account, f"{account}@example.com")
+    params = {"title": "Night", "raised": "50.00 USD", "milestones": "2 milestones"}
+    mails = [
+        MailTo("acc-1", Template.PROJECT_FULLY_FUNDED, params),
+        MailTo("acc-2", Template.PROJECT_FULLY_FUNDED, params),
+        MailTo("acc-1", Template.PROJECT_FULLY_FUNDED, params),  # named twice: mailed once
+    ]
+    saves: list[int] = []
+
+    async def save(*notifications: object) -> None:
+        saves.append(len(notifications))
+        notify.app.save(*notifications)
+
+    assert await n.queue_all("nft-1", mails, save=save)
+    assert saves == [2]
+    assert not await n.queue_all("nft-1", mails)  # a redelivery
+    assert not await n.queue_all("nft-2", [])
+
+    for account in ("acc-1", "acc-2"):
+        await n.deliver(notification_id_for("nft-1", Template.PROJECT_FULLY_FUNDED, account))
+        assert _sent_to(notify, f"{account}@example.com") == ["Night is fully funded"]
 
 
 async def test_a_magic_link_goes_out_in_clear_and_its_sealed_copy_is_then_forgotten() -> None:

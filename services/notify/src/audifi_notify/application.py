@@ -8,7 +8,7 @@ with PostgreSQL and SMTP adapters, or with their in-memory twins for tests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -129,6 +129,16 @@ class Templates(Protocol):
 
 
 Save = Callable[[Notification], Awaitable[None]]
+SaveAll = Callable[..., Awaitable[None]]  # saves the notifications given, in one transaction
+
+
+@dataclass(frozen=True, slots=True)
+class MailTo:
+    """One of the e-mails a message calls for: to whom, which template, with what."""
+
+    account_id: str
+    template: Template
+    params: dict[str, str]
 
 
 def _now() -> datetime:
@@ -198,8 +208,40 @@ class Notifier:
             return False
         return True
 
-    async def _save(self, notification: Notification) -> None:
-        await self.store.call(self.store.app.save, notification)
+    async def queue_all(
+        self, message_id: str, mails: Sequence[MailTo], *, save: SaveAll | None = None
+    ) -> bool:
+        """Queue every e-mail the message `message_id` calls for (each funder's, the artist's);
+        False when they already were, or there is none.
+
+        Saved together, all or none: `save` (the consumer's unit of work) may run only once
+        per message, since it writes the message's inbox row. Each id derives from the
+        message, the template and the account, so a redelivery queues none of them again;
+        the same account twice with one template is queued once.
+        """
+        notifications: dict[UUID, Notification] = {}
+        for mail in mails:
+            nid = notification_id_for(message_id, mail.template, mail.account_id)
+            if nid not in notifications:
+                notifications[nid] = Notification(
+                    notification_id=nid,
+                    account_id=mail.account_id,
+                    template=Template(mail.template).value,
+                    params=mail.params,
+                    queued_at=self.clock(),
+                    expires_at=None,
+                )
+        if not notifications:
+            return False
+        try:
+            await (save or self._save)(*notifications.values())
+        except IntegrityError:
+            log.debug("already queued", message_id=message_id, mails=len(notifications))
+            return False
+        return True
+
+    async def _save(self, *notifications: Notification) -> None:
+        await self.store.call(self.store.app.save, *notifications)
 
     # ---------------------------------------------------------------------- delivery
 

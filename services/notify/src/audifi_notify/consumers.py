@@ -8,8 +8,12 @@ transaction, after the address (or the sealed link) it will need has been commit
 sender never sees a notification whose data is not there yet. The notification id derives from
 the message id too, so even a redelivery racing the inbox cannot queue a second e-mail.
 
-A third, `notify.nft-events`, mails two of nft's facts: a buyer's shares were minted on chain,
-and a distribution owes an account its revenue share.
+A third, `notify.nft-events`, mails nft's facts: a buyer's shares were minted on chain, a
+distribution owes an account its revenue share, and a Coda Collective project reached its goal,
+was cancelled (each funder's refund), or had a milestone approved or rejected. Those project
+events mail several accounts at once: every mail of one message is saved in the one transaction
+that records the message (`Notifier.queue_all`), with an id per recipient, so a redelivery mails
+nobody twice and an account nobody can write to leaves the others' mails alone.
 
 Payment's and nft's events name an account but not an address: notify writes only to an account
 whose address auth told it, and skips the mail quietly for a wallet-only or erased account (the
@@ -30,7 +34,14 @@ from audifi_events.auth import (
     TwoFactorEnabled,
     WalletLinked,
 )
-from audifi_events.nft import DistributionClaimable, SharesMinted
+from audifi_events.nft import (
+    DistributionClaimable,
+    MilestoneApproved,
+    MilestoneRejected,
+    ProjectCancelled,
+    ProjectGoalReached,
+    SharesMinted,
+)
 from audifi_events.payment import (
     SubscriptionCanceled,
     SubscriptionFacts,
@@ -38,19 +49,14 @@ from audifi_events.payment import (
     SubscriptionStarted,
 )
 from audifi_kit.inbox import Consumer, HandlerContext
+from audifi_kit.values import minor_unit_exponent
 
-from audifi_notify.application import Notifier
+from audifi_notify.application import MailTo, Notifier
 from audifi_notify.domain import RecipientErased, Template
 
 QUEUE_PURPOSE = "auth-events"
 PAYMENT_QUEUE_PURPOSE = "payment-events"
 NFT_QUEUE_PURPOSE = "nft-events"
-
-# ISO 4217 currencies whose minor unit is not the hundredth (every other one has two decimals).
-_NO_DECIMALS = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
-)
-_THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
 
 
 def _when(at: datetime) -> str:
@@ -69,7 +75,7 @@ def _short_wallet(address: str) -> str:
 def money(minor_units: int, currency: str) -> str:
     """`1000, "USD"` -> `10.00 USD`, `1000, "JPY"` -> `1,000 JPY`: integer arithmetic on the
     currency's minor units, so what the fan reads is exactly what they are charged."""
-    exponent = 0 if currency in _NO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
+    exponent = minor_unit_exponent(currency)
     major, minor = divmod(abs(minor_units), 10**exponent)
     sign = "-" if minor_units < 0 else ""
     fraction = f".{minor:0{exponent}d}" if exponent else ""
@@ -102,6 +108,15 @@ def _link(public_url: str, path: str) -> str:
     return f"{public_url.rstrip('/')}/{path.lstrip('/')}"
 
 
+async def _reachable(mail: Notifier, account_id: str) -> bool:
+    """Whether anybody can read a mail to the account: not a wallet-only account (no address),
+    nor an erased one."""
+    try:
+        return await mail.recipients.find(account_id) is not None
+    except RecipientErased:
+        return False
+
+
 async def _mail_if_reachable(
     mail: Notifier,
     account_id: str,
@@ -111,12 +126,16 @@ async def _mail_if_reachable(
 ) -> None:
     """Queue the mail unless nobody can read it: a wallet-only account (no address) or an
     erased one. The event is still recorded as handled, so it is not redelivered."""
-    try:
-        if await mail.recipients.find(account_id) is None:
-            return
-    except RecipientErased:
-        return
-    await mail.queue(ctx.message.message_id, account_id, template, params, save=ctx.save)
+    if await _reachable(mail, account_id):
+        await mail.queue(ctx.message.message_id, account_id, template, params, save=ctx.save)
+
+
+async def _mail_all_reachable(mail: Notifier, mails: list[MailTo], ctx: HandlerContext) -> None:
+    """Queue those of the message's mails somebody can read, all in one save: the consumer's
+    `save` records the message, so it runs once per message (a second call would be refused as
+    a redelivery, and its mails lost)."""
+    readable = [m for m in mails if await _reachable(mail, m.account_id)]
+    await mail.queue_all(ctx.message.message_id, readable, save=ctx.save)
 
 
 def auth_events_consumer(
@@ -220,8 +239,10 @@ def nft_events_consumer(
     purpose: str = NFT_QUEUE_PURPOSE,
 ) -> Consumer:
     """Mails about what an account holds: its shares minted on chain, a distribution it can
-    claim. `public_url` is where people open AudiFi; a claim link is it plus the event's
-    `claim_path`. The other nft events (IPOs, sales) are not bound: nobody is mailed for them."""
+    claim; and about the Coda Collective projects it funded or (as their artist) runs: funded,
+    cancelled and refunded, a milestone approved or rejected. `public_url` is where people open
+    AudiFi; a claim link is it plus the event's `claim_path`. The other nft events (IPOs,
+    sales, investments, proofs, releases) are not bound: nobody is mailed for them."""
     consumer = Consumer("notify", purpose)
 
     @consumer.handler("nft.share.minted", store=True)
@@ -249,5 +270,63 @@ def nft_events_consumer(
         }
         mail = await notifier()
         await _mail_if_reachable(mail, e.account_id, Template.DISTRIBUTION_AVAILABLE, params, ctx)
+
+    # -- Coda Collective projects: amounts in the project currency's minor units ------------
+
+    @consumer.handler("nft.project.goal_reached", store=True)
+    async def goal_reached(e: ProjectGoalReached, ctx: HandlerContext) -> None:
+        milestones = len(e.milestone_payouts)
+        params = {
+            "title": _one_line(e.title),
+            "raised": money(e.raised, e.currency),
+            "milestones": f"{milestones:,} {'milestone' if milestones == 1 else 'milestones'}",
+        }
+        mails = [MailTo(f, Template.PROJECT_FULLY_FUNDED, params) for f in e.funders]
+        await _mail_all_reachable(await notifier(), mails, ctx)
+
+    @consumer.handler("nft.project.cancelled", store=True)
+    async def cancelled(e: ProjectCancelled, ctx: HandlerContext) -> None:
+        refunded: dict[str, int] = {}  # a funder who invested twice reads one total
+        for refund in e.refunds:
+            refunded[refund.account_id] = refunded.get(refund.account_id, 0) + refund.amount
+        missed_deadline = e.reason == "deadline"
+        facts = {
+            "title": _one_line(e.title),
+            "deadline": "yes" if missed_deadline else "",
+            "reason": "" if missed_deadline else _one_line(e.reason),
+        }
+        mails = [
+            MailTo(
+                account_id,
+                Template.PROJECT_CANCELLED,
+                facts | {"refund": money(amount, e.currency), "refunded": "yes" if amount else ""},
+            )
+            for account_id, amount in refunded.items()
+        ]
+        await _mail_all_reachable(await notifier(), mails, ctx)
+
+    @consumer.handler("nft.milestone.approved", store=True)
+    async def milestone_approved(e: MilestoneApproved, ctx: HandlerContext) -> None:
+        params = {
+            "title": _one_line(e.title),
+            "milestone": _one_line(e.name),
+            "sequence": str(e.sequence),
+            "amount": money(e.amount, e.currency),
+        }
+        mails = [
+            MailTo(e.artist_id, Template.MILESTONE_PAYOUT_RELEASED, params),
+            *(MailTo(f, Template.MILESTONE_RELEASED, params) for f in e.funders),
+        ]
+        await _mail_all_reachable(await notifier(), mails, ctx)
+
+    @consumer.handler("nft.milestone.rejected", store=True)
+    async def milestone_rejected(e: MilestoneRejected, ctx: HandlerContext) -> None:
+        params = {
+            "title": _one_line(e.title),
+            "milestone": _one_line(e.name),
+            "reason": _one_line(e.reason),
+        }
+        mail = await notifier()
+        await _mail_if_reachable(mail, e.artist_id, Template.MILESTONE_REJECTED, params, ctx)
 
     return consumer

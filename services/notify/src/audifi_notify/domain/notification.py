@@ -16,13 +16,22 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-# Namespace of notification ids: one per (integration message, template), so a redelivered
-# message can never queue a second e-mail.
+# Namespace of notification ids: one per (integration message, template), or per (message,
+# template, recipient) for a message that mails several accounts, so a redelivered message can
+# never queue a second e-mail.
 _NAMESPACE = uuid.UUID("6b0e0a52-3c1f-4f57-9a0e-6d1f6f3c9a11")
 
 
-def notification_id_for(message_id: str, template: str) -> UUID:
-    return uuid.uuid5(_NAMESPACE, f"{message_id}/{template}")
+def notification_id_for(message_id: str, template: str, account_id: str | None = None) -> UUID:
+    """The id of the mail `message_id` calls for. A message that mails several accounts with
+    one template (a project's funders) names the account too: one id per recipient. Without
+    it, the id is the one a single-recipient mail always had."""
+    key = (
+        f"{message_id}/{template}"
+        if account_id is None
+        else f"{message_id}/{template}/{account_id}"
+    )
+    return uuid.uuid5(_NAMESPACE, key)
 
 
 class Template(enum.StrEnum):
@@ -35,6 +44,12 @@ class Template(enum.StrEnum):
     SUBSCRIPTION_ENDED = "subscription_ended"
     SHARES_MINTED = "shares_minted"
     DISTRIBUTION_AVAILABLE = "distribution_available"
+    # Coda Collective: one event, a mail to each funder (and to the artist).
+    PROJECT_FULLY_FUNDED = "project_fully_funded"
+    PROJECT_CANCELLED = "project_cancelled"
+    MILESTONE_PAYOUT_RELEASED = "milestone_payout_released"
+    MILESTONE_RELEASED = "milestone_released"
+    MILESTONE_REJECTED = "milestone_rejected"
 
 
 class Status(enum.StrEnum):
