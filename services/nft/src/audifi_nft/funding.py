@@ -15,7 +15,7 @@ from uuid import UUID
 
 from audifi_kit.errors import Forbidden
 
-from audifi_nft.domain.project import Project, ProjectNotFound
+from audifi_nft.domain.project import Project, ProjectExists, ProjectNotFound
 
 
 class ProjectCommands:
@@ -40,6 +40,8 @@ class ProjectCommands:
             raise Forbidden("Artists create their own projects")
         existing = self._find(Project, project_id)
         if existing is not None:
+            if existing.artist_id != artist_id:
+                raise ProjectExists(details={"projectId": str(project_id)})
             return existing
         project = Project.create(
             project_id=project_id, artist_id=artist_id, created_by=actor_id, now=now, **terms

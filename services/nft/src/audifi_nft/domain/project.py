@@ -80,6 +80,11 @@ class InvestmentNotFound(NotFound):
     default_message = "Investment not found"
 
 
+class ProjectExists(Conflict):
+    code = "PROJECT_EXISTS"
+    default_message = "Another artist's project has this id"
+
+
 class ProjectNotFunding(Conflict):
     code = "PROJECT_NOT_FUNDING"
     default_message = "The project is not taking funding"
@@ -333,7 +338,10 @@ class Project(Aggregate):
         """Hold `amount` of what is left for the account while it pays; the same investment
         id again is the same investment (a retried request)."""
         if investment_id in self.investments:
-            return self.investments[investment_id]
+            existing = self.investments[investment_id]
+            if existing["account_id"] != account_id:  # not theirs to retry
+                raise InvestmentNotFound(details={"investmentId": investment_id})
+            return existing
         amount = whole_number(amount, field="amount", minimum=1, maximum=MAX_SAFE_INTEGER)
         if method not in METHODS:
             raise invalid("method", f"Expected one of {', '.join(METHODS)}")
@@ -450,8 +458,12 @@ class Project(Aggregate):
 
     def end_if_due(self, now: datetime) -> bool:
         """At the deadline, a project short of its goal is cancelled and refunded in full;
-        True when it was."""
+        True when it was. An investment held before the deadline may still be paid until its
+        hold expires (its funder was already paying): the project waits for it, and starts
+        if that payment reaches the goal."""
         if self.status != FUNDING or now < self.funding_deadline:
+            return False
+        if any(i["state"] == PENDING and i["expires_at"] > now for i in self.investments.values()):
             return False
         self._cancel(reason="deadline", by="system", now=now)
         return True
@@ -569,7 +581,9 @@ class Project(Aggregate):
     def reject(self, *, index: int, reason: str, by: str, now: datetime) -> None:
         """An admin rejects a proof: the milestone is locked again; the artist may resubmit."""
         m = self.milestone(index)
-        if m["status"] != PENDING_APPROVAL or self.status != IN_PROGRESS:
+        if self.status != IN_PROGRESS:
+            raise ProjectStateConflict(details={"status": self.status})
+        if m["status"] != PENDING_APPROVAL:
             raise MilestoneStateConflict(
                 f"Only a milestone pending approval can be rejected; this one is {m['status']}",
                 details={"milestoneId": milestone_id_of(self.id, index), "status": m["status"]},
