@@ -165,6 +165,20 @@ class Platform:
         for name in list(self.processes):
             self.stop(name)
 
+    def verify_ledger(self) -> str:
+        """`audifi ledger verify` against payment's store, as an operator runs it: its report
+        (it fails the test on any unbalanced transaction or overdrawn balance)."""
+        env = {**self.env, **self._process_env("payment")}
+        done = subprocess.run(
+            [sys.executable, "-m", "audifi_kit.cli", "ledger", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"
         if not path.exists():

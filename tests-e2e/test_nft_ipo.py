@@ -360,3 +360,111 @@ def test_200_buyers_race_for_100_shares_and_exactly_100_are_sold_and_minted(
     assert chain.shares.functions.mintedOf(int(master["chainId"])).call() == 100
     shown = httpx.get(f"{gw}/masters/{master['id']}/ipo", headers=artist).json()
     assert (shown["allocated"], shown["available"], shown["status"]) == (100, 0, "closed")
+
+
+# --- Coda Collective: a project funded by fans, paid out milestone by milestone --------------
+
+
+def _project(gw: str, artist: dict, **terms) -> dict:
+    body = {
+        "title": "Live at the Roundhouse",
+        "fundingGoal": 10_000,
+        "currency": "USD",
+        "fundingDeadline": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "revenueShareBps": 2_000,
+        "milestones": [
+            {"name": "Recording", "payoutAmount": 4_000},
+            {"name": "Mixing and mastering", "payoutAmount": 6_000},
+        ],
+        **terms,
+    }
+    created = httpx.post(f"{gw}/projects", json=body, headers=artist)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def _invest(platform: Platform, project: dict, fan: dict, amount: int) -> dict:
+    funded = httpx.post(
+        f"{platform.gateway}/projects/{project['id']}/fund", json={"amount": amount}, headers=fan
+    )
+    assert funded.status_code == 201, funded.text
+    investment = funded.json()
+    _pay_by_card(platform, investment, fan)
+    return investment
+
+
+def _available(gw: str, headers: dict) -> int:
+    balances = httpx.get(f"{gw}/balances/me", headers=headers).json()["balances"]
+    return sum(b["availableCents"] for b in balances if b["currency"] == "USD")
+
+
+def test_fans_fund_a_project_by_card_milestones_pay_the_artist_and_a_missed_deadline_refunds(
+    platform: Platform, as_
+) -> None:
+    gw = platform.gateway
+    artist, admin = as_(ARTIST, "artist"), as_(ADMIN, "admin")
+    fans = [as_(str(uuid.uuid4()), "fan") for _ in range(3)]
+    # A second project whose deadline passes while the first one's story runs.
+    short = _project(
+        gw,
+        artist,
+        title="Winter EP",
+        fundingDeadline=(datetime.now(UTC) + timedelta(seconds=40)).isoformat(),
+    )
+    short_paid = [_invest(platform, short, fan, 1_500) for fan in fans[:2]]
+
+    project = _project(gw, artist)
+    pid = project["id"]
+    over = httpx.post(f"{gw}/projects/{pid}/fund", json={"amount": 10_001}, headers=fans[0])
+    assert (over.status_code, over.json()["error"]["details"]["left"]) == (409, 10_000)
+    investments = [
+        _invest(platform, project, fan, amount)
+        for fan, amount in zip(fans, (3_000, 5_000, 2_000), strict=True)
+    ]
+
+    def in_progress() -> dict | None:
+        shown = httpx.get(f"{gw}/projects/{pid}").json()  # the catalogue is public
+        return shown if shown["status"] == "in_progress" else None
+
+    shown = eventually_sync(in_progress, within=60, what="the goal reached")
+    assert (shown["amountRaised"], shown["escrowed"], shown["funders"]) == (10_000, 10_000, 3)
+
+    recording, mixing = (m["id"] for m in shown["milestones"])
+    proof = {"proofUrl": "https://files.example/roundhouse-takes.zip"}
+    sent = httpx.post(f"{gw}/milestones/{recording}/submit-proof", json=proof, headers=artist)
+    assert sent.status_code == 200, sent.text
+    rejected = httpx.post(
+        f"{gw}/milestones/{recording}/reject", json={"reason": "Two songs missing"}, headers=admin
+    )
+    assert rejected.json()["status"] == "locked"
+    httpx.post(f"{gw}/milestones/{recording}/submit-proof", json=proof, headers=artist)
+    assert httpx.post(f"{gw}/milestones/{recording}/approve", headers=admin).status_code == 200
+
+    # The payout reaches the artist's balance once payment posts the milestone's hold.
+    def artist_paid(cents: int):
+        return lambda: _available(gw, artist) >= cents or None
+
+    eventually_sync(artist_paid(3_800), within=60, what="the first payout")  # less 5%
+    httpx.post(f"{gw}/milestones/{mixing}/submit-proof", json=proof, headers=artist)
+    httpx.post(f"{gw}/milestones/{mixing}/approve", headers=admin)
+    released = httpx.post(f"{gw}/projects/{pid}/finalize", headers=artist)
+    assert (released.status_code, released.json()["status"]) == (200, "released")
+    eventually_sync(artist_paid(3_800 + 5_700), within=60, what="the second payout")
+
+    revenue = {"reference": "statement-2027-01", "amount": 50_000}
+    assert httpx.post(f"{gw}/projects/{pid}/revenue", json=revenue, headers=admin).is_success
+    claim = httpx.post(f"{gw}/investments/{investments[1]['id']}/claim-payout", headers=fans[1])
+    assert claim.json()["amount"] == 5_000  # 20% of 50,000, half of it invested by this fan
+    eventually_sync(lambda: _available(gw, fans[1]) == 5_000 or None, within=60, what="claim")
+
+    def refunded() -> dict | None:
+        seen = httpx.get(f"{gw}/projects/{short['id']}").json()
+        return seen if seen["status"] == "cancelled" else None
+
+    ended = eventually_sync(refunded, within=90, what="the missed deadline")
+    assert (ended["endedReason"], ended["refunded"], ended["escrowed"]) == ("deadline", 3_000, 0)
+    for fan in fans[:2]:  # in full, into the fan's balance
+        eventually_sync(lambda f=fan: _available(gw, f) >= 1_500 or None, within=60, what="refund")
+    assert _available(gw, fans[0]) == 1_500 and _available(gw, fans[1]) == 1_500 + 5_000
+    assert [i["status"] for i in short_paid] == ["pending", "pending"]  # as answered at funding
+    assert "balanced" in platform.verify_ledger()

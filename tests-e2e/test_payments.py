@@ -4,8 +4,6 @@ arriving at the gateway's webhook routes, the ledger they leave, `audifi ledger 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 
@@ -36,19 +34,6 @@ def _entries(platform: Platform, headers: dict[str, str], **params: str) -> list
     answer = httpx.get(f"{platform.gateway}/ledger/entries", params=params, headers=headers)
     assert answer.status_code == 200, answer.text
     return answer.json()["items"]
-
-
-def _verify(platform: Platform) -> str:
-    env = {**platform.env, **platform._process_env("payment")}
-    done = subprocess.run(
-        [sys.executable, "-m", "audifi_kit.cli", "ledger", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def _deliveries(platform: Platform, **query: str) -> list[dict]:
@@ -115,7 +100,7 @@ def test_an_artist_sells_a_subscription_and_the_ledger_shows_every_cent(
     assert (mine["amountCents"], mine["type"], mine["currency"]) == (267, "credit", "USD")
     balance = httpx.get(f"{gw}/balances/me", headers=as_(ARTIST, "artist")).json()
     assert balance["balances"] == [{"currency": "USD", "availableCents": 624, "pendingCents": 0}]
-    assert "1 transactions balanced" in _verify(platform)
+    assert "1 transactions balanced" in platform.verify_ledger()
 
     # Every delivery went through the gateway's webhook route and was taken (2xx).
     delivered = _deliveries(platform)
@@ -188,7 +173,7 @@ def test_the_webhook_suite_bad_signature_stale_replayed_and_out_of_order(
         stale = _post_signed(platform, path, event, age=301)
         assert stale.status_code == 400 and "stale" in stale.json()["error"]["message"]
     assert len(_entries(platform, admin)) == before + 5
-    _verify(platform)
+    platform.verify_ledger()
 
 
 def test_a_payment_that_arrives_after_its_order_expired_is_refunded_and_booked_back(
@@ -239,7 +224,7 @@ def test_a_payment_that_arrives_after_its_order_expired_is_refunded_and_booked_b
     [late] = order["latePayments"]
     assert (late["amount"], late["reason"]) == (2100, "expired")
     assert late["refundId"].startswith("re_")
-    _verify(platform)
+    platform.verify_ledger()
 
 
 def _in(*, seconds: int):
