@@ -121,6 +121,7 @@ TEXT = b"These are the lyrics, not the song.\n" * 4
         (GIF87, "image", "image/gif", ".gif"),
         (GIF89, "image", "image/gif", ".gif"),
         (WEBP, "image", "image/webp", ".webp"),
+        (PDF, "document", "application/pdf", ".pdf"),
     ],
 )
 def test_each_format_is_told_by_its_first_bytes(
@@ -134,7 +135,6 @@ def test_each_format_is_told_by_its_first_bytes(
 @pytest.mark.parametrize(
     "content",
     [
-        PDF,
         TEXT,
         b"",
         b"PK\x03\x04\x14\x00\x00\x00" + bytes(56),  # a zip
@@ -299,8 +299,8 @@ async def test_audio_is_refused_where_a_cover_image_is_expected(make_storage: Ma
     assert stored_files(storage) == []
 
 
-@pytest.mark.parametrize("content", [PDF, TEXT, b""], ids=["pdf", "text", "empty"])
-@pytest.mark.parametrize("expect", ["audio", "image"])
+@pytest.mark.parametrize("content", [TEXT, b""], ids=["text", "empty"])
+@pytest.mark.parametrize("expect", ["audio", "image", "document"])
 async def test_unrecognised_content_is_refused(
     make_storage: MakeStorage, content: bytes, expect: str
 ) -> None:
@@ -308,6 +308,23 @@ async def test_unrecognised_content_is_refused(
     with pytest.raises(NotAllowedMedia, match="found unrecognised content"):
         await storage.put("masters/m-1", Upload(content, 10).chunks(), expect=expect)
     assert stored_files(storage) == []
+
+
+async def test_a_proof_may_be_an_image_or_a_pdf_and_nothing_else(
+    make_storage: MakeStorage,
+) -> None:
+    storage = make_storage()
+    proof = ("image", "document")
+    pdf = await storage.put("proofs/p-1", Upload(PDF).chunks(), expect=proof)
+    image = await storage.put("proofs/p-1", Upload(png()).chunks(), expect=proof)
+    assert (pdf.mime, pdf.key[-4:], image.mime) == ("application/pdf", ".pdf", "image/png")
+    with pytest.raises(
+        NotAllowedMedia, match=r"Expected image/\* or application/pdf content, found audio/wav"
+    ):
+        await storage.put("proofs/p-1", Upload(wav()).chunks(), expect=proof)
+    with pytest.raises(NotAllowedMedia, match="found application/pdf"):
+        await storage.put("masters/m-1", Upload(PDF).chunks(), expect="audio")
+    assert sorted(stored_files(storage)) == sorted([pdf.key, image.key])
 
 
 async def test_the_kind_is_refused_without_reading_the_rest(make_storage: MakeStorage) -> None:

@@ -249,3 +249,63 @@ async def test_bad_projects_and_callers_are_refused_and_change_nothing(nft: Nft)
         assert tiny.json()["error"]["details"]["fields"][0]["field"] == "amount"
         shown = (await c.get(f"/projects/{project['id']}")).json()
         assert (shown["amountLeft"], shown["minimumInvestment"]) == (10_000, 100)
+
+
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(200)
+
+
+async def test_a_proof_file_is_uploaded_submitted_and_read_by_the_artist_funders_and_admins(
+    nft: Nft,
+) -> None:
+    admin, artist = nft.headers(ADMIN, "admin"), nft.headers(ARTIST, "artist")
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
+        project = await _create(c, nft)
+        other = await _create(c, nft, title="Another")
+        for fan, amount in ((FANS[0], 4_000), (FANS[1], 6_000)):
+            await _pay(nft, await _fund(c, nft, project, fan, amount))
+
+        async def started() -> dict | None:
+            shown = (await c.get(f"/projects/{project['id']}")).json()
+            return shown if shown["status"] == "in_progress" else None
+
+        first = (await eventually(started))["milestones"][0]["id"]
+        files = {"file": ("report.pdf", PDF, "application/pdf")}
+        by_fan = await c.post(
+            f"/milestones/{first}/proof-files", files=files, headers=nft.headers(FANS[0])
+        )
+        assert by_fan.status_code == 403
+        wav_file = {"file": ("take.pdf", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(60), "x/y")}
+        not_a_proof = await c.post(
+            f"/milestones/{first}/proof-files", files=wav_file, headers=artist
+        )
+        assert not_a_proof.status_code == 415  # a recording is no proof, whatever its name
+        uploaded = await c.post(f"/milestones/{first}/proof-files", files=files, headers=artist)
+        assert uploaded.status_code == 201, uploaded.text
+        key = uploaded.json()["proofFile"]
+        assert uploaded.json()["mime"] == "application/pdf"
+
+        other_first = f"{other['id']}.1"
+        elsewhere = await c.post(
+            f"/milestones/{other_first}/submit-proof", json={"proofFile": key}, headers=artist
+        )
+        assert elsewhere.status_code == 400  # another project's file is not its proof
+        assert elsewhere.json()["error"]["details"]["fields"][0]["field"] == "proofFile"
+        both = {"proofFile": key, "proofUrl": "https://files.example/x"}
+        refused = await c.post(f"/milestones/{first}/submit-proof", json=both, headers=artist)
+        assert refused.status_code == 400
+        sent = await c.post(
+            f"/milestones/{first}/submit-proof",
+            json={"proofFile": key, "note": "The session report"},
+            headers=artist,
+        )
+        assert sent.status_code == 200, sent.text
+        shown = sent.json()
+        assert shown["proofSubmission"] == f"/api/v1/milestones/{first}/proof-file"
+        assert shown["proofNote"] == "The session report"
+
+        for reader in (admin, artist, nft.headers(FANS[1])):
+            got = await c.get(f"/milestones/{first}/proof-file", headers=reader)
+            assert (got.status_code, got.content) == (200, PDF)
+            assert got.headers["content-type"] == "application/pdf"
+        stranger = await c.get(f"/milestones/{first}/proof-file", headers=nft.headers(FANS[2]))
+        assert stranger.status_code == 404

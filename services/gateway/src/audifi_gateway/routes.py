@@ -111,7 +111,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/projects", "nft"),
     Route("/projects", "nft", access=PUBLIC, methods=READS),
     Route("/investments", "nft"),
-    Route("/milestones", "nft"),
+    Route("/milestones", "nft", max_body=26 * 1024 * 1024),  # proof files: 25 MiB and a form
     Route("/distributions", "nft"),
     Route("/revenue-pass", "nft"),
     Route("/content", "nft"),

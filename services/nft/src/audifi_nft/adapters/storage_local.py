@@ -48,9 +48,10 @@ class MediaStorage(Protocol):
     """Where masters' audio and cover images are kept."""
 
     async def put(
-        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str | tuple[str, ...]
     ) -> StoredObject:
-        """Keep the upload if it is `expect` ("audio" or "image") content within the limit."""
+        """Keep the upload if it is `expect` content (a category: "audio", "image",
+        "document"; or any of several) within the limit."""
         ...
 
     def open(self, key: str) -> AsyncIterator[bytes]:
@@ -72,9 +73,12 @@ def _is_key(key: str) -> bool:
     return all(_SEGMENT.fullmatch(s) for s in key.split("/"))
 
 
-def _check_expect(expect: str) -> None:
-    if expect not in CATEGORIES:
-        raise ValueError(f"expect must be one of {CATEGORIES}, not {expect!r}")
+def _check_expect(expect: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The categories an upload may be: one, or any of several (a proof: image or PDF)."""
+    categories = (expect,) if isinstance(expect, str) else tuple(expect)
+    if not categories or any(c not in CATEGORIES for c in categories):
+        raise ValueError(f"expect must be among {CATEGORIES}, not {expect!r}")
+    return categories
 
 
 class _Intake:
@@ -84,8 +88,8 @@ class _Intake:
     `finish` sniffs a file shorter than the head and answers what is left of it.
     """
 
-    def __init__(self, expect: str, max_bytes: int) -> None:
-        _check_expect(expect)
+    def __init__(self, expect: str | tuple[str, ...], max_bytes: int) -> None:
+        self.categories = _check_expect(expect)
         self.expect = expect
         self.max_bytes = max_bytes
         self.size = 0
@@ -108,7 +112,7 @@ class _Intake:
 
     def _sniffed(self) -> bytes:
         kind = sniff(bytes(self._head[:SNIFF_BYTES]))
-        if kind is None or kind.category != self.expect:
+        if kind is None or kind.category not in self.categories:
             raise NotAllowedMedia(self.expect, kind)
         self.kind = kind
         head, self._head = bytes(self._head), bytearray()
@@ -172,7 +176,7 @@ class LocalStorage:
         self.chunk_bytes = chunk_bytes
 
     async def put(
-        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str | tuple[str, ...]
     ) -> StoredObject:
         _check_prefix(key_prefix)
         intake = _Intake(expect, self.max_bytes)
@@ -223,7 +227,7 @@ class InMemoryStorage:
         self._objects: dict[str, bytes] = {}
 
     async def put(
-        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str | tuple[str, ...]
     ) -> StoredObject:
         _check_prefix(key_prefix)
         intake = _Intake(expect, self.max_bytes)

@@ -273,7 +273,7 @@ class S3Storage:
                 raise
 
     async def put(
-        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str
+        self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str | tuple[str, ...]
     ) -> StoredObject:
         _check_prefix(key_prefix)
         intake = _Intake(expect, self.max_bytes)

@@ -21,12 +21,21 @@ Amounts are integers in the currency's minor units. Every project and milestone 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from audifi_kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from audifi_kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from audifi_kit.fields import MultiLineText, SingleLineText
 from audifi_kit.http import Identity
 from audifi_kit.http.auth import PUBLIC_OPT
@@ -35,10 +44,14 @@ from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQue
 from audifi_kit.paging import Position, page_of
 from audifi_kit.values import invalid, user_id
 from litestar import Controller, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
+from audifi_nft.domain.media import kind_of_key
 from audifi_nft.domain.project import (
     FUNDING,
     PENDING,
@@ -56,6 +69,11 @@ MilestoneName = SingleLineText(255, min_length=1, description="What the mileston
 Reason = SingleLineText(500, min_length=1, description="Why")
 Reference = SingleLineText(128, min_length=1, description="The revenue statement's reference")
 ProofUrl = SingleLineText(2048, min_length=1, description="Where the proof is (https)")
+ProofFile = SingleLineText(300, min_length=1, description="A proof file uploaded for the project")
+PROOFS = "proofs"  # storage keys: proofs/<project id>/<sha256>.<ext>
+MAX_PROOF_BYTES = 25 * 1024 * 1024  # a PDF or an image
+PROOF_KINDS = ("image", "document")
+UPLOAD_CHUNK_BYTES = 64 * 1024
 
 
 class NotAnArtist(Forbidden):
@@ -87,8 +105,26 @@ class FundRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_f
 
 
 class ProofRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    proof_url: ProofUrl
+    """Exactly one of `proofUrl` (an https link) and `proofFile` (what
+    `POST /milestones/{id}/proof-files` answered)."""
+
+    proof_url: ProofUrl | None = None
+    proof_file: ProofFile | None = None
     note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+@dataclass
+class ProofUpload:
+    """The multipart form of `POST /milestones/{id}/proof-files`."""
+
+    file: UploadFile
+
+
+class ProofFileView(msgspec.Struct, rename="camel", kw_only=True):
+    proof_file: str  # name it in submit-proof's `proofFile`
+    mime: str
+    size: int
+    sha256: str
 
 
 class RejectRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -120,7 +156,9 @@ class MilestoneView(msgspec.Struct, rename="camel", kw_only=True):
     payout_amount: int
     currency: str
     status: str  # locked, pending_approval, unlocked
-    proof_submission: str | None  # the proof's URL, while pending approval or once unlocked
+    # The proof's URL (an uploaded file's: GET it with your token), while pending approval or
+    # once unlocked.
+    proof_submission: str | None
     proof_note: str | None
     submitted_at: datetime | None
     released_at: datetime | None
@@ -210,6 +248,11 @@ def milestone_views(project: Project) -> list[MilestoneView]:
     views = []
     for index, m in enumerate(project.milestones):
         proof = m["proof"] or {}
+        if proof.get("file"):
+            proof = {
+                **proof,
+                "url": f"/api/v1/milestones/{milestone_id_of(project.id, index)}/proof-file",
+            }
         views.append(
             MilestoneView(
                 id=milestone_id_of(project.id, index),
@@ -323,6 +366,11 @@ def _milestone(milestone_id: str) -> tuple[UUID, int]:
     if parsed is None:
         raise MilestoneNotFound(details={"milestoneId": milestone_id})
     return parsed
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
+        yield chunk
 
 
 def _summary(r: Any) -> ProjectSummary:
@@ -529,21 +577,85 @@ class MilestonesController(Controller):
         identity: NamedDependency[Identity],
         nft: NamedDependency[NftContext],
     ) -> MilestoneView:
-        """N15: the project's artist submits the milestone's proof (an https URL) for an
-        admin's approval; a milestone not locked is 409 MILESTONE_STATE_CONFLICT."""
-        if not data.proof_url.startswith("https://"):
-            raise invalid("proofUrl", "Expected an https URL")
+        """N15: the project's artist submits the milestone's proof for an admin's approval:
+        an https `proofUrl`, or a `proofFile` uploaded for this project; a milestone not
+        locked is 409 MILESTONE_STATE_CONFLICT."""
         project_id, index = _milestone(milestone_id)
+        if (data.proof_url is None) == (data.proof_file is None):
+            raise invalid("proofUrl", "Expected exactly one of proofUrl and proofFile")
+        if data.proof_url is not None:
+            if not data.proof_url.startswith("https://"):
+                raise invalid("proofUrl", "Expected an https URL")
+            proof = {"url": data.proof_url, "note": data.note}
+        else:
+            key = data.proof_file
+            if not key.startswith(f"{PROOFS}/{project_id}/") or not await nft.storage.exists(key):
+                raise invalid("proofFile", "Expected a file uploaded for this project's proofs")
+            proof = {"file": key, "note": data.note}
         project = await nft.store.call(
             nft.app.submit_milestone_proof,
             project_id,
             index=index,
-            proof={"url": data.proof_url, "note": data.note},
+            proof=proof,
             actor_id=identity.user_id,
             actor_is_admin=is_admin(identity),
             now=datetime.now(UTC),
         )
         return milestone_views(project)[index]
+
+    @post(
+        "/{milestone_id:str}/proof-files",
+        status_code=201,
+        request_max_body_size=MAX_PROOF_BYTES,
+        raises=(NotFound, Forbidden, UnsupportedMediaType, PayloadTooLarge),
+    )
+    async def upload_proof(
+        self,
+        milestone_id: FromPath[str],
+        data: Annotated[ProofUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> ProofFileView:
+        """The project's artist uploads a proof file (`file`: an image or a PDF, at most
+        25 MiB); then names it in submit-proof's `proofFile`."""
+        try:
+            project_id, index = _milestone(milestone_id)
+            project = await _project(nft, project_id)
+            project.milestone(index)
+            if identity.user_id != project.artist_id and not is_admin(identity):
+                raise Forbidden("Only the project's artist submits proofs")
+            stored = await nft.storage.put(
+                f"{PROOFS}/{project_id}", _chunks(data.file), expect=PROOF_KINDS
+            )
+        finally:
+            await data.file.close()
+        return ProofFileView(
+            proof_file=stored.key, mime=stored.mime, size=stored.size, sha256=stored.sha256
+        )
+
+    @get("/{milestone_id:str}/proof-file", raises=(NotFound,))
+    async def proof_file(
+        self,
+        milestone_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+    ) -> Stream:
+        """The milestone's proof file, to the project's artist, its funders and admins."""
+        project_id, index = _milestone(milestone_id)
+        project = await _project(nft, project_id)
+        proof = project.milestone(index)["proof"] or {}
+        allowed = (
+            identity.user_id == project.artist_id
+            or is_admin(identity)
+            or identity.user_id in project.funders()
+        )
+        if not proof.get("file") or not allowed:
+            raise NotFound(
+                "This milestone has no proof file for you", details={"milestoneId": milestone_id}
+            )
+        kind = kind_of_key(proof["file"])
+        mime = kind.mime if kind is not None else "application/octet-stream"
+        return Stream(nft.storage.open(proof["file"]), media_type=mime)
 
     @post("/{milestone_id:str}/approve", status_code=200, raises=(NotFound, Forbidden, Conflict))
     async def approve(

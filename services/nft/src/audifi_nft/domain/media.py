@@ -1,8 +1,10 @@
-"""What a master's media is: audio or an image, told by its own first bytes, and its address.
+"""What uploaded media is: audio, an image or a PDF, told by its own first bytes, and its
+address.
 
 A client's Content-Type and file name are claims; the content is the fact. `sniff` reads the
 magic numbers at the start of a file (the head: `SNIFF_BYTES` are enough for every format
-here) and answers the `MediaKind` it is, or None for anything else (text, a PDF, an archive).
+here) and answers the `MediaKind` it is, or None for anything else (text, an archive). A
+master's files are audio and an image; a milestone's proof an image or a PDF ("document").
 
 A stored file is addressed as IPFS would: `cid_v1_raw` turns the SHA-256 of its bytes into
 the CIDv1 of a raw block (multicodec raw 0x55, multihash sha2-256), written in multibase
@@ -25,8 +27,8 @@ from eventsourcing.domain import Aggregate, event
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 SNIFF_BYTES = 64  # gather at least this many bytes (or the whole file) before sniffing
 
-Category = Literal["audio", "image"]
-CATEGORIES: tuple[Category, ...] = ("audio", "image")
+Category = Literal["audio", "image", "document"]
+CATEGORIES: tuple[Category, ...] = ("audio", "image", "document")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +48,21 @@ PNG = MediaKind("image", "image/png", ".png")
 JPEG = MediaKind("image", "image/jpeg", ".jpg")
 GIF = MediaKind("image", "image/gif", ".gif")
 WEBP = MediaKind("image", "image/webp", ".webp")
+PDF = MediaKind("document", "application/pdf", ".pdf")
 
 _MP4_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"mp42", b"isom"})
+_BY_EXTENSION = {k.extension: k for k in (WAV, MP3, FLAC, OGG, AAC, M4A, PNG, JPEG, GIF, WEBP, PDF)}
+
+
+def kind_of_key(key: str) -> MediaKind | None:
+    """The kind of a stored object, from the extension its key was given when it was sniffed."""
+    dot = key.rfind(".")
+    return _BY_EXTENSION.get(key[dot:]) if dot >= 0 else None
 
 
 def sniff(head: bytes) -> MediaKind | None:
-    """The kind of content that starts with `head`, or None when it is neither audio nor an
-    image this platform takes."""
+    """The kind of content that starts with `head`, or None when it is no audio, image or
+    document this platform takes."""
     if head[:4] == b"RIFF" and len(head) >= 12:
         return {b"WAVE": WAV, b"WEBP": WEBP}.get(head[8:12])
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -61,6 +71,8 @@ def sniff(head: bytes) -> MediaKind | None:
         return JPEG
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return GIF
+    if head.startswith(b"%PDF-"):
+        return PDF
     if head.startswith(b"fLaC"):
         return FLAC
     if head.startswith(b"OggS"):
@@ -109,15 +121,18 @@ def cid_v1_raw(sha256_digest: bytes) -> str:
     return "b" + base64.b32encode(binary).decode("ascii").lower().rstrip("=")
 
 
-def expected_media(category: str) -> str:
-    """What a client must send for `category` ("audio" or "image"): "audio/*" or "image/*"."""
-    return f"{category}/*"
+def expected_media(categories: str | tuple[str, ...]) -> str:
+    """What a client must send for a category or any of several: "audio/*", "image/*",
+    "application/pdf", "image/* or application/pdf"."""
+    if isinstance(categories, str):
+        categories = (categories,)
+    return " or ".join("application/pdf" if c == "document" else f"{c}/*" for c in categories)
 
 
 class NotAllowedMedia(UnsupportedMediaType):
     """The content is not the audio (or image) the upload is for: 415."""
 
-    def __init__(self, expected: str, found: MediaKind | None) -> None:
+    def __init__(self, expected: str | tuple[str, ...], found: MediaKind | None) -> None:
         what = found.mime if found is not None else "unrecognised content"
         super().__init__(
             f"Expected {expected_media(expected)} content, found {what}",
