@@ -23,6 +23,8 @@ from audifi_events.payment import (
     SubscriptionPastDue,
     SubscriptionRenewed,
     SubscriptionStarted,
+    TierArchived,
+    TierDefined,
 )
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -83,6 +85,16 @@ EVENTS = [
         refunded_at=NOW,
         ledger_transaction_id=None,
     ),
+    TierDefined(
+        tier_id="t-1",
+        artist_id="a-1",
+        name="Backstage",
+        price_cents=500,
+        currency="USD",
+        interval="month",
+        defined_at=NOW,
+    ),
+    TierArchived(tier_id="t-1", artist_id="a-1", archived_at=NOW),
     SubscriptionStarted(**FACTS, started_at=NOW),
     SubscriptionRenewed(**FACTS, renewed_at=NOW),
     SubscriptionPastDue(**FACTS, fell_past_due_at=NOW),
@@ -172,6 +184,8 @@ def test_the_routing_keys_payment_publishes() -> None:
         "payment.order.expired",
         "payment.order.failed",
         "payment.order.refunded",
+        "payment.tier.defined",
+        "payment.tier.archived",
         "payment.subscription.started",
         "payment.subscription.renewed",
         "payment.subscription.past_due",
@@ -209,3 +223,30 @@ def test_an_order_request_is_documented_as_sent_by_the_sellers_and_taken_by_paym
     assert f"payment.send.{key}" not in operations  # payment never publishes a request
     assert "sent to the payment service by nft, coin" in document["channels"][key]["description"]
     assert operations["payment.send.payment.order.paid"]["action"] == "send"
+
+
+def test_a_tier_is_documented_with_how_nft_ranks_it() -> None:
+    document = asyncapi_document(registry)
+    messages = document["components"]["messages"]
+    defined = messages["payment.tier.defined.v1"]
+    assert "price per year" in defined["description"]
+    assert "within one artist and currency" in " ".join(defined["description"].split())
+    schema = document["components"]["schemas"]["TierDefined"]
+    assert schema["properties"]["priceCents"] == {"type": "integer"}
+    assert schema["properties"]["interval"]["enum"] == ["month", "year"]
+    assert set(schema["required"]) == {
+        "tierId",
+        "artistId",
+        "name",
+        "priceCents",
+        "currency",
+        "interval",
+        "definedAt",
+    }
+    archived = " ".join(messages["payment.tier.archived.v1"]["summary"].split())
+    assert "Existing subscriptions to it go on and keep their access" in archived
+    assert document["operations"]["payment.send.payment.tier.archived"]["action"] == "send"
+
+    body = json.loads(encode(EVENTS[4]))
+    with pytest.raises(UndecodableEvent, match=r"payment\.tier\.defined"):
+        registry.decode("payment.tier.defined", 1, json.dumps(body | {"interval": "week"}).encode())

@@ -14,6 +14,9 @@ own subscriptions) is one contract:
    paid by another payment (or for another amount) is refunded automatically, booked in the
    ledger, and published as `payment.order.refunded`; the seller has nothing to do for it.
 
+Tiers are published as they are defined and archived (`payment.tier.*`), so a consumer can
+rank the tier a subscription names (see `TierDefined`).
+
 Money is integer minor units (`amountCents`, `priceCents`) with an ISO 4217 currency; user ids
 are the account ids auth issues. No event here carries card data or a customer portal link
 (a portal session is made on demand for the signed-in fan).
@@ -133,6 +136,38 @@ class OrderRefunded(IntegrationEvent, kw_only=True):
     reason: str
     refunded_at: datetime
     ledger_transaction_id: str | None
+
+
+# --- tiers --------------------------------------------------------------------------------
+
+
+@integration_event("payment.tier.defined")
+class TierDefined(IntegrationEvent, kw_only=True):
+    """An artist defined a subscription tier: `priceCents` in `currency` per `interval`.
+
+    A tier's rank for access is its price per year: `priceCents` for a yearly tier,
+    `priceCents * 12` for a monthly one. nft compares ranks within one artist and currency
+    only ("a fan subscribed at this tier or above"). A tier's facts never change after it is
+    defined; it can only be archived (`payment.tier.archived`).
+    """
+
+    tier_id: str
+    artist_id: str
+    name: str
+    price_cents: int
+    currency: str
+    interval: Literal["month", "year"]
+    defined_at: datetime
+
+
+@integration_event("payment.tier.archived")
+class TierArchived(IntegrationEvent, kw_only=True):
+    """The artist (or an admin) archived the tier: nobody new may subscribe to it. Existing
+    subscriptions to it go on and keep their access; its rank is unchanged."""
+
+    tier_id: str
+    artist_id: str
+    archived_at: datetime
 
 
 # --- subscriptions ------------------------------------------------------------------------

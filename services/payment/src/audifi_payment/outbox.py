@@ -1,10 +1,12 @@
 """Which of payment's domain events are published, and as which `payment.*` integration events.
 
-Orders' outcomes (the seller fulfils from `payment.order.paid` only), subscriptions' lifecycle
+Orders' outcomes (the seller fulfils from `payment.order.paid` only), tiers' definition and
+archiving (nft ranks a subscription's tier for the content locker), subscriptions' lifecycle
 (the content locker, notify and analytics follow it) and every recorded ledger transaction
 (analytics, anomaly detection). The events carry the facts the integration events need
-(`Order.facts`, `Subscription.facts`), so nothing is loaded to publish them. Split rules,
-tiers, guards, receipts and Stripe links stay private.
+(`Order.facts`, `Subscription.facts`, the tier's own fields), so nothing is loaded to publish
+them. Split rules, who defined or archived a tier, guards, receipts and Stripe links stay
+private.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from audifi_kit.outbox import OutboxMapping
 from audifi_payment.domain.ledger import LedgerTransaction
 from audifi_payment.domain.order import Order
 from audifi_payment.domain.subscription import Subscription
+from audifi_payment.domain.tier import Tier
 
 outbox = OutboxMapping("payment")
 
@@ -80,6 +83,29 @@ def _order_refunded(e: Any) -> published.OrderRefunded | None:
         reason=late["reason"],
         refunded_at=e.refunded_at,
         ledger_transaction_id=str(e.ledger_transaction_id) if e.ledger_transaction_id else None,
+    )
+
+
+@outbox.maps(Tier.Defined)
+def _tier_defined(e: Any) -> published.TierDefined:
+    return published.TierDefined(
+        tier_id=str(e.originator_id),
+        artist_id=e.artist_id,
+        name=e.name,
+        price_cents=e.price_cents,
+        currency=e.currency,
+        interval=e.interval,
+        defined_at=e.defined_at,
+    )
+
+
+@outbox.maps(Tier.Archived)
+def _tier_archived(e: Any) -> published.TierArchived | None:
+    artist_id = getattr(e, "artist_id", None)
+    if not artist_id:  # archived before the event carried its artist: nothing to say it with
+        return None
+    return published.TierArchived(
+        tier_id=str(e.originator_id), artist_id=artist_id, archived_at=e.archived_at
     )
 
 

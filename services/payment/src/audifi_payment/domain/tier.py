@@ -96,9 +96,11 @@ class Tier(Aggregate):
 
     def archive(self, *, at: datetime, by: str) -> None:
         if not self.archived:
-            self._archived(archived_at=at, by=by)
+            self._archived(archived_at=at, by=by, artist_id=self.artist_id)
 
     @event("Archived")
-    def _archived(self, archived_at: datetime, by: str) -> None:
+    def _archived(self, archived_at: datetime, by: str, artist_id: str | None = None) -> None:
+        # `artist_id` is carried so `payment.tier.archived` is published from the event alone;
+        # Archived events stored before it was added lack it (None).
         self.archived = True
         self.archived_at = archived_at
