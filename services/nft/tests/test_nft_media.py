@@ -1,4 +1,5 @@
-"""Masters' media: the content is told by its own bytes, kept once per content, read back whole.
+"""Masters' (and lockers') media: the content is told by its own bytes, kept once per content,
+read back whole.
 
 The storage tests run against both the local-file adapter (on tmp_path) and its in-memory twin.
 """
@@ -28,7 +29,9 @@ from audifi_nft.domain.media import (
     NotAllowedMedia,
     UploadTooLarge,
     cid_v1_raw,
+    expected_media,
     sniff,
+    sniff_kinds,
 )
 
 # --- real minimal files -------------------------------------------------------------------
@@ -92,6 +95,40 @@ def ftyp(brand: bytes) -> bytes:
     return struct.pack(">I", 4 + len(box)) + box + struct.pack(">I", 8) + b"mdat"
 
 
+# A QuickTime movie: its ftyp box ("qt  ", minor version 2005-03), then a wide and an mdat atom.
+MOV = (
+    struct.pack(">I", 20)
+    + b"ftypqt  \x20\x05\x03\x00qt  "
+    + struct.pack(">I", 8)
+    + b"wide"
+    + struct.pack(">I", 8)
+    + b"mdat"
+)
+
+
+def _ebml(element_id: bytes, data: bytes) -> bytes:
+    return element_id + bytes([0x80 | len(data)]) + data  # a size of one byte: < 127
+
+
+def ebml(doc_type: bytes, *, void: int = 0) -> bytes:
+    """An EBML header as muxers write it (versions, DocType, DocType versions), optionally
+    after a Void element of `void` bytes, then the start of a Segment of unknown size."""
+    header = (
+        (_ebml(b"\xec", bytes(void)) if void else b"")
+        + _ebml(b"\x42\x86", b"\x01")  # EBMLVersion
+        + _ebml(b"\x42\xf7", b"\x01")  # EBMLReadVersion
+        + _ebml(b"\x42\xf2", b"\x04")  # EBMLMaxIDLength
+        + _ebml(b"\x42\xf3", b"\x08")  # EBMLMaxSizeLength
+        + _ebml(b"\x42\x82", doc_type)  # DocType
+        + _ebml(b"\x42\x87", b"\x04")  # DocTypeVersion
+        + _ebml(b"\x42\x85", b"\x02")  # DocTypeReadVersion
+    )
+    segment = b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + bytes(64)
+    return b"\x1a\x45\xdf\xa3" + bytes([0x80 | len(header)]) + header + segment
+
+
+WEBM = ebml(b"webm")
+MKV = ebml(b"matroska")
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(32)
 TEXT = b"These are the lyrics, not the song.\n" * 4
 
@@ -116,6 +153,17 @@ TEXT = b"These are the lyrics, not the song.\n" * 4
         (ftyp(b"M4B "), "audio", "audio/mp4", ".m4a"),
         (ftyp(b"mp42"), "audio", "audio/mp4", ".m4a"),
         (ftyp(b"isom"), "audio", "audio/mp4", ".m4a"),
+        (ftyp(b"iso2"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"iso4"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"iso5"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"iso6"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"mp41"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"avc1"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"dash"), "video", "video/mp4", ".mp4"),
+        (ftyp(b"M4V "), "video", "video/mp4", ".mp4"),
+        (MOV, "video", "video/quicktime", ".mov"),
+        (WEBM, "video", "video/webm", ".webm"),
+        (MKV, "video", "video/x-matroska", ".mkv"),
         (png(), "image", "image/png", ".png"),
         (JPEG, "image", "image/jpeg", ".jpg"),
         (GIF87, "image", "image/gif", ".gif"),
@@ -139,13 +187,54 @@ def test_each_format_is_told_by_its_first_bytes(
         b"",
         b"PK\x03\x04\x14\x00\x00\x00" + bytes(56),  # a zip
         b"RIFF\x24\x00\x00\x00AVI LIST" + bytes(52),  # RIFF, but neither WAVE nor WEBP
-        b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  " + bytes(44),  # a QuickTime movie
+        ftyp(b"heic"),  # an ISO BMFF file, but a HEIF image
+        ebml(b"x-other"),  # an EBML file, but neither WebM nor Matroska
         b"\xff\xfe" + "a UTF-16 text".encode("utf-16-le"),  # sync bits, not a frame
         b"\xff\xfb\xf0\x64" + bytes(60),  # an MPEG header with the forbidden bitrate index
     ],
 )
 def test_anything_else_is_not_recognised(content: bytes) -> None:
     assert sniff(content[:64]) is None
+    assert sniff_kinds(content[:64]) == ()
+
+
+def mimes(content: bytes) -> list[str]:
+    return [kind.mime for kind in sniff_kinds(content[:64])]
+
+
+@pytest.mark.parametrize("brand", [b"isom", b"mp42"])
+def test_an_mp4_of_a_general_brand_may_be_sound_alone_or_a_film(brand: bytes) -> None:
+    assert mimes(ftyp(brand)) == ["audio/mp4", "video/mp4"]  # audio first, as it always was
+
+
+def test_a_webm_may_be_sound_alone_or_a_film() -> None:
+    assert mimes(WEBM) == ["video/webm", "audio/webm"]
+    assert [kind.extension for kind in sniff_kinds(WEBM[:64])] == [".webm", ".weba"]
+
+
+@pytest.mark.parametrize(
+    ("content", "only"),
+    [
+        (ftyp(b"M4A "), "audio/mp4"),
+        (ftyp(b"M4B "), "audio/mp4"),
+        (ftyp(b"M4V "), "video/mp4"),
+        (ftyp(b"avc1"), "video/mp4"),
+        (MOV, "video/quicktime"),
+        (MKV, "video/x-matroska"),
+        (wav(), "audio/wav"),
+        (png(), "image/png"),
+    ],
+)
+def test_other_heads_are_one_kind_only(content: bytes, only: str) -> None:
+    assert mimes(content) == [only]
+
+
+def test_a_matroska_doc_type_past_the_head_is_taken_for_webm() -> None:
+    late = ebml(b"matroska", void=40)
+    assert late.index(b"matroska") > 64
+    assert mimes(late) == ["video/webm", "audio/webm"]
+    assert mimes(ebml(b"matroska", void=20)) == ["video/x-matroska"]  # still within it
+    assert mimes(b"\x1a\x45\xdf\xa3") == ["video/webm", "audio/webm"]  # the magic alone
 
 
 # --- content ids -------------------------------------------------------------------------
@@ -177,6 +266,14 @@ def test_a_refused_kind_names_what_was_expected_and_what_was_found() -> None:
     assert wrong.details == {"expected": "audio/*", "found": "image/png"}
     unknown = NotAllowedMedia("image", None)
     assert unknown.message == "Expected image/* content, found unrecognised content"
+    either = NotAllowedMedia("image", sniff_kinds(ftyp(b"isom")))
+    assert either.message == "Expected image/* content, found audio/mp4 or video/mp4"
+    assert NotAllowedMedia("video", ()).details["found"] == "unrecognised content"
+
+
+def test_video_is_expected_as_video_anything() -> None:
+    assert expected_media("video") == "video/*"
+    assert expected_media(("audio", "video", "image")) == "audio/* or video/* or image/*"
 
 
 def test_too_large_names_the_limit() -> None:
@@ -300,7 +397,7 @@ async def test_audio_is_refused_where_a_cover_image_is_expected(make_storage: Ma
 
 
 @pytest.mark.parametrize("content", [TEXT, b""], ids=["text", "empty"])
-@pytest.mark.parametrize("expect", ["audio", "image", "document"])
+@pytest.mark.parametrize("expect", ["audio", "video", "image", "document"])
 async def test_unrecognised_content_is_refused(
     make_storage: MakeStorage, content: bytes, expect: str
 ) -> None:
@@ -325,6 +422,132 @@ async def test_a_proof_may_be_an_image_or_a_pdf_and_nothing_else(
     with pytest.raises(NotAllowedMedia, match="found application/pdf"):
         await storage.put("masters/m-1", Upload(PDF).chunks(), expect="audio")
     assert sorted(stored_files(storage)) == sorted([pdf.key, image.key])
+
+
+@pytest.mark.parametrize("brand", [b"isom", b"mp42"])
+async def test_an_ambiguous_mp4_is_audio_where_audio_is_expected_and_video_where_video_is(
+    make_storage: MakeStorage, brand: bytes
+) -> None:
+    storage = make_storage()
+    content = ftyp(brand) + bytes(5000)
+    digest = hashlib.sha256(content).hexdigest()
+
+    audio = await storage.put("items/i-1", Upload(content, 7).chunks(), expect="audio")
+    video = await storage.put("items/i-1", Upload(content, 7).chunks(), expect="video")
+
+    assert (audio.key, audio.mime, audio.category) == (
+        f"items/i-1/{digest}.m4a",
+        "audio/mp4",
+        "audio",
+    )
+    assert (video.key, video.mime, video.category) == (
+        f"items/i-1/{digest}.mp4",
+        "video/mp4",
+        "video",
+    )
+    assert (audio.sha256, audio.cid, audio.size) == (video.sha256, video.cid, video.size)
+    assert sorted(stored_files(storage)) == sorted([audio.key, video.key])
+    assert b"".join(await read_back(storage, video.key)) == content
+
+
+async def test_a_webm_is_audio_where_audio_is_expected_and_video_where_video_is(
+    make_storage: MakeStorage,
+) -> None:
+    storage = make_storage()
+    audio = await storage.put("items/i-1", Upload(WEBM, 5).chunks(), expect="audio")
+    video = await storage.put("items/i-1", Upload(WEBM, 5).chunks(), expect="video")
+    assert (audio.mime, audio.key[-5:]) == ("audio/webm", ".weba")
+    assert (video.mime, video.key[-5:]) == ("video/webm", ".webm")
+
+
+@pytest.mark.parametrize(
+    ("content", "mime", "extension"),
+    [
+        (ftyp(b"avc1"), "video/mp4", ".mp4"),
+        (ftyp(b"M4V "), "video/mp4", ".mp4"),
+        (MOV, "video/quicktime", ".mov"),
+        (MKV, "video/x-matroska", ".mkv"),
+    ],
+)
+async def test_a_video_is_stored_as_a_video(
+    make_storage: MakeStorage, content: bytes, mime: str, extension: str
+) -> None:
+    storage = make_storage()
+    stored = await storage.put("items/i-1", Upload(content, 3).chunks(), expect="video")
+    assert (stored.mime, stored.category) == (mime, "video")
+    assert stored.key.endswith(extension)
+    assert b"".join(await read_back(storage, stored.key)) == content
+
+
+async def test_a_video_is_refused_where_an_image_is_expected(make_storage: MakeStorage) -> None:
+    storage = make_storage()
+    with pytest.raises(NotAllowedMedia, match=r"Expected image/\* content, found video/mp4$"):
+        await storage.put("items/i-1", Upload(ftyp(b"avc1")).chunks(), expect="image")
+    with pytest.raises(
+        NotAllowedMedia, match=r"Expected image/\* content, found audio/mp4 or video/mp4$"
+    ) as refused:
+        await storage.put("items/i-1", Upload(ftyp(b"isom")).chunks(), expect="image")
+    assert refused.value.status_code == 415
+    assert refused.value.details == {"expected": "image/*", "found": "audio/mp4 or video/mp4"}
+    with pytest.raises(NotAllowedMedia, match=r"found video/webm or audio/webm$"):
+        await storage.put("items/i-1", Upload(WEBM).chunks(), expect="image")
+    assert stored_files(storage) == []
+
+
+async def test_an_image_is_refused_where_video_is_expected(make_storage: MakeStorage) -> None:
+    storage = make_storage()
+    with pytest.raises(NotAllowedMedia) as refused:
+        await storage.put("items/i-1", Upload(png()).chunks(), expect="video")
+    assert refused.value.status_code == 415
+    assert refused.value.message == "Expected video/* content, found image/png"
+    assert stored_files(storage) == []
+
+
+@pytest.mark.parametrize("brand", [b"M4A ", b"M4B "])
+async def test_audio_only_mp4_brands_are_never_video(
+    make_storage: MakeStorage, brand: bytes
+) -> None:
+    storage = make_storage()
+    with pytest.raises(NotAllowedMedia, match=r"Expected video/\* content, found audio/mp4$"):
+        await storage.put("items/i-1", Upload(ftyp(brand)).chunks(), expect="video")
+    with pytest.raises(NotAllowedMedia, match=r"found audio/wav$"):
+        await storage.put("items/i-1", Upload(wav()).chunks(), expect="video")
+    assert stored_files(storage) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [(ftyp(b"M4V "), "video/mp4"), (MOV, "video/quicktime"), (MKV, "video/x-matroska")],
+)
+async def test_video_only_kinds_are_never_audio(
+    make_storage: MakeStorage, content: bytes, found: str
+) -> None:
+    storage = make_storage()
+    with pytest.raises(NotAllowedMedia, match=rf"Expected audio/\* content, found {found}$"):
+        await storage.put("masters/m-1", Upload(content).chunks(), expect="audio")
+    assert stored_files(storage) == []
+
+
+async def test_a_locker_item_may_be_audio_video_or_an_image(make_storage: MakeStorage) -> None:
+    storage = make_storage()
+    item = ("audio", "video", "image")
+    kinds = [
+        ((s := await storage.put("items/i-1", Upload(c).chunks(), expect=item)).mime, s.category)
+        for c in (wav(), MOV, png(), ftyp(b"M4V "), ftyp(b"isom"), WEBM)
+    ]
+    assert kinds == [
+        ("audio/wav", "audio"),
+        ("video/quicktime", "video"),
+        ("image/png", "image"),
+        ("video/mp4", "video"),
+        ("audio/mp4", "audio"),  # where either is expected, the likelier kind first
+        ("video/webm", "video"),
+    ]
+    with pytest.raises(
+        NotAllowedMedia,
+        match=r"Expected audio/\* or video/\* or image/\* content, found application/pdf",
+    ):
+        await storage.put("items/i-1", Upload(PDF).chunks(), expect=item)
 
 
 async def test_the_kind_is_refused_without_reading_the_rest(make_storage: MakeStorage) -> None:

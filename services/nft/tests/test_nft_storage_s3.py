@@ -319,7 +319,7 @@ async def test_the_presigned_form_fixes_the_key_and_bounds_the_size(storage: S3S
     assert form.url.endswith(f"/{storage.bucket}")
     assert 890 <= (form.expires_at - datetime.now(UTC)).total_seconds() <= 900
     with pytest.raises(ValueError):
-        await storage.presign_upload("masters", expect="video")
+        await storage.presign_upload("masters", expect="text")
 
 
 async def test_a_staged_file_that_is_not_audio_is_refused_on_adoption_and_deleted(

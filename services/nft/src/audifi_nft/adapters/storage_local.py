@@ -36,7 +36,7 @@ from audifi_nft.domain.media import (
     NotAllowedMedia,
     StoredObject,
     UploadTooLarge,
-    sniff,
+    sniff_kinds,
 )
 
 CHUNK_BYTES = 64 * 1024
@@ -45,13 +45,13 @@ _TMP = ".tmp"  # no key can name it: a key's segments never start with "."
 
 
 class MediaStorage(Protocol):
-    """Where masters' audio and cover images are kept."""
+    """Where uploaded media are kept: masters' audio and covers, proofs, lockers' items."""
 
     async def put(
         self, key_prefix: str, chunks: AsyncIterator[bytes], *, expect: str | tuple[str, ...]
     ) -> StoredObject:
-        """Keep the upload if it is `expect` content (a category: "audio", "image",
-        "document"; or any of several) within the limit."""
+        """Keep the upload if it is `expect` content (a category: "audio", "video",
+        "image", "document"; or any of several) within the limit."""
         ...
 
     def open(self, key: str) -> AsyncIterator[bytes]:
@@ -74,7 +74,8 @@ def _is_key(key: str) -> bool:
 
 
 def _check_expect(expect: str | tuple[str, ...]) -> tuple[str, ...]:
-    """The categories an upload may be: one, or any of several (a proof: image or PDF)."""
+    """The categories an upload may be: one, or any of several (a proof: image or PDF; a
+    locker's item: audio, video or image)."""
     categories = (expect,) if isinstance(expect, str) else tuple(expect)
     if not categories or any(c not in CATEGORIES for c in categories):
         raise ValueError(f"expect must be among {CATEGORIES}, not {expect!r}")
@@ -85,7 +86,8 @@ class _Intake:
     """The rules every upload meets, chunk by chunk: the size limit and the sniffed kind.
 
     `take` answers the bytes that may be kept so far (nothing while the head is gathered);
-    `finish` sniffs a file shorter than the head and answers what is left of it.
+    `finish` sniffs a file shorter than the head and answers what is left of it. The kind is
+    the first the head may be (`sniff_kinds`) whose category is expected.
     """
 
     def __init__(self, expect: str | tuple[str, ...], max_bytes: int) -> None:
@@ -111,9 +113,12 @@ class _Intake:
         return b"" if self.kind is not None else self._sniffed()
 
     def _sniffed(self) -> bytes:
-        kind = sniff(bytes(self._head[:SNIFF_BYTES]))
-        if kind is None or kind.category not in self.categories:
-            raise NotAllowedMedia(self.expect, kind)
+        # The first kind the head may be that the upload expects: an "isom" MP4 is audio/mp4
+        # where audio is expected, video/mp4 where video is.
+        kinds = sniff_kinds(bytes(self._head[:SNIFF_BYTES]))
+        kind = next((k for k in kinds if k.category in self.categories), None)
+        if kind is None:
+            raise NotAllowedMedia(self.expect, kinds)
         self.kind = kind
         head, self._head = bytes(self._head), bytearray()
         return head

@@ -322,6 +322,18 @@ class S3Storage:
     async def exists(self, key: str) -> bool:
         return _served(key) and await self._has(key)
 
+    async def presign_download(self, key: str, *, expires_seconds: int = 300) -> str:
+        """A short-lived URL that reads one stored object straight from S3 (a locker's
+        download): whoever holds it may GET the bytes until it expires."""
+        if not _served(key):
+            raise NotFound("No stored media under this key")
+        if not 0 < expires_seconds <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"expires_seconds must be within 1..{MAX_PRESIGN_SECONDS}")
+        url: str = await self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds
+        )
+        return url
+
     async def presign_upload(
         self, key_prefix: str, *, expect: str, expires_seconds: int = 900
     ) -> PresignedUpload:

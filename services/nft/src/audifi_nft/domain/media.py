@@ -1,10 +1,20 @@
-"""What uploaded media is: audio, an image or a PDF, told by its own first bytes, and its
-address.
+"""What uploaded media is: audio, video, an image or a PDF, told by its own first bytes, and
+its address.
 
-A client's Content-Type and file name are claims; the content is the fact. `sniff` reads the
-magic numbers at the start of a file (the head: `SNIFF_BYTES` are enough for every format
-here) and answers the `MediaKind` it is, or None for anything else (text, an archive). A
-master's files are audio and an image; a milestone's proof an image or a PDF ("document").
+A client's Content-Type and file name are claims; the content is the fact. `sniff_kinds` reads
+the magic numbers at the start of a file (the head: `SNIFF_BYTES` are enough for every format
+here) and answers every `MediaKind` it may be, the likeliest first, or nothing for anything
+else (text, an archive); `sniff` answers the first of them, or None. Most heads are one kind.
+Some are two, because the head cannot tell: an MP4 of the brands "isom" or "mp42" may hold
+sound alone (an M4A, audio/mp4) or a film (video/mp4), and so may a WebM (video/webm,
+audio/webm). The storage keeps such an upload as the first of its kinds the upload
+expects, so a master's audio in an "isom" MP4 is audio/mp4 (".m4a") and a locker's video in the
+same container video/mp4 (".mp4"); brands only audio has ("M4A ", "M4B ") are never video, and
+"M4V " or a QuickTime movie ("qt  ") never audio. A Matroska file is told from a WebM by the
+DocType of its EBML header when the head holds it (a WebM when it does not).
+
+A master's files are audio and an image; a milestone's proof an image or a PDF ("document"); a
+locker's items audio, video or an image.
 
 A stored file is addressed as IPFS would: `cid_v1_raw` turns the SHA-256 of its bytes into
 the CIDv1 of a raw block (multicodec raw 0x55, multihash sha2-256), written in multibase
@@ -27,8 +37,8 @@ from eventsourcing.domain import Aggregate, event
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 SNIFF_BYTES = 64  # gather at least this many bytes (or the whole file) before sniffing
 
-Category = Literal["audio", "image", "document"]
-CATEGORIES: tuple[Category, ...] = ("audio", "image", "document")
+Category = Literal["audio", "video", "image", "document"]
+CATEGORIES: tuple[Category, ...] = ("audio", "video", "image", "document")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +54,30 @@ FLAC = MediaKind("audio", "audio/flac", ".flac")
 OGG = MediaKind("audio", "audio/ogg", ".ogg")
 AAC = MediaKind("audio", "audio/aac", ".aac")
 M4A = MediaKind("audio", "audio/mp4", ".m4a")
+WEBM_AUDIO = MediaKind("audio", "audio/webm", ".weba")
+MP4 = MediaKind("video", "video/mp4", ".mp4")
+MOV = MediaKind("video", "video/quicktime", ".mov")
+WEBM = MediaKind("video", "video/webm", ".webm")
+MKV = MediaKind("video", "video/x-matroska", ".mkv")
 PNG = MediaKind("image", "image/png", ".png")
 JPEG = MediaKind("image", "image/jpeg", ".jpg")
 GIF = MediaKind("image", "image/gif", ".gif")
 WEBP = MediaKind("image", "image/webp", ".webp")
 PDF = MediaKind("document", "application/pdf", ".pdf")
 
-_MP4_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"mp42", b"isom"})
-_BY_EXTENSION = {k.extension: k for k in (WAV, MP3, FLAC, OGG, AAC, M4A, PNG, JPEG, GIF, WEBP, PDF)}
+# The kinds an ISO BMFF file ("ftyp" box) may be, by its major brand, the likeliest first.
+_MP4_BRANDS: dict[bytes, tuple[MediaKind, ...]] = {
+    **dict.fromkeys((b"M4A ", b"M4B "), (M4A,)),  # iTunes audio, audiobooks
+    **dict.fromkeys((b"isom", b"mp42"), (M4A, MP4)),  # sound alone, or a film
+    **dict.fromkeys(
+        (b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"avc1", b"dash", b"M4V "), (MP4,)
+    ),
+    b"qt  ": (MOV,),
+}
+_EBML = b"\x1a\x45\xdf\xa3"
+_EBML_DOC_TYPE = 0x4282
+_KINDS = (WAV, MP3, FLAC, OGG, AAC, M4A, WEBM_AUDIO, MP4, MOV, WEBM, MKV, PNG, JPEG, GIF, WEBP, PDF)
+_BY_EXTENSION = {k.extension: k for k in _KINDS}
 
 
 def kind_of_key(key: str) -> MediaKind | None:
@@ -61,31 +87,87 @@ def kind_of_key(key: str) -> MediaKind | None:
 
 
 def sniff(head: bytes) -> MediaKind | None:
-    """The kind of content that starts with `head`, or None when it is no audio, image or
-    document this platform takes."""
+    """The likeliest kind of content that starts with `head` (the first of `sniff_kinds`), or
+    None when it is no audio, video, image or document this platform takes."""
+    kinds = sniff_kinds(head)
+    return kinds[0] if kinds else None
+
+
+def sniff_kinds(head: bytes) -> tuple[MediaKind, ...]:
+    """Every kind the content that starts with `head` may be, the likeliest first: one for
+    most, two when the head cannot tell sound alone from a film (an "isom" MP4, a WebM), none
+    when it is no audio, video, image or document this platform takes."""
     if head[:4] == b"RIFF" and len(head) >= 12:
-        return {b"WAVE": WAV, b"WEBP": WEBP}.get(head[8:12])
+        riff = {b"WAVE": WAV, b"WEBP": WEBP}.get(head[8:12])
+        return (riff,) if riff is not None else ()
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG
+        return (PNG,)
     if head.startswith(b"\xff\xd8\xff"):
-        return JPEG
+        return (JPEG,)
     if head[:6] in (b"GIF87a", b"GIF89a"):
-        return GIF
+        return (GIF,)
     if head.startswith(b"%PDF-"):
-        return PDF
+        return (PDF,)
     if head.startswith(b"fLaC"):
-        return FLAC
+        return (FLAC,)
     if head.startswith(b"OggS"):
-        return OGG
+        return (OGG,)
     if head.startswith(b"ID3"):
-        return MP3
-    if head[4:8] == b"ftyp" and head[8:12] in _MP4_AUDIO_BRANDS:
-        return M4A
+        return (MP3,)
+    if head[4:8] == b"ftyp" and (mp4 := _MP4_BRANDS.get(head[8:12])):
+        return mp4
+    if head.startswith(_EBML):
+        return _matroska(head)
     if _is_adts(head):
-        return AAC
+        return (AAC,)
     if _is_mpeg_audio_frame(head):
-        return MP3
+        return (MP3,)
+    return ()
+
+
+def _matroska(head: bytes) -> tuple[MediaKind, ...]:
+    doc_type = _ebml_doc_type(head)
+    if doc_type is None or doc_type == b"webm":  # a WebM, unless the head says otherwise
+        return (WEBM, WEBM_AUDIO)
+    if doc_type == b"matroska":
+        return (MKV,)
+    return ()  # another EBML format
+
+
+def _ebml_doc_type(head: bytes) -> bytes | None:
+    """The DocType of the EBML header `head` starts with, or None when it cannot be read in
+    the head (cut short, or not well formed)."""
+    header = _vint(head, len(_EBML))
+    if header is None:
+        return None
+    size, pos = header
+    end = min(pos + size, len(head))
+    while pos < end:
+        # An element ID keeps its length marker and has 1 to 4 bytes.
+        if head[pos] < 0x10:
+            return None
+        id_end = pos + 9 - head[pos].bit_length()
+        element_id = int.from_bytes(head[pos:id_end], "big")
+        data = _vint(head, id_end) if id_end < end else None
+        if data is None or data[0] + data[1] > end:
+            return None
+        size, pos = data
+        if element_id == _EBML_DOC_TYPE:
+            return head[pos : pos + size].rstrip(b"\x00")
+        pos += size
     return None
+
+
+def _vint(head: bytes, pos: int) -> tuple[int, int] | None:
+    """The EBML variable-size integer at `pos` (its length marker taken off) and where it
+    ends, or None when it does not fit in the head or is longer than 8 bytes."""
+    if pos >= len(head) or head[pos] == 0:
+        return None
+    length = 9 - head[pos].bit_length()
+    if pos + length > len(head):
+        return None
+    value = int.from_bytes(head[pos : pos + length], "big") & ((1 << (7 * length)) - 1)
+    return value, pos + length
 
 
 def _is_adts(head: bytes) -> bool:
@@ -122,18 +204,24 @@ def cid_v1_raw(sha256_digest: bytes) -> str:
 
 
 def expected_media(categories: str | tuple[str, ...]) -> str:
-    """What a client must send for a category or any of several: "audio/*", "image/*",
-    "application/pdf", "image/* or application/pdf"."""
+    """What a client must send for a category or any of several: "audio/*", "video/*",
+    "image/*", "application/pdf", "image/* or application/pdf"."""
     if isinstance(categories, str):
         categories = (categories,)
     return " or ".join("application/pdf" if c == "document" else f"{c}/*" for c in categories)
 
 
 class NotAllowedMedia(UnsupportedMediaType):
-    """The content is not the audio (or image) the upload is for: 415."""
+    """The content is not the audio, video or image the upload is for: 415, naming every kind
+    it may be ("found audio/mp4 or video/mp4" when the head cannot tell)."""
 
-    def __init__(self, expected: str | tuple[str, ...], found: MediaKind | None) -> None:
-        what = found.mime if found is not None else "unrecognised content"
+    def __init__(
+        self,
+        expected: str | tuple[str, ...],
+        found: MediaKind | tuple[MediaKind, ...] | None,
+    ) -> None:
+        kinds = () if found is None else (found,) if isinstance(found, MediaKind) else found
+        what = " or ".join(k.mime for k in kinds) or "unrecognised content"
         super().__init__(
             f"Expected {expected_media(expected)} content, found {what}",
             details={"expected": expected_media(expected), "found": what},
