@@ -37,6 +37,19 @@ ADMIN, ARTIST, FAN = (str(uuid.uuid4()) for _ in range(3))
 RECEIVER = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
 
+class Clock:
+    """The lockers' time (unlock dates): the wall clock, moved on by a test."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+
 @dataclass
 class Nft:
     url: str
@@ -44,6 +57,7 @@ class Nft:
     media: Path
     chain: PlatformChain
     bus: InProcessBus
+    clock: Clock
     published: int = 0
 
     async def publish(self, event: IntegrationEvent) -> None:
@@ -94,10 +108,11 @@ async def nft(
         chain = PlatformChain(settings)  # the embedded EVM, the platform's contracts deployed
         await chain.start()
         bus = InProcessBus()
-        app = create_app(settings, bus, chain=chain, storage=storage)
+        clock = Clock()
+        app = create_app(settings, bus, chain=chain, storage=storage, clock=clock)
         try:
             async with served(app) as url:
-                yield Nft(url, signer, media, chain, bus)
+                yield Nft(url, signer, media, chain, bus, clock)
         finally:
             await chain.close()
             await drop_databases(postgres_url, prefix)

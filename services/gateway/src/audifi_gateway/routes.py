@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 API_PREFIX = "/api/v1"
+UPLOAD_BODY = 201 * 1024 * 1024  # one file of up to 200 MiB and its form's fields
 
 
 class Access(StrEnum):
@@ -105,7 +106,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/mediaid", "auth", timeout=5),
     # nft: masters, IPOs, shares and holdings, Coda projects, investments and milestones,
     # revenue-pass distributions, the content locker
-    Route("/masters", "nft", timeout=30),
+    # Uploads: a master's audio and cover (200 MiB each), a locker item (200 MiB), a proof.
+    Route("/masters", "nft", timeout=120, max_body=UPLOAD_BODY * 2),
     Route("/ipos", "nft", timeout=30),
     Route("/user", "nft"),  # /user/holdings, /user/investments
     Route("/projects", "nft"),
@@ -115,7 +117,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/distributions", "nft"),
     Route("/revenue-pass", "nft"),
     Route("/content", "nft"),
-    Route("/artists", "nft"),  # /artists/{id}/content
+    Route("/artists", "nft", timeout=120, max_body=UPLOAD_BODY),  # /artists/{id}/content
     # the chain and the platform contracts' addresses and ABIs, for wallets and dApps
     Route("/chain", "nft", access=PUBLIC, methods=READS),
     # vstudio: studio sessions, decisions, votes, the lock; its WebSocket (`websocket`)

@@ -27,7 +27,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ from audifi_nft.api.holdings import (
     WalletLinks,
 )
 from audifi_nft.api.ipos import IposController
+from audifi_nft.api.locker import ArtistsController, ContentController
 from audifi_nft.api.masters import MastersController
 from audifi_nft.api.projects import (
     InvestmentsController,
@@ -71,7 +72,7 @@ from audifi_nft.api.projects import (
 from audifi_nft.api.revenue_reads import SHARED_PATH_READS, RevenuePassReadsController
 from audifi_nft.api.withdrawals import WithdrawalsController
 from audifi_nft.application import NftApplication
-from audifi_nft.consumers import orders_consumer, wallets_consumer
+from audifi_nft.consumers import orders_consumer, subscriptions_consumer, wallets_consumer
 from audifi_nft.distributions import Distributions
 from audifi_nft.holdings import INDEXER_NAME, share_indexer
 from audifi_nft.ipos import Ipos
@@ -93,7 +94,7 @@ spec = ServiceSpec(
     application=NftApplication,
     projections=PROJECTIONS,
     outbox=outbox,
-    consumers=(orders_consumer(), wallets_consumer()),
+    consumers=(orders_consumer(), wallets_consumer(), subscriptions_consumer()),
 )
 
 TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= now() LIMIT 100"
@@ -192,10 +193,14 @@ def create_app(
     chain: PlatformChain | None = None,
     *,
     storage: MediaStorage | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Litestar:
     """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own.
-    `storage` defaults to `media_storage(settings)`."""
+    `storage` defaults to `media_storage(settings)`; `clock` (the lockers' time: unlock
+    dates) to the wall clock."""
     context = NftContext(settings=settings, storage=storage or media_storage(settings))
+    if clock is not None:
+        context.clock = clock
     interval = float(settings.extra.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV) or 5)
 
     @asynccontextmanager
@@ -268,6 +273,8 @@ def create_app(
             MilestonesController,
             InvestmentsController,
             UserInvestmentsController,
+            ArtistsController,
+            ContentController,
             RevenuePassReadsController,
             *SHARED_PATH_READS,  # after the write controllers of their paths
         ],

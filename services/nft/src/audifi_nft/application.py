@@ -62,6 +62,7 @@ from audifi_nft.domain.revenue import (
 )
 from audifi_nft.domain.wallets import AccountWallets, wallets_id_of
 from audifi_nft.funding import ProjectCommands
+from audifi_nft.locker import LockerCommands
 
 IPO_NAMESPACE = uuid.UUID("0b7f5a52-3d0e-4c0a-b2b1-5f8e2a9c4d17")
 
@@ -71,7 +72,7 @@ def ipo_id_of(master_id: UUID) -> UUID:
     return uuid.uuid5(IPO_NAMESPACE, str(master_id))
 
 
-class NftApplication(ProjectCommands, ServiceApplication):
+class NftApplication(ProjectCommands, LockerCommands, ServiceApplication):
     """Masters, IPOs, share holdings, distributions, funding projects and milestones, content."""
 
     # -- masters ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Integration events in: payment's verdicts on the orders nft asked for, and auth's word on
-buyers' wallets (`wallets_consumer`, at the end).
+"""Integration events in: payment's verdicts on the orders nft asked for, auth's word on
+buyers' wallets (`wallets_consumer`), and payment's word on fans' subscriptions for Bucket's
+lockers (`subscriptions_consumer`, at the end).
 
 An IPO purchase by card is an order whose id is the reservation's and whose product names
 the IPO (`outbox.py`). `payment.order.paid` allocates the reserved shares (the same payment
@@ -20,10 +21,22 @@ from typing import Any
 from uuid import UUID
 
 from audifi_events.auth import AccountRegistered, WalletLinked
-from audifi_events.payment import OrderExpired, OrderFailed, OrderPaid
+from audifi_events.payment import (
+    OrderExpired,
+    OrderFailed,
+    OrderPaid,
+    SubscriptionCanceled,
+    SubscriptionFacts,
+    SubscriptionPastDue,
+    SubscriptionRenewed,
+    SubscriptionStarted,
+    TierArchived,
+    TierDefined,
+)
 from audifi_kit.inbox import Consumer, HandlerContext
 from eventsourcing.persistence import IntegrityError
 
+from audifi_nft.domain.locker import ACTIVE, CANCELED, PAST_DUE
 from audifi_nft.outbox import FUNDING_KIND, PRODUCT_KIND
 
 QUEUE_PURPOSE = "orders"
@@ -151,5 +164,94 @@ def wallets_consumer(purpose: str = WALLETS_PURPOSE) -> Consumer:
     async def linked(e: WalletLinked, ctx: HandlerContext) -> None:
         if e.chain == "evm":
             await link(e.account_id, e.wallet_address, e.linked_at, ctx)
+
+    return consumer
+
+
+SUBSCRIPTIONS_PURPOSE = "subscriptions"
+
+
+def subscriptions_consumer(purpose: str = SUBSCRIPTIONS_PURPOSE) -> Consumer:
+    """payment's word on artists' tiers and fans' subscriptions to them, for Bucket's lockers:
+    recorded as nft's own facts, a newer one changing an older one, never the reverse (a late
+    redelivery never reopens access). The tier a subscription names is recorded from its facts
+    when nft does not know it yet."""
+    consumer = Consumer("nft", purpose)
+
+    async def told(e: SubscriptionFacts, status: str, as_of: datetime, ctx: HandlerContext) -> None:
+        assert ctx.store is not None
+        app = ctx.store.app
+
+        def decide() -> list[Any]:
+            tier = app.decide_tier(
+                tier_id=e.tier_id,
+                artist_id=e.artist_id,
+                name=e.tier_name or "",
+                currency=e.currency,
+                price_cents=e.price_cents,
+                interval=e.interval,
+                at=as_of,
+            )
+            seen = app.decide_subscription(
+                subscription_id=e.subscription_id,
+                fan_id=e.fan_id,
+                artist_id=e.artist_id,
+                tier_id=e.tier_id,
+                status=status,
+                as_of=as_of,
+            )
+            return [a for a in (tier, seen) if a.pending_events]
+
+        for attempt in range(RACES):
+            changed = await ctx.store.call(decide)
+            if not changed:
+                return
+            try:
+                await ctx.save(*changed)
+                return
+            except IntegrityError:
+                if attempt == RACES - 1:
+                    raise
+
+    @consumer.handler("payment.tier.defined", store=True)
+    async def tier_defined(e: TierDefined, ctx: HandlerContext) -> None:
+        assert ctx.store is not None
+        tier = await ctx.store.call(
+            ctx.store.app.decide_tier,
+            tier_id=e.tier_id,
+            artist_id=e.artist_id,
+            name=e.name,
+            currency=e.currency,
+            price_cents=e.price_cents,
+            interval=e.interval,
+            at=e.defined_at,
+        )
+        if tier.pending_events:
+            await ctx.save(tier)
+
+    @consumer.handler("payment.tier.archived", store=True)
+    async def tier_archived(e: TierArchived, ctx: HandlerContext) -> None:
+        assert ctx.store is not None
+        tier = await ctx.store.call(
+            ctx.store.app.decide_tier_archived, tier_id=e.tier_id, at=e.archived_at
+        )
+        if tier is not None and tier.pending_events:
+            await ctx.save(tier)
+
+    @consumer.handler("payment.subscription.started", store=True)
+    async def started(e: SubscriptionStarted, ctx: HandlerContext) -> None:
+        await told(e, ACTIVE, e.started_at, ctx)
+
+    @consumer.handler("payment.subscription.renewed", store=True)
+    async def renewed(e: SubscriptionRenewed, ctx: HandlerContext) -> None:
+        await told(e, ACTIVE, e.renewed_at, ctx)
+
+    @consumer.handler("payment.subscription.past_due", store=True)
+    async def past_due(e: SubscriptionPastDue, ctx: HandlerContext) -> None:
+        await told(e, PAST_DUE, e.fell_past_due_at, ctx)
+
+    @consumer.handler("payment.subscription.canceled", store=True)
+    async def canceled(e: SubscriptionCanceled, ctx: HandlerContext) -> None:
+        await told(e, CANCELED, e.canceled_at, ctx)
 
     return consumer

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 from audifi_kit.chain.platform import CHAIN_STATE_KEY
@@ -34,6 +36,8 @@ class NftContext:
     minter: Minter | None = None  # runs in the app's lifespan
     chain_payments: ChainPayments | None = None  # the platform's token on its chain unless given
     chain_distributor: Distributor | None = None  # RevenueDistributor on its chain unless given
+    # What time it is for the lockers (unlock dates): the wall clock, or a test's.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def payments(self) -> ChainPayments:
