@@ -1,11 +1,15 @@
 """Money end to end, through the gateway only: the local Stripe's pay page, its signed webhooks
-arriving at the gateway's webhook routes, the ledger they leave, `audifi ledger verify`."""
+arriving at the gateway's webhook routes, the ledger they leave, `audifi ledger verify`; and
+what a subscription opens in an artist's locker (nft) and closes when it ends."""
 
 from __future__ import annotations
 
 import json
+import struct
 import time
 import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -257,3 +261,91 @@ def _publish(platform: Platform, routing_key: str, event) -> None:
             await bus.close()
 
     asyncio.run(go())
+
+
+# --- Bucket's locker: what a subscription opens, and closes when it ends -------------------
+
+
+def _png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_subscription_opens_an_artists_locker_and_its_end_closes_it(
+    platform: Platform, as_
+) -> None:
+    gw = platform.gateway
+    singer = str(uuid.uuid4())
+    artist, fan = as_(singer, "artist"), as_(str(uuid.uuid4()), "fan")
+    profile = httpx.put(f"{gw}/artists/{singer}", json={"name": "Nova Lane"}, headers=artist)
+    assert profile.status_code == 200, profile.text
+    tier = httpx.post(
+        f"{gw}/tiers",
+        json={"name": "Inner circle", "priceCents": 800, "currency": "USD", "interval": "month"},
+        headers=artist,
+    ).json()
+
+    def upload(title: str, unlock: datetime, tier_id: str | None = None) -> httpx.Response:
+        form = {"type": "image", "title": title, "unlockDate": unlock.isoformat()}
+        if tier_id:
+            form["minTierId"] = tier_id
+        return httpx.post(
+            f"{gw}/artists/{singer}/content",
+            data=form,
+            files={"file": (f"{title}.png", _png(), "image/png")},
+            headers=artist,
+        )
+
+    now = datetime.now(UTC)
+    assert upload("sketch", now - timedelta(hours=1)).status_code == 201
+    # The tier becomes known to nft through payment's event: the item needing it waits for it.
+    eventually_sync(
+        lambda: upload("studio diary", now, tier["id"]).status_code == 201 or None,
+        within=30,
+        every=0.5,
+        what="the tier known to the locker",
+    )
+    assert upload("next single", now + timedelta(days=30)).status_code == 201
+
+    def locker() -> dict[str, str]:
+        page = httpx.get(f"{gw}/artists/{singer}/content", headers=fan)
+        assert page.status_code == 200, page.text
+        return {i["title"]: i["status"] for i in page.json()["items"]}
+
+    # Not subscribed: the free item opens, the tiered one is locked, the future one hidden.
+    assert locker() == {"sketch": "unlocked", "studio diary": "locked"}
+
+    checkout = httpx.post(f"{gw}/subscriptions", json={"tierId": tier["id"]}, headers=fan)
+    assert checkout.status_code == 201, checkout.text
+    paid = httpx.post(checkout.json()["url"], data={"card_number": "4242 4242 4242 4242"})
+    assert paid.status_code == 303
+    opened = eventually_sync(
+        lambda: ((v := locker())["studio diary"] == "unlocked" and v) or None,
+        within=60,
+        every=0.5,
+        what="the locker opened by the subscription",
+    )
+    assert opened == {"sketch": "unlocked", "studio diary": "unlocked"}
+
+    # Stripe ends the subscription (as after its last failed renewal): the locker closes.
+    [subscription] = httpx.get(f"{gw}/subscriptions", headers=fan).json()["items"]
+    ended = httpx.delete(
+        f"{platform.stripe}/v1/subscriptions/{subscription['stripeSubscriptionId']}",
+        headers={"Authorization": f"Bearer {platform.stripe_env['STRIPE_SECRET_KEY']}"},
+    )
+    assert ended.status_code == 200, ended.text
+    eventually_sync(
+        lambda: locker()["studio diary"] == "locked" or None,
+        within=60,
+        every=0.5,
+        what="the locker closed by the subscription's end",
+    )
