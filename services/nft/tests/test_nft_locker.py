@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from audifi_events.nft import ContentUnlocked
 from audifi_kit.errors import ValidationFailed
 from audifi_nft.bootstrap import in_memory
 from audifi_nft.domain.locker import (
@@ -18,6 +19,7 @@ from audifi_nft.domain.locker import (
     subscription_seen_id,
 )
 from nft_support import T0
+from test_nft_orders import published
 
 ARTIST = uuid.UUID(int=11)
 OTHER = str(uuid.UUID(int=12))
@@ -140,3 +142,20 @@ def test_a_tier_is_ranked_by_its_price_per_year() -> None:
         at=T0,
     )
     assert (monthly.annual_price, yearly.annual_price) == (6_000, 5_000)
+
+
+def test_an_item_tells_its_subscribers_once_when_its_unlock_date_comes() -> None:
+    app = in_memory()
+    _profile(app)
+    item = _upload(app)  # unlocks at T0
+    early = app.announce_unlocked(item.id, subscribers=[OTHER], now=T0 - timedelta(seconds=1))
+    assert not early  # not before its date
+    assert app.announce_unlocked(item.id, subscribers=[OTHER], now=T0)
+    assert not app.announce_unlocked(item.id, subscribers=[OTHER], now=T0 + timedelta(days=1))
+    [told] = [e for e in published(app) if isinstance(e, ContentUnlocked)]
+    assert (told.content_id, told.artist_id, told.artist_name) == (
+        str(item.id),
+        str(ARTIST),
+        "Nova Lane",
+    )
+    assert (told.title, told.media_type, told.subscribers) == ("poster", "image", [OTHER])

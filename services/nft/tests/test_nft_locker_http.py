@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from audifi_events.nft import ContentUnlocked
 from audifi_events.payment import (
     SubscriptionCanceled,
     SubscriptionPastDue,
@@ -16,6 +17,7 @@ from audifi_events.payment import (
     SubscriptionStarted,
     TierDefined,
 )
+from audifi_kit.inbox import Consumer
 from audifi_kit.testing import eventually
 from test_nft_http import ADMIN, ARTIST, Nft, png, wav
 from test_nft_http import nft as nft  # the served app, as a fixture of this module
@@ -243,3 +245,47 @@ async def test_bad_uploads_are_refused_and_change_nothing(nft: Nft) -> None:
         assert page.json()["items"] == []
         nobody = await c.get(f"/artists/{uuid.uuid4()}/content", headers=artist)
         assert nobody.status_code == 404
+
+
+async def test_subscribers_are_told_when_an_item_unlocks_and_only_they(nft: Nft) -> None:
+    told: list[ContentUnlocked] = []
+    listener = Consumer("probe", "unlocks")
+
+    @listener.handler("nft.content.unlocked")  # binds the probe's queue to what nft tells
+    async def unlocked(e: ContentUnlocked, ctx: Any) -> None:
+        told.append(e)  # (deliveries are read off the queue below, as a consumer gets them)
+
+    async def deliver(delivery: Any) -> None:
+        message = delivery.message
+        told.append(listener.registry.decode(message.routing_key, 1, message.body))
+        await delivery.ack()
+
+    await nft.bus.declare_queue(listener.spec)
+    await nft.bus.consume(listener.name, deliver)
+    artist = nft.headers(ARTIST, "artist")
+    async with httpx.AsyncClient(base_url=nft.url, timeout=30) as c:
+        await c.put(f"/artists/{ARTIST}", json={"name": "Nova Lane"}, headers=artist)
+        await nft.publish(_tier(GOLD, "Gold", 1_500))
+        await nft.publish(
+            SubscriptionStarted(**_facts("sub_9", GOLD, 1_500), started_at=datetime.now(UTC))
+        )
+        later = nft.clock() + timedelta(days=1)
+
+        async def uploaded() -> httpx.Response | None:  # once nft knows the tier
+            made = await _upload(
+                c, nft, kind="image", content=png(), title="reveal", unlock=later, tier=GOLD
+            )
+            return made if made.status_code == 201 else None
+
+        item = (await eventually(uploaded)).json()
+        nft.clock.advance(timedelta(days=2))  # the day comes: the locker clock tells
+
+        async def announced() -> list[ContentUnlocked] | None:
+            return [t for t in told if t.content_id == item["id"]] or None
+
+        [news] = await eventually(announced)
+        assert (news.title, news.artist_name, news.subscribers) == (
+            "reveal",
+            "Nova Lane",
+            [SUBSCRIBER],
+        )

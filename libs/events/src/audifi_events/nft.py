@@ -318,3 +318,21 @@ class ProjectPayoutClaimed(IntegrationEvent, kw_only=True):
     claimed_total: int  # the investment's claims so far, this one included: names the claim
     currency: str
     claimed_at: datetime
+
+
+# -- Bucket's lockers --------------------------------------------------------------------------
+
+
+@integration_event("nft.content.unlocked")
+class ContentUnlocked(IntegrationEvent, kw_only=True):
+    """An item of an artist's locker reached its unlock date: `subscribers` are the fans whose
+    active subscription opens it (every active subscriber of the artist when it needs no
+    tier; those at its tier or above otherwise), as nft knew them then. Told once per item."""
+
+    content_id: str
+    artist_id: str
+    artist_name: str
+    title: str
+    media_type: str  # audio, video or image
+    subscribers: list[str]  # account ids
+    unlocked_at: datetime

@@ -18,7 +18,8 @@ The IPO clock runs every `NFT_CLOCK_SECONDS` (5): IPOs whose `opensAt` came are 
 chain, then recorded), open ones whose `closesAt` came are closed. Found from the `ipos` read
 model; both steps are idempotent, so replicas running it together do no harm. The same clock
 cancels the Coda projects whose funding deadline passed short of their goal (from the
-`projects` read model), refunding every funder in full.
+`projects` read model), refunding every funder in full, and tells lockers' subscribers of the
+items whose unlock date came (`nft.content.unlocked`, once per item).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 from audifi_kit.bus import Bus
@@ -79,6 +81,7 @@ from audifi_nft.ipos import Ipos
 from audifi_nft.minting import Minter, Minting
 from audifi_nft.outbox import outbox
 from audifi_nft.projections import PROJECTIONS
+from audifi_nft.projections.locker import DUE_UNLOCKS
 from audifi_nft.projections.minting import MintingQueue
 from audifi_nft.projections.wallets import owners_of
 
@@ -112,7 +115,10 @@ TO_SWEEP = (
 
 
 async def tick_ipo_clock(
-    ipos: Ipos, runtime: ServiceRuntime, distributions: Distributions | None = None
+    ipos: Ipos,
+    runtime: ServiceRuntime,
+    distributions: Distributions | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
     """Opens the IPOs whose time came, closes those whose window ended, releases the on-chain
     reservations left unpaid past their expiry, cancels (and refunds) the projects whose
@@ -139,10 +145,11 @@ async def tick_ipo_clock(
     for row in projects_due:
         try:
             await runtime.store.call(
-                runtime.store.app.end_project_if_due, row["id"], now=datetime.now(UTC)
+                runtime.store.app.end_project_if_due, UUID(str(row["id"])), now=datetime.now(UTC)
             )
         except IntegrityError:  # a funder's payment landed meanwhile: the next tick decides
             log.info("project clock: project %s changed meanwhile", row["id"])
+    await announce_unlocks(runtime, clock())
     if distributions is not None:
         try:
             to_sweep = await runtime.pool.fetch(TO_SWEEP)
@@ -153,6 +160,24 @@ async def tick_ipo_clock(
                 await distributions.sweep_expired(row["id"])
             except Exception as exc:  # one distribution's failure (the chain's) stops no other
                 log.warning("IPO clock: distribution %s not swept (%s)", row["id"], exc)
+
+
+async def announce_unlocks(runtime: ServiceRuntime, now: datetime) -> None:
+    """Lockers' items whose unlock date came: their subscribers are told (once each item)."""
+    try:
+        due = await runtime.pool.fetch(DUE_UNLOCKS, now)
+    except asyncpg.UndefinedTableError:  # the read model is being created
+        return
+    for row in due:
+        try:
+            await runtime.store.call(
+                runtime.store.app.announce_unlocked,
+                UUID(str(row["id"])),  # a plain UUID, not asyncpg's
+                subscribers=list(row["subscribers"]),
+                now=now,
+            )
+        except IntegrityError:  # the artist edited it meanwhile: the next tick tells
+            log.info("locker clock: item %s changed meanwhile", row["id"])
 
 
 def _setting(settings: Settings, name: str) -> str | None:
@@ -221,7 +246,9 @@ def create_app(
         context.minter = minter
         if context.chain_distributor is None:
             context.chain_distributor = ChainDistributor(app.state[CHAIN_STATE_KEY])
-        tick = functools.partial(tick_ipo_clock, context.ipos, runtime, context.distributions)
+        tick = functools.partial(
+            tick_ipo_clock, context.ipos, runtime, context.distributions, context.clock
+        )
         async with _opened(context.storage), every(interval, tick, name="IPO clock"):
             await minter.start()
             try:

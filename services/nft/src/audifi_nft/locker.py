@@ -153,6 +153,16 @@ class LockerCommands:
         self.save(item)
         return item
 
+    def announce_unlocked(self, item_id: UUID, *, subscribers: list[str], now: datetime) -> bool:
+        """The item reached its unlock date: its subscribers are told (once)."""
+        item = self.content(item_id)
+        profile = self._find(ArtistProfile, UUID(item.artist_id))
+        name = profile.name if profile is not None else ""
+        if not item.announce(subscribers=subscribers, artist_name=name, now=now):
+            return False
+        self.save(item)
+        return True
+
     def _check_tier(self, tier_id: str, artist_id: UUID) -> None:
         tier = self._find(TierSeen, tier_seen_id(tier_id))
         if tier is None or tier.artist_id != str(artist_id):

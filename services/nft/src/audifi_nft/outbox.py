@@ -3,12 +3,12 @@
 Masters registered, IPOs launched and ended, shares sold and minted, shares moved on chain
 (every MasterShares movement the indexer records, and its reversal when a reorganisation
 orphans its block), Coda projects' lives (funded, started, cancelled with their refunds,
-milestones approved or rejected, finalized, revenue booked and claimed) (`audifi_events.nft`),
-and the order requests a card purchase or investment sends payment
-(`payment.order.requested`): a reservation paid by card *is* its order request, published
-from the same save, so no purchase can be reserved without its order being asked for, nor
-asked for twice under another id. The events carry the facts the published ones need
-(`facts`), so nothing is loaded to publish them.
+milestones approved or rejected, finalized, revenue booked and claimed), lockers' items
+reaching their unlock date (`audifi_events.nft`), and the order requests a card purchase or
+investment sends payment (`payment.order.requested`): a reservation paid by card *is* its
+order request, published from the same save, so no purchase can be reserved without its
+order being asked for, nor asked for twice under another id. The events carry the facts the
+published ones need (`facts`), so nothing is loaded to publish them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from audifi_kit.outbox import OutboxMapping
 from audifi_nft.domain.chain_payment import TOKEN_DECIMALS
 from audifi_nft.domain.holdings import ShareToken, movement_kind
 from audifi_nft.domain.ipo import Ipo
+from audifi_nft.domain.locker import ContentItem
 from audifi_nft.domain.master import Master, chain_id
 from audifi_nft.domain.project import Project, milestone_id_of
 from audifi_nft.domain.revenue import Distribution
@@ -367,4 +368,21 @@ def _payout_claimed(e: Any) -> published.ProjectPayoutClaimed:
         claimed_total=e.claimed_total,
         currency=e.facts["currency"],
         claimed_at=e.at,
+    )
+
+
+# -- Bucket's lockers ----------------------------------------------------------------------
+
+
+@outbox.maps(ContentItem.Unlocked)
+def _content_unlocked(e: Any) -> published.ContentUnlocked:
+    f = e.facts
+    return published.ContentUnlocked(
+        content_id=str(e.originator_id),
+        artist_id=f["artist_id"],
+        artist_name=f["artist_name"],
+        title=f["title"],
+        media_type=f["media_type"],
+        subscribers=e.subscribers,
+        unlocked_at=e.at,
     )

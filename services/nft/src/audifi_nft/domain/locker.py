@@ -138,6 +138,7 @@ class ContentItem(Aggregate):
         self.metadata = metadata
         self.uploaded_at = at
         self.updated_at = at
+        self.announced = False
 
     @classmethod
     def upload(
@@ -171,6 +172,27 @@ class ContentItem(Aggregate):
             by=by,
             at=at,
         )
+
+    def announce(self, *, subscribers: list[str], artist_name: str, now: datetime) -> bool:
+        """Its unlock date reached: the subscribers it opens to are told, once (False when
+        it is not due or was told already)."""
+        if self.announced or now < self.unlock_date:
+            return False
+        self._unlocked(
+            subscribers=subscribers,
+            at=now,
+            facts={
+                "artist_id": self.artist_id,
+                "artist_name": artist_name,
+                "title": self.title,
+                "media_type": self.media_type,
+            },
+        )
+        return True
+
+    @event("Unlocked")
+    def _unlocked(self, subscribers: list[str], at: datetime, facts: dict[str, Any]) -> None:
+        self.announced = True
 
     def reschedule(self, *, unlock_date: Any, by: str, at: datetime) -> None:
         when = moment(unlock_date, field="unlockDate")

@@ -41,6 +41,23 @@ def access_sql(sql: str, *, now: int, viewer: int) -> str:
     return sql.replace("$now", f"${now}").replace("$viewer", f"${viewer}")
 
 
+# The fans an item opens to once unlocked (`i` the item): the artist's active subscribers at
+# its tier or above, or all of them when it needs none.
+AUDIENCE = (
+    f"SELECT DISTINCT s.fan_id FROM {SUBSCRIPTIONS} s"
+    f" JOIN {TIERS} mine ON mine.id = s.tier_id"
+    f" LEFT JOIN {TIERS} needed ON needed.id = i.min_tier_id"
+    " WHERE s.artist_id = i.artist_id AND s.status = 'active' AND (i.min_tier_id IS NULL OR"
+    " (needed.id IS NOT NULL AND mine.currency = needed.currency"
+    " AND mine.annual_price >= needed.annual_price))"
+)
+# Items whose unlock date came and whose subscribers were not told yet, with that audience.
+DUE_UNLOCKS = (
+    f"SELECT i.id, ARRAY({AUDIENCE} ORDER BY s.fan_id) AS subscribers FROM {ITEMS} i"
+    " WHERE NOT i.announced AND i.unlock_date <= $1 ORDER BY i.unlock_date LIMIT 100"
+)
+
+
 class Locker(Projection):
     name = "locker"
     version = 1
@@ -61,9 +78,11 @@ class Locker(Projection):
             " size bigint NOT NULL,"
             " sha256 text NOT NULL,"
             " uploaded_at timestamptz NOT NULL,"
-            " updated_at timestamptz NOT NULL)"
+            " updated_at timestamptz NOT NULL,"
+            " announced boolean NOT NULL DEFAULT false)"
         )
         await conn.execute("CREATE INDEX items_of ON items (artist_id, unlock_date DESC, id)")
+        await conn.execute("CREATE INDEX items_due ON items (unlock_date) WHERE NOT announced")
         await conn.execute(
             "CREATE TABLE tiers ("
             " seen_id uuid PRIMARY KEY,"  # nft's record of it
@@ -128,6 +147,10 @@ class Locker(Projection):
             e.min_tier_id,
             e.at,
         )
+
+    @handles(ContentItem.Unlocked)
+    async def unlocked(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute("UPDATE items SET announced = true WHERE id = $1", e.originator_id)
 
     @handles(TierSeen.Seen)
     async def tier(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
