@@ -10,9 +10,10 @@ the message id too, so even a redelivery racing the inbox cannot queue a second 
 
 A third, `notify.nft-events`, mails nft's facts: a buyer's shares were minted on chain, a
 distribution owes an account its revenue share, and a Coda Collective project reached its goal,
-was cancelled (each funder's refund), or had a milestone approved or rejected. Those project
-events mail several accounts at once: every mail of one message is saved in the one transaction
-that records the message (`Notifier.queue_all`), with an id per recipient, so a redelivery mails
+was cancelled (each funder's refund), or had a milestone approved or rejected; and an item of an
+artist's Bucket locker reached its unlock date (each subscriber it opens to). Those events mail
+several accounts at once: every mail of one message is saved in the one transaction that
+records the message (`Notifier.queue_all`), with an id per recipient, so a redelivery mails
 nobody twice and an account nobody can write to leaves the others' mails alone.
 
 Payment's and nft's events name an account but not an address: notify writes only to an account
@@ -35,6 +36,7 @@ from audifi_events.auth import (
     WalletLinked,
 )
 from audifi_events.nft import (
+    ContentUnlocked,
     DistributionClaimable,
     MilestoneApproved,
     MilestoneRejected,
@@ -102,6 +104,10 @@ def token_amount(base_units: str, decimals: int, currency: str) -> str:
 def _one_line(text: str) -> str:
     """A value bound for a subject line: no line break can reach (and break) the header."""
     return " ".join(text.split())
+
+
+# What a fan reads a locker item's media type as: "a new track".
+_MEDIA_KINDS = {"audio": "track", "video": "video", "image": "image"}
 
 
 def _link(public_url: str, path: str) -> str:
@@ -240,9 +246,10 @@ def nft_events_consumer(
 ) -> Consumer:
     """Mails about what an account holds: its shares minted on chain, a distribution it can
     claim; and about the Coda Collective projects it funded or (as their artist) runs: funded,
-    cancelled and refunded, a milestone approved or rejected. `public_url` is where people open
-    AudiFi; a claim link is it plus the event's `claim_path`. The other nft events (IPOs,
-    sales, investments, proofs, releases) are not bound: nobody is mailed for them."""
+    cancelled and refunded, a milestone approved or rejected; and the items of the artists'
+    lockers it subscribes to, as each is unlocked. `public_url` is where people open AudiFi; a
+    claim link is it plus the event's `claim_path`. The other nft events (IPOs, sales,
+    investments, proofs, releases) are not bound: nobody is mailed for them."""
     consumer = Consumer("notify", purpose)
 
     @consumer.handler("nft.share.minted", store=True)
@@ -328,5 +335,17 @@ def nft_events_consumer(
         }
         mail = await notifier()
         await _mail_if_reachable(mail, e.artist_id, Template.MILESTONE_REJECTED, params, ctx)
+
+    # -- Bucket's lockers: an item unlocked, a mail to each subscriber it opens to ----------
+
+    @consumer.handler("nft.content.unlocked", store=True)
+    async def content_unlocked(e: ContentUnlocked, ctx: HandlerContext) -> None:
+        params = {
+            "artist": _one_line(e.artist_name),
+            "title": _one_line(e.title),
+            "kind": _MEDIA_KINDS.get(e.media_type, "item"),
+        }
+        mails = [MailTo(s, Template.CONTENT_UNLOCKED, params) for s in e.subscribers]
+        await _mail_all_reachable(await notifier(), mails, ctx)
 
     return consumer

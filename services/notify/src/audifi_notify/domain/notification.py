@@ -50,6 +50,8 @@ class Template(enum.StrEnum):
     MILESTONE_PAYOUT_RELEASED = "milestone_payout_released"
     MILESTONE_RELEASED = "milestone_released"
     MILESTONE_REJECTED = "milestone_rejected"
+    # Bucket's lockers: one event, a mail to each subscriber the unlocked item opens to.
+    CONTENT_UNLOCKED = "content_unlocked"
 
 
 class Status(enum.StrEnum):
