@@ -15,7 +15,6 @@ URL (a redirect) when the media are in S3, the bytes when kept locally.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -30,7 +29,6 @@ from audifi_kit.errors import (
     ValidationFailed,
 )
 from audifi_kit.http import Identity
-from audifi_kit.http.bodies import check_json_body
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
 from audifi_kit.paging import Position, page_of
 from audifi_kit.values import invalid
@@ -44,6 +42,7 @@ from litestar.response import Redirect, Stream
 
 from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
+from audifi_nft.api.forms import chunks, json_object_field
 from audifi_nft.domain.locker import ArtistProfile, ContentNotFound, NotYourLocker
 from audifi_nft.domain.media import MAX_UPLOAD_BYTES
 from audifi_nft.projections.locker import ITEMS, OPENS, TIERS, VISIBLE, access_sql
@@ -51,7 +50,6 @@ from audifi_nft.projections.locker import ITEMS, OPENS, TIERS, VISIBLE, access_s
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
 CONTENT_BODY_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # the file and the form's fields
-UPLOAD_CHUNK_BYTES = 64 * 1024
 DOWNLOAD_SECONDS = 300
 
 
@@ -174,32 +172,11 @@ async def _item_row(nft: NftContext, identity: Identity, content_id: UUID) -> An
     return row
 
 
-def _metadata(text: str | None) -> dict[str, Any] | None:
-    if text is None or not text.strip():
-        return None
-    raw = text.encode()
-    if len(raw) > MAX_METADATA_BYTES:
-        raise invalid("metadata", f"Expected at most {MAX_METADATA_BYTES} bytes of JSON")
-    try:
-        check_json_body(raw, max_depth=MAX_METADATA_DEPTH)
-        value = msgspec.json.decode(raw)
-    except (ValidationFailed, msgspec.DecodeError):
-        raise invalid("metadata", "Expected a JSON object") from None
-    if not isinstance(value, dict):
-        raise invalid("metadata", "Expected a JSON object")
-    return value
-
-
 def _moment(text: str, field: str) -> datetime:
     try:
         return msgspec.convert(text, datetime)
     except msgspec.ValidationError:
         raise invalid(field, "Expected an RFC 3339 date-time with a timezone") from None
-
-
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
-        yield chunk
 
 
 class ArtistsController(Controller):
@@ -264,9 +241,14 @@ class ArtistsController(Controller):
             if data.type not in ("audio", "video", "image"):
                 raise invalid("type", "Expected audio, video or image")
             unlock = _moment(data.unlockDate, "unlockDate")
-            metadata = _metadata(data.metadata)
+            metadata = json_object_field(
+                data.metadata,
+                field="metadata",
+                max_bytes=MAX_METADATA_BYTES,
+                max_depth=MAX_METADATA_DEPTH,
+            )
             stored = await nft.storage.put(
-                f"locker/{artist_id}", _chunks(data.file), expect=data.type
+                f"locker/{artist_id}", chunks(data.file), expect=data.type
             )
         finally:
             await data.file.close()

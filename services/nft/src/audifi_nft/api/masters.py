@@ -10,7 +10,6 @@ file is streamed from the request's upload into the media storage, which sniffs 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -23,12 +22,10 @@ from audifi_kit.errors import (
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
 )
 from audifi_kit.fields import check
 from audifi_kit.http import Identity
-from audifi_kit.http.bodies import check_json_body
-from audifi_kit.values import invalid, user_id
+from audifi_kit.values import user_id
 from litestar import Controller, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
@@ -37,13 +34,13 @@ from litestar.params import Body, FromPath, JSONBody
 
 from audifi_nft.adapters.storage_s3 import PresignedUpload, S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
+from audifi_nft.api.forms import chunks, json_object_field
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.master import MAX_METADATA_BYTES, Master, MediaRef, Title, isrc
 from audifi_nft.domain.media import MAX_UPLOAD_BYTES
 from audifi_nft.domain.mint import Mint
 from audifi_nft.projections.minting import QUEUE
 
-UPLOAD_CHUNK_BYTES = 256 * 1024
 FORM_FIELDS_BYTES = 1024 * 1024  # title, isrc, metadata (16 KiB), artistId and the framing
 MAX_METADATA_DEPTH = 16
 MAX_MASTER_BODY_BYTES = 2 * MAX_UPLOAD_BYTES + FORM_FIELDS_BYTES
@@ -176,31 +173,6 @@ def ipo_view(ipo: Ipo) -> IpoView:
     )
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    """The upload's bytes, a chunk at a time (never the whole file in memory)."""
-    while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
-        yield chunk
-
-
-def _metadata(text: str | None) -> Any:
-    """The `metadata` form field: JSON text, bounded before it is decoded (a form field gets
-    none of the kit's JSON body guards; 3,000 levels of nesting overflowed the decoder)."""
-    if text is None or not text.strip():
-        return None
-    raw = text.encode()
-    if len(raw) > MAX_METADATA_BYTES:
-        raise invalid("metadata", f"Expected at most {MAX_METADATA_BYTES} bytes of JSON")
-    try:
-        check_json_body(raw, max_depth=MAX_METADATA_DEPTH)
-        return msgspec.json.decode(raw)
-    except ValidationFailed:
-        raise invalid(
-            "metadata", f"Expected JSON nested at most {MAX_METADATA_DEPTH} deep"
-        ) from None
-    except msgspec.DecodeError:
-        raise invalid("metadata", "Expected a JSON object") from None
-
-
 def _artist_of(identity: Identity, requested: str | None) -> str:
     admin = is_admin(identity)
     if not (admin or is_artist(identity)):
@@ -234,12 +206,17 @@ class MastersController(Controller):
         admin's), files `audio` and `cover` (each at most 200 MiB)."""
         try:
             artist = _artist_of(identity, data.artistId)
-            metadata = _metadata(data.metadata)
+            metadata = json_object_field(
+                data.metadata,
+                field="metadata",
+                max_bytes=MAX_METADATA_BYTES,
+                max_depth=MAX_METADATA_DEPTH,
+            )
             # What the domain refuses is refused before anything is stored.
             check(Title, data.title, field="title")
             isrc(data.isrc)
-            audio = await nft.storage.put("masters", _chunks(data.audio), expect="audio")
-            cover = await nft.storage.put("masters", _chunks(data.cover), expect="image")
+            audio = await nft.storage.put("masters", chunks(data.audio), expect="audio")
+            cover = await nft.storage.put("masters", chunks(data.cover), expect="image")
         finally:
             await data.audio.close()
             await data.cover.close()
@@ -295,7 +272,12 @@ class MastersController(Controller):
         caller): each adopted under the same rules as a direct upload (415, 413), then the
         master registered as `POST /masters` does."""
         artist = _artist_of(identity, data.artist_id)
-        metadata = _metadata(data.metadata)
+        metadata = json_object_field(
+            data.metadata,
+            field="metadata",
+            max_bytes=MAX_METADATA_BYTES,
+            max_depth=MAX_METADATA_DEPTH,
+        )
         check(Title, data.title, field="title")
         isrc(data.isrc)
         if not isinstance(nft.storage, S3Storage):

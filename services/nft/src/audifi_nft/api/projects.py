@@ -21,7 +21,6 @@ Amounts are integers in the currency's minor units. Every project and milestone 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -51,6 +50,7 @@ from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
+from audifi_nft.api.forms import chunks
 from audifi_nft.domain.media import kind_of_key
 from audifi_nft.domain.project import (
     FUNDING,
@@ -73,7 +73,6 @@ ProofFile = SingleLineText(300, min_length=1, description="A proof file uploaded
 PROOFS = "proofs"  # storage keys: proofs/<project id>/<sha256>.<ext>
 MAX_PROOF_BYTES = 25 * 1024 * 1024  # a PDF or an image
 PROOF_KINDS = ("image", "document")
-UPLOAD_CHUNK_BYTES = 64 * 1024
 
 
 class NotAnArtist(Forbidden):
@@ -368,11 +367,6 @@ def _milestone(milestone_id: str) -> tuple[UUID, int]:
     return parsed
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
-        yield chunk
-
-
 def _summary(r: Any) -> ProjectSummary:
     return ProjectSummary(
         id=r["id"],
@@ -625,7 +619,7 @@ class MilestonesController(Controller):
             if identity.user_id != project.artist_id and not is_admin(identity):
                 raise Forbidden("Only the project's artist submits proofs")
             stored = await nft.storage.put(
-                f"{PROOFS}/{project_id}", _chunks(data.file), expect=PROOF_KINDS
+                f"{PROOFS}/{project_id}", chunks(data.file), expect=PROOF_KINDS
             )
         finally:
             await data.file.close()
