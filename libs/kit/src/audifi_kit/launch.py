@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -203,6 +204,17 @@ async def _serve_built(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        _ignore_late_signals()
+
+
+def _ignore_late_signals() -> None:
+    """The process is on its way out: a second SIGINT/SIGTERM (a supervisor's after the
+    terminal's) has nothing left to stop. Ignored, it cannot reach a handler whose event loop
+    is closing (CPython then prints "Exception ignored when trying to write to the signal
+    wakeup fd")."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: float = 30.0) -> None:
@@ -279,7 +291,13 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
         await _wait_until_up(f"{stripe_env['STRIPE_API_BASE']}/healthz", stopping)
         for n in stripe_users:
             envs[n] = {**envs.get(n, {}), **stripe_env}
-    await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
+    try:
+        await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        _ignore_late_signals()
 
 
 def chain_envs(
