@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format bench chaos run up clean abi
+.PHONY: install test lint format bench chaos fuzz run up clean abi
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -38,6 +38,11 @@ CHAOS_SECONDS ?= 300
 chaos: install ## the event store's concurrency proof for minutes: racing writers, delayed commits, tailing readers
 	AUDIFI_CHAOS_SECONDS=$(CHAOS_SECONDS) AUDIFI_MODEL_EXAMPLES=2000 $(UV) run --frozen pytest \
 		libs/kit/tests/test_recorder_concurrency.py libs/kit/tests/test_recorder_model.py \
+		-p no:cacheprovider --timeout=0 -q $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 60
+fuzz: install ## the merged OpenAPI fuzzed through the gateway, more examples per operation than make test
+	AUDIFI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(UV) run --frozen pytest tests-e2e/test_fuzz.py \
 		-p no:cacheprovider --timeout=0 -q $(PYTEST_ARGS)
 
 run: install ## the whole platform in one process, embedded: gateway on http://127.0.0.1:8080
