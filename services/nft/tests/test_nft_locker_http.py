@@ -241,8 +241,21 @@ async def test_bad_uploads_are_refused_and_change_nothing(nft: Nft) -> None:
             tier=str(uuid.uuid4()),
         )
         assert no_tier.json()["error"]["details"]["fields"][0]["field"] == "minTierId"
+        long_title = await _upload(
+            c, nft, kind="image", content=png(), title="x" * 201, unlock=nft.clock()
+        )
+        assert long_title.json()["error"]["details"]["fields"][0]["field"] == "title"
+        naive = await c.post(
+            f"/artists/{ARTIST}/content",
+            data={"type": "image", "title": "x", "unlockDate": "2027-01-01T00:00:00"},
+            files={"file": ("x.png", png(), "image/png")},
+            headers=artist,
+        )
+        assert naive.json()["error"]["details"]["fields"][0]["field"] == "unlockDate"
         page = await c.get(f"/artists/{ARTIST}/content", headers=artist)
         assert page.json()["items"] == []
+        kept = [p for p in nft.media.rglob("*") if p.is_file() and "locker" in p.parts]
+        assert kept == []  # a refused upload stores nothing
         nobody = await c.get(f"/artists/{uuid.uuid4()}/content", headers=artist)
         assert nobody.status_code == 404
 

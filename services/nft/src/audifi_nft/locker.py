@@ -73,11 +73,21 @@ class LockerCommands:
 
     # -- content ---------------------------------------------------------------------------
 
-    def check_locker_owner(self, artist_id: UUID, *, actor_id: str, actor_is_admin: bool) -> None:
-        """An existing artist's locker, and the caller may fill it (404, then 403)."""
+    def check_locker_owner(
+        self,
+        artist_id: UUID,
+        *,
+        actor_id: str,
+        actor_is_admin: bool,
+        min_tier_id: str | None = None,
+    ) -> None:
+        """An existing artist's locker, the caller may fill it (404, then 403), and the tier
+        an item would need is one of the artist's (400)."""
         self.profile(artist_id)
         if str(artist_id) != actor_id and not actor_is_admin:
             raise NotYourLocker()
+        if min_tier_id is not None:
+            self._check_tier(min_tier_id, artist_id)
 
     def upload_content(
         self,
@@ -95,9 +105,9 @@ class LockerCommands:
         metadata: dict[str, Any] | None,
         now: datetime,
     ) -> ContentItem:
-        self.check_locker_owner(artist_id, actor_id=actor_id, actor_is_admin=actor_is_admin)
-        if min_tier_id is not None:
-            self._check_tier(min_tier_id, artist_id)
+        self.check_locker_owner(
+            artist_id, actor_id=actor_id, actor_is_admin=actor_is_admin, min_tier_id=min_tier_id
+        )
         item = ContentItem.upload(
             item_id=item_id,
             artist_id=str(artist_id),

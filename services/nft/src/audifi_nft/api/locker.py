@@ -28,10 +28,11 @@ from audifi_kit.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from audifi_kit.fields import check
 from audifi_kit.http import Identity
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
 from audifi_kit.paging import Position, page_of
-from audifi_kit.values import invalid
+from audifi_kit.values import invalid, moment
 from litestar import Controller, get, patch, put
 from litestar import post as post_route
 from litestar.datastructures import UploadFile
@@ -43,7 +44,14 @@ from litestar.response import Redirect, Stream
 from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.api.forms import chunks, json_object_field
-from audifi_nft.domain.locker import ArtistProfile, ContentNotFound, NotYourLocker
+from audifi_nft.domain.locker import (
+    MEDIA_TYPES,
+    ArtistProfile,
+    ContentNotFound,
+    ItemDescription,
+    ItemTitle,
+    NotYourLocker,
+)
 from audifi_nft.domain.media import MAX_UPLOAD_BYTES
 from audifi_nft.projections.locker import ITEMS, OPENS, TIERS, VISIBLE, access_sql
 
@@ -174,7 +182,7 @@ async def _item_row(nft: NftContext, identity: Identity, content_id: UUID) -> An
 
 def _moment(text: str, field: str) -> datetime:
     try:
-        return msgspec.convert(text, datetime)
+        return moment(msgspec.convert(text, datetime), field=field)
     except msgspec.ValidationError:
         raise invalid(field, "Expected an RFC 3339 date-time with a timezone") from None
 
@@ -232,14 +240,18 @@ class ArtistsController(Controller):
         `file` (at most 200 MiB)."""
         app = nft.app
         try:
+            # What the locker refuses is refused before anything is stored.
             await nft.store.call(
                 app.check_locker_owner,
                 artist_id,
                 actor_id=identity.user_id,
                 actor_is_admin=is_admin(identity),
+                min_tier_id=data.minTierId or None,
             )
-            if data.type not in ("audio", "video", "image"):
+            if data.type not in MEDIA_TYPES:
                 raise invalid("type", "Expected audio, video or image")
+            check(ItemTitle, data.title, field="title")
+            check(ItemDescription, data.description or "", field="description")
             unlock = _moment(data.unlockDate, "unlockDate")
             metadata = json_object_field(
                 data.metadata,
