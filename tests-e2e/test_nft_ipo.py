@@ -117,6 +117,22 @@ class Chain:
                 "chainId": self.w3.eth.chain_id,
             }
         )
+        return self._signed(account, tx)
+
+    def transact(self, key: str, tx: dict) -> dict:
+        """A prepared transaction (`to`, `data`, `value`), as a wallet signs and sends it."""
+        account = Account.from_key(key)
+        tx = {
+            **tx,
+            "from": account.address,
+            "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": self.w3.eth.chain_id,
+            "gasPrice": self.w3.eth.gas_price,
+        }
+        tx["gas"] = self.w3.eth.estimate_gas(tx)
+        return self._signed(account, tx)
+
+    def _signed(self, account, tx: dict) -> dict:  # type: ignore[no-untyped-def]
         signed = account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
@@ -475,3 +491,105 @@ def test_fans_fund_a_project_by_card_milestones_pay_the_artist_and_a_missed_dead
     assert [_available(gw, fan) for fan in short_fans] == [1_500, 1_500]
     assert [i["status"] for i in short_paid] == ["pending", "pending"]  # as answered at funding
     assert "balanced" in platform.verify_ledger()
+
+
+# --- Coda Collective on chain: MilestoneEscrow in DevUSD, fans' own wallets ------------------
+
+
+def _new_wallet(chain: Chain) -> str:
+    """A fresh wallet with gas, from the test fan's genesis account; its key."""
+    account = Account.create()
+    funder = Account.from_key(_genesis_key(10))
+    chain.transact(funder.key.to_0x_hex(), {"to": account.address, "value": 10**17})
+    return account.key.to_0x_hex()
+
+
+def _account_of(headers: dict[str, str]) -> str:
+    import jwt
+
+    return jwt.decode(headers["Authorization"][7:], options={"verify_signature": False})["sub"]
+
+
+def test_fans_fund_a_project_on_chain_and_its_milestones_pay_the_artists_wallet(
+    platform: Platform, as_
+) -> None:
+    gw, chain, admin = platform.gateway, Chain(platform), as_(ADMIN, "admin")
+    artist_key = _new_wallet(chain)
+    artist_wallet = Account.from_key(artist_key).address
+    artist = _sign_in_with_wallet(platform, artist_key)  # auth tells nft: this wallet is theirs
+    fan_keys = [_new_wallet(chain) for _ in range(3)]
+    fans = [_sign_in_with_wallet(platform, key) for key in fan_keys]
+    for key in fan_keys:  # test USDC, minted by DevUSD's owner
+        chain.send(
+            _genesis_key(4), chain.token.functions.mint(Account.from_key(key).address, 10**8)
+        )
+    usdc = 10**6
+
+    def created() -> dict | None:  # an admin opens it for the artist, once nft knows the wallet
+        answer = httpx.post(
+            f"{gw}/projects",
+            json={
+                "title": "Songs from the Escrow",
+                "fundingGoal": 100 * usdc,
+                "currency": "USDC",
+                "fundingMethod": "chain",
+                "fundingDeadline": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+                "milestones": [
+                    {"name": "Recording", "payoutAmount": 40 * usdc},
+                    {"name": "Release", "payoutAmount": 60 * usdc},
+                ],
+                "artistId": _account_of(artist),
+            },
+            headers=admin,
+        )
+        return answer.json() if answer.status_code == 201 else None
+
+    pid = eventually_sync(created, within=60, every=0.5, what="the project")["id"]
+
+    for key, fan, amount in zip(fan_keys, fans, (30, 50, 20), strict=True):
+
+        def prepared(fan: dict = fan, amount: int = amount) -> dict | None:  # escrow made
+            answer = httpx.post(
+                f"{gw}/projects/{pid}/fund",
+                json={"amount": amount * usdc, "method": "chain"},
+                headers=fan,
+            )
+            return answer.json() if answer.status_code == 201 else None
+
+        funding = eventually_sync(prepared, within=60, every=0.5, what="the escrow")
+        for tx in funding["transactions"]:  # the fan's wallet signs the approve, then the fund
+            chain.transact(key, {"to": tx["to"], "data": tx["data"], "value": int(tx["value"])})
+
+    def in_progress() -> dict | None:  # the chain's ProjectFunded logs, indexed
+        shown = httpx.get(f"{gw}/projects/{pid}", headers=fans[0]).json()
+        return shown if shown["status"] == "in_progress" else None
+
+    shown = eventually_sync(in_progress, within=90, every=0.5, what="the goal reached")
+    assert (shown["amountRaised"], shown["funders"], shown["escrowed"]) == (
+        100 * usdc,
+        3,
+        100 * usdc,
+    )
+    escrow = chain.contract("MilestoneEscrow")
+    assert shown["escrow"]["address"] == escrow.address
+    for index, milestone in enumerate(shown["milestones"]):
+        proof = {"proofUrl": f"https://files.example/escrow-{index}.zip"}
+        sent = httpx.post(
+            f"{gw}/milestones/{milestone['id']}/submit-proof", json=proof, headers=artist
+        )
+        assert sent.status_code == 200, sent.text
+        assert httpx.post(f"{gw}/milestones/{milestone['id']}/approve", headers=admin).is_success
+
+    def paid_out() -> bool:  # released on chain by nft's operator, to the artist's wallet
+        return chain.token.functions.balanceOf(artist_wallet).call() == 100 * usdc
+
+    eventually_sync(paid_out, within=90, every=0.5, what="the milestones released on chain")
+
+    def finalized() -> dict | None:
+        answer = httpx.post(f"{gw}/projects/{pid}/finalize", headers=artist)
+        return answer.json() if answer.status_code == 200 else None
+
+    assert eventually_sync(finalized, within=60, every=0.5)["status"] == "released"
+    mine = httpx.get(f"{gw}/user/investments", headers=fans[1]).json()["items"]
+    assert [(i["method"], i["amount"]) for i in mine] == [("chain", 50 * usdc)]
+    assert "balanced" in platform.verify_ledger()  # no card money moved for it

@@ -176,7 +176,9 @@ class SharesTransferReverted(IntegrationEvent, kw_only=True):
 # -- Coda Collective: projects funded by fans ----------------------------------------------
 # Funding a project by card goes through payment's orders: the order id is the investment's
 # id, the product `{"service": "nft", "kind": "project_funding", "reference": <project id>}`.
-# Amounts are the project currency's minor units.
+# Amounts are the project currency's minor units. `fundingMethod` "chain": the project is
+# funded in the payment token through MilestoneEscrow (currency USDC, amounts in its base
+# units); its money never passes through payment's ledger, so payment leaves it alone.
 
 
 @integration_event("nft.project.created")
@@ -192,6 +194,7 @@ class ProjectCreated(IntegrationEvent, kw_only=True):
     revenue_share_bps: int
     milestones: int
     created_at: datetime
+    funding_method: str = "card"  # card, chain
 
 
 @integration_event("nft.project.funded")
@@ -206,6 +209,7 @@ class ProjectFunded(IntegrationEvent, kw_only=True):
     currency: str
     payment: str
     funded_at: datetime
+    funding_method: str = "card"  # card, chain
 
 
 @integration_event("nft.project.goal_reached")
@@ -220,6 +224,7 @@ class ProjectGoalReached(IntegrationEvent, kw_only=True):
     funders: list[str]  # account ids, each once
     milestone_payouts: list[int]  # in release order: what each milestone's approval releases
     reached_at: datetime
+    funding_method: str = "card"  # card, chain
 
 
 class InvestmentRefund(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -244,6 +249,7 @@ class ProjectCancelled(IntegrationEvent, kw_only=True):
     refunds: list[InvestmentRefund]
     remainder: int
     cancelled_at: datetime
+    funding_method: str = "card"  # card, chain
 
 
 @integration_event("nft.milestone.proof_submitted")
@@ -269,6 +275,7 @@ class MilestoneApproved(IntegrationEvent, kw_only=True):
     currency: str
     funders: list[str]
     approved_at: datetime
+    funding_method: str = "card"  # card, chain
 
 
 @integration_event("nft.milestone.rejected")

@@ -46,6 +46,7 @@ from eventsourcing.persistence import IntegrityError
 from litestar import Litestar
 
 from audifi_nft.adapters.distributor_chain import ChainDistributor
+from audifi_nft.adapters.escrow_chain import ChainEscrow
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.adapters.storage_s3 import S3Storage
@@ -76,6 +77,7 @@ from audifi_nft.api.withdrawals import WithdrawalsController
 from audifi_nft.application import NftApplication
 from audifi_nft.consumers import orders_consumer, subscriptions_consumer, wallets_consumer
 from audifi_nft.distributions import Distributions
+from audifi_nft.escrow import Escrow, EscrowFollower
 from audifi_nft.holdings import INDEXER_NAME, share_indexer
 from audifi_nft.ipos import Ipos
 from audifi_nft.minting import Minter, Minting
@@ -83,6 +85,7 @@ from audifi_nft.outbox import outbox
 from audifi_nft.projections import PROJECTIONS
 from audifi_nft.projections.locker import DUE_UNLOCKS
 from audifi_nft.projections.minting import MintingQueue
+from audifi_nft.projections.projects import Projects
 from audifi_nft.projections.wallets import owners_of
 
 MEDIA_DIR_ENV = "AUDIFI_NFT_MEDIA_DIR"
@@ -246,14 +249,26 @@ def create_app(
         context.minter = minter
         if context.chain_distributor is None:
             context.chain_distributor = ChainDistributor(app.state[CHAIN_STATE_KEY])
+        if context.escrow_chain is None:
+            context.escrow_chain = ChainEscrow(app.state[CHAIN_STATE_KEY])
+        escrow = EscrowFollower(
+            Escrow(runtime.store, context.escrow_chain),
+            runtime.store,
+            runtime.pool,
+            runtime.projections[Projects.name],
+            poll_interval=interval,
+        )
+        context.escrow = escrow
         tick = functools.partial(
             tick_ipo_clock, context.ipos, runtime, context.distributions, context.clock
         )
         async with _opened(context.storage), every(interval, tick, name="IPO clock"):
             await minter.start()
+            await escrow.start()
             try:
                 yield
             finally:
+                await escrow.stop()
                 await minter.stop()
 
     @asynccontextmanager

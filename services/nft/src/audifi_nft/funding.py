@@ -15,7 +15,13 @@ from uuid import UUID
 
 from audifi_kit.errors import Forbidden
 
-from audifi_nft.domain.project import Project, ProjectExists, ProjectNotFound
+from audifi_nft.domain.project import (
+    ChainProjectRef,
+    Project,
+    ProjectExists,
+    ProjectNotFound,
+    chain_project_ref_id,
+)
 
 
 class ProjectCommands:
@@ -212,6 +218,60 @@ class ProjectCommands:
         amount = project.claim_payout(investment_id=investment_id, account_id=account_id, now=now)
         self.save(project)
         return amount
+
+    # -- on chain (MilestoneEscrow) ----------------------------------------------------------
+
+    def project_of_chain(self, chain_project_id: int) -> Project | None:
+        """The project MilestoneEscrow's project `chain_project_id` is, if it is one of ours."""
+        ref = self._find(ChainProjectRef, chain_project_ref_id(chain_project_id))
+        return None if ref is None else self.project(ref.project_id)
+
+    def record_escrow(
+        self,
+        project_id: UUID,
+        *,
+        chain_id: int,
+        escrow: str,
+        chain_project_id: int,
+        tx_hash: str | None,
+        now: datetime,
+    ) -> Project:
+        """The escrow project made for `project_id`, saved with its reference (a second
+        project claiming the same escrow project fails on the reference's id)."""
+        project = self.project(project_id)
+        if project.record_escrow(
+            chain_id=chain_id,
+            escrow=escrow,
+            chain_project_id=chain_project_id,
+            tx_hash=tx_hash,
+            now=now,
+        ):
+            self.save(project, ChainProjectRef.record(chain_project_id, project_id))
+        return project
+
+    def record_chain_release(
+        self, project_id: UUID, *, index: int, tx_hash: str | None, now: datetime
+    ) -> Project:
+        project = self.project(project_id)
+        project.record_chain_release(index=index, tx_hash=tx_hash, now=now)
+        self.save(project)
+        return project
+
+    def record_chain_cancel(
+        self, project_id: UUID, *, tx_hash: str | None, now: datetime
+    ) -> Project:
+        project = self.project(project_id)
+        project.record_chain_cancel(tx_hash=tx_hash, now=now)
+        self.save(project)
+        return project
+
+    def register_chain_funder(
+        self, project_id: UUID, *, address: str, account_id: str, now: datetime
+    ) -> Project:
+        project = self.project(project_id)
+        project.register_chain_funder(address=address, account_id=account_id, now=now)
+        self.save(project)
+        return project
 
     @staticmethod
     def _require_artist(project: Project, actor_id: str, actor_is_admin: bool, what: str) -> None:

@@ -1,5 +1,6 @@
-"""Holdings from the chain: MasterShares' transfer logs into nft's event store (and
-RevenueDistributor's claims into their distributions, `ClaimsIndexHandler`, same indexer).
+"""Holdings from the chain: MasterShares' transfer logs into nft's event store (and, by the
+same indexer, RevenueDistributor's claims into their distributions, `ClaimsIndexHandler`, and
+MilestoneEscrow's fundings and refunds into Coda chain projects, `EscrowIndexHandler`).
 
 The kit's `ChainIndexer` follows MasterShares (from the block it was deployed in,
 `settings.chain_confirmations` behind the head) and hands each log to `SharesIndexHandler`,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 INDEXER_NAME = "nft.shares"
 CONTRACT = "MasterShares"
 DISTRIBUTOR = "RevenueDistributor"
+ESCROW = "MilestoneEscrow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,58 @@ class ClaimsIndexHandler:
         return [d]
 
 
+class EscrowIndexHandler:
+    """MilestoneEscrow's `ProjectFunded` and `Refunded` logs into their Coda project (found
+    by its escrow project's id): what fans paid in and took back, as the chain says. The
+    operator's own steps (created, released, cancelled) are recorded by it (escrow.py);
+    projects that are not ours are passed over."""
+
+    EVENTS = ("ProjectFunded", "Refunded")
+
+    def _project(self, app: NftApplication, chain_log: ChainLog) -> Any:
+        if chain_log.event not in self.EVENTS:
+            return None
+        return app.project_of_chain(int(chain_log.args["projectId"]))
+
+    def apply(self, app: NftApplication, chain_log: ChainLog) -> Sequence[Any]:
+        project = self._project(app, chain_log)
+        if project is None:
+            return []
+        args = chain_log.args
+        funder = to_checksum_address(args["funder"])
+        record = (
+            project.record_chain_funding
+            if chain_log.event == "ProjectFunded"
+            else project.record_chain_refund
+        )
+        changed = record(
+            log_key=chain_log.key,
+            funder=funder,
+            amount=int(args["amount"]),
+            tx_hash=chain_log.tx_hash,
+            now=datetime.now(UTC),
+        )
+        return [project] if changed else []
+
+    def revert(self, app: NftApplication, chain_log: ChainLog) -> Sequence[Any]:
+        project = self._project(app, chain_log)
+        if project is None:
+            return []
+        args = chain_log.args
+        take_back = (
+            project.revert_chain_funding
+            if chain_log.event == "ProjectFunded"
+            else project.revert_chain_refund
+        )
+        changed = take_back(
+            log_key=chain_log.key,
+            funder=to_checksum_address(args["funder"]),
+            amount=int(args["amount"]),
+            now=datetime.now(UTC),
+        )
+        return [project] if changed else []
+
+
 class PlatformIndexHandler:
     """nft's one indexer: each log to the handler of the contract that emitted it."""
 
@@ -205,6 +259,10 @@ async def share_indexer(
     if distributor is not None:  # its claims: recorded into their distributions
         contracts[distributor.address] = artifact(DISTRIBUTOR, settings).abi
         handlers[distributor.address] = ClaimsIndexHandler()
+    escrow = deployment.contracts.get(ESCROW)
+    if escrow is not None:  # Coda chain projects' fundings and refunds
+        contracts[escrow.address] = artifact(ESCROW, settings).abi
+        handlers[escrow.address] = EscrowIndexHandler()
     return ChainIndexer(
         name,
         reader.w3,
@@ -212,7 +270,7 @@ async def share_indexer(
         pool,
         contracts,
         PlatformIndexHandler(handlers),
-        start_block=min(c.block for c in (shares, distributor) if c is not None),
+        start_block=min(c.block for c in (shares, distributor, escrow) if c is not None),
         confirmations=settings.chain_confirmations,
         keep_blocks=REORG_WINDOW,
         **options,

@@ -223,6 +223,7 @@ def _project_created(e: Any) -> published.ProjectCreated:
         revenue_share_bps=e.share_bps,
         milestones=len(e.milestones),
         created_at=e.at,
+        funding_method=getattr(e, "funding_method", "card"),
     )
 
 
@@ -257,6 +258,22 @@ def _invested(e: Any) -> published.ProjectFunded:
     )
 
 
+@outbox.maps(Project.ChainInvested)
+def _invested_on_chain(e: Any) -> published.ProjectFunded:
+    f = e.facts
+    return published.ProjectFunded(
+        project_id=str(e.originator_id),
+        investment_id=e.investment_id,
+        account_id=e.account_id,
+        artist_id=f["artist_id"],
+        amount=e.amount,
+        currency=f["currency"],
+        payment=e.tx_hash,
+        funded_at=e.at,
+        funding_method="chain",
+    )
+
+
 @outbox.maps(Project.GoalReached)
 def _goal_reached(e: Any) -> published.ProjectGoalReached:
     f = e.facts
@@ -269,6 +286,7 @@ def _goal_reached(e: Any) -> published.ProjectGoalReached:
         funders=f["funders"],
         milestone_payouts=f["milestone_payouts"],
         reached_at=e.at,
+        funding_method=f.get("funding_method", "card"),
     )
 
 
@@ -285,10 +303,12 @@ def _project_cancelled(e: Any) -> published.ProjectCancelled:
             published.InvestmentRefund(
                 investment_id=iid, account_id=r["account_id"], amount=r["amount"]
             )
-            for iid, r in e.refunds.items()
+            # On chain: what each funder may take back from the escrow.
+            for iid, r in (e.refunds or getattr(e, "chain_refunds", None) or {}).items()
         ],
         remainder=e.remainder,
         cancelled_at=e.at,
+        funding_method=f.get("funding_method", "card"),
     )
 
 
@@ -317,6 +337,7 @@ def _milestone_approved(e: Any) -> published.MilestoneApproved:
         currency=f["currency"],
         funders=f["funders"],
         approved_at=e.at,
+        funding_method=f.get("funding_method", "card"),
     )
 
 

@@ -110,6 +110,11 @@ def distributions_consumer(purpose: str = DISTRIBUTIONS_PURPOSE) -> Consumer:
     return consumer
 
 
+# A Coda project funded on chain: MilestoneEscrow holds, releases and refunds its money, so its
+# funding, releases and cancellation book nothing here (its revenue claims still do).
+ON_CHAIN = "chain"
+
+
 def projects_consumer(purpose: str = PROJECTS_PURPOSE) -> Consumer:
     """Coda projects' escrow, as nft's project events decide it (`application/escrow.py`)."""
     consumer = Consumer("payment", purpose)
@@ -117,6 +122,8 @@ def projects_consumer(purpose: str = PROJECTS_PURPOSE) -> Consumer:
     @consumer.handler("nft.project.goal_reached")
     async def goal_reached(e: ProjectGoalReached, ctx: HandlerContext) -> None:
         assert ctx.store is not None
+        if e.funding_method == ON_CHAIN:
+            return
         await ctx.store.call(
             ctx.store.app.hold_milestones,
             e.project_id,
@@ -129,11 +136,15 @@ def projects_consumer(purpose: str = PROJECTS_PURPOSE) -> Consumer:
     @consumer.handler("nft.milestone.approved")
     async def approved(e: MilestoneApproved, ctx: HandlerContext) -> None:
         assert ctx.store is not None
+        if e.funding_method == ON_CHAIN:
+            return
         await ctx.store.call(ctx.store.app.release_milestone, e.project_id, e.sequence)
 
     @consumer.handler("nft.project.cancelled")
     async def cancelled(e: ProjectCancelled, ctx: HandlerContext) -> None:
         assert ctx.store is not None
+        if e.funding_method == ON_CHAIN:
+            return
         await ctx.store.call(
             ctx.store.app.refund_project,
             e.project_id,

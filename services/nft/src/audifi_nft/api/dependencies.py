@@ -21,6 +21,7 @@ from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import MediaStorage
 from audifi_nft.application import NftApplication
 from audifi_nft.distributions import Distributions, Distributor
+from audifi_nft.escrow import EscrowChain, EscrowFollower
 from audifi_nft.ipos import ChainPayments, Ipos, SharesChain
 from audifi_nft.minting import Minter
 
@@ -36,6 +37,8 @@ class NftContext:
     minter: Minter | None = None  # runs in the app's lifespan
     chain_payments: ChainPayments | None = None  # the platform's token on its chain unless given
     chain_distributor: Distributor | None = None  # RevenueDistributor on its chain unless given
+    escrow_chain: EscrowChain | None = None  # MilestoneEscrow on its chain unless given
+    escrow: EscrowFollower | None = None  # runs in the app's lifespan
     # What time it is for the lockers (unlock dates): the wall clock, or a test's.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 

@@ -16,6 +16,16 @@ is cancelled by the project clock and refunded in full.
 
 Amounts are integers in the currency's minor units. Every project and milestone has
 `onchainReference` (null for a project funded by card).
+
+A project created with `fundingMethod: "chain"` is funded in the payment token through
+MilestoneEscrow (currency `USDC`, amounts in its base units, 6 decimals; the artist needs a
+linked wallet: milestone payouts go there). Its `escrow` names the escrow project once nft's
+operator created it (`onchainReference` too). A fan funds it with `POST /projects/{id}/fund`
+`{"amount", "method": "chain", "walletAddress"}` (one of their linked wallets; their current
+one when omitted): the answer holds the two transactions their wallet signs (the token's
+approve, the escrow's fund); the investment appears once the chain's `ProjectFunded` log is
+indexed. Approvals release milestones on chain, a cancellation cancels the escrow project, and
+each funder takes their refund from the contract (`refundable`, then `refundTx`).
 """
 
 from __future__ import annotations
@@ -51,13 +61,23 @@ from litestar.response import Stream
 
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.api.forms import chunks
+from audifi_nft.domain.custody import NoWalletLinked
 from audifi_nft.domain.media import kind_of_key
 from audifi_nft.domain.project import (
+    CANCELLED,
+    CARD,
+    CHAIN,
     FUNDING,
+    PAID,
     PENDING,
+    EscrowNotReady,
+    FundingExceedsGoal,
     InvestmentNotFound,
     MilestoneNotFound,
     Project,
+    ProjectNotFunding,
+    WrongFundingMethod,
+    chain_investment_id,
     milestone_id_of,
     parse_milestone_id,
 )
@@ -96,11 +116,47 @@ class ProjectRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
     release_date: datetime | None = None
     revenue_share_bps: int = 0
     artist_id: str | None = None  # an admin's, creating a project for an artist
+    # "chain": funded in the payment token through MilestoneEscrow (currency USDC).
+    funding_method: Literal["card", "chain"] = "card"
 
 
 class FundRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     amount: int
-    method: Literal["card"] = "card"
+    method: Literal["card", "chain"] = "card"
+    # A chain project's: the funder's linked wallet that signs (their current one if unset).
+    wallet_address: Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")] | None = None
+
+
+class EscrowView(msgspec.Struct, rename="camel", kw_only=True):
+    """Where a chain project's money is: MilestoneEscrow's project `projectId`."""
+
+    chain_id: int | None
+    address: str | None  # MilestoneEscrow
+    project_id: int | None  # null until nft's operator created it
+    recipient: str  # the artist's wallet: released milestones are paid there
+    released_milestones: int  # released on chain so far
+    cancelled: bool
+
+
+class ChainTxView(msgspec.Struct, rename="camel", kw_only=True):
+    to: str
+    data: str
+    value: str  # wei, as text
+    description: str
+
+
+class ChainFundingView(msgspec.Struct, rename="camel", kw_only=True):
+    """A chain project's funding, prepared: sign and send `transactions` in order from
+    `walletAddress`. The investment (`investmentId`) grows once the chain says it was paid."""
+
+    project_id: UUID
+    investment_id: str
+    method: str
+    wallet_address: str
+    amount: int
+    currency: str
+    escrow: EscrowView
+    transactions: list[ChainTxView]
 
 
 class ProofRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -162,7 +218,7 @@ class MilestoneView(msgspec.Struct, rename="camel", kw_only=True):
     submitted_at: datetime | None
     released_at: datetime | None
     rejections: list[RejectionView]
-    onchain_reference: str | None
+    onchain_reference: str | None  # a chain project's: the release transaction
 
 
 class ProjectView(msgspec.Struct, rename="camel", kw_only=True):
@@ -188,6 +244,8 @@ class ProjectView(msgspec.Struct, rename="camel", kw_only=True):
     created_at: datetime
     ended_reason: str | None = None  # a cancelled project's: "deadline" or an admin's reason
     finalized_at: datetime | None = None
+    funding_method: str = CARD  # card, chain
+    escrow: EscrowView | None = None  # a chain project's
 
 
 class ProjectSummary(msgspec.Struct, rename="camel", kw_only=True):
@@ -206,6 +264,7 @@ class ProjectSummary(msgspec.Struct, rename="camel", kw_only=True):
     release_date: datetime | None
     created_at: datetime
     onchain_reference: str | None = None
+    funding_method: str = CARD
 
 
 class ProjectPage(msgspec.Struct, rename="camel", kw_only=True):
@@ -221,7 +280,7 @@ class InvestmentView(msgspec.Struct, rename="camel", kw_only=True):
     currency: str
     status: str  # pending, paid, lapsed
     created_at: datetime
-    expires_at: datetime
+    expires_at: datetime | None  # a card investment's hold; null on chain
     paid_at: datetime | None
     refunded: int
     claimed: int
@@ -229,6 +288,12 @@ class InvestmentView(msgspec.Struct, rename="camel", kw_only=True):
     tokenized_shares: None = None  # the seed's field for a future on-chain record
     checkout: dict[str, Any] | None = None  # while pending
     refund_required: bool = False  # a payment arrived after the investment lapsed
+    method: str = CARD  # card, chain
+    wallet_address: str | None = None  # on chain: the funder's address
+    # On chain, after a cancellation: what the contract pays back when the funder calls
+    # `refund` (contribution x unreleased / raised, rounded down), until they took it.
+    refundable: int = 0
+    refund_tx: str | None = None
 
 
 class InvestmentPage(msgspec.Struct, rename="camel", kw_only=True):
@@ -273,10 +338,24 @@ def milestone_views(project: Project) -> list[MilestoneView]:
                     )
                     for r in m["rejections"]
                 ],
-                onchain_reference=None,
+                onchain_reference=m.get("release_tx"),
             )
         )
     return views
+
+
+def escrow_view(project: Project) -> EscrowView | None:
+    if project.funding_method != CHAIN:
+        return None
+    assert project.chain_recipient is not None
+    return EscrowView(
+        chain_id=project.chain_id,
+        address=project.chain_escrow,
+        project_id=project.chain_project_id,
+        recipient=project.chain_recipient,
+        released_milestones=project.chain_released,
+        cancelled=project.chain_cancelled,
+    )
 
 
 def project_view(project: Project) -> ProjectView:
@@ -303,7 +382,18 @@ def project_view(project: Project) -> ProjectView:
         created_at=project.created_at,
         ended_reason=project.ended_reason,
         finalized_at=project.finalized_at,
+        funding_method=project.funding_method,
+        escrow=escrow_view(project),
     )
+
+
+def _refundable(project: Project, i: dict[str, Any]) -> int:
+    """MilestoneEscrow's refund of a cancelled chain project, not taken yet."""
+    if i.get("method") != CHAIN or project.status != CANCELLED or i["refunded"]:
+        return 0
+    if i["state"] != PAID or not project.raised:
+        return 0
+    return i["amount"] * (project.raised - project.released) // project.raised
 
 
 def investment_view(project: Project, investment_id: str) -> InvestmentView:
@@ -332,6 +422,10 @@ def investment_view(project: Project, investment_id: str) -> InvestmentView:
             else None
         ),
         refund_required=bool(i.get("refunds_required")),
+        method=i.get("method", CARD),
+        wallet_address=i.get("funder"),
+        refundable=_refundable(project, i),
+        refund_tx=i.get("refund_tx"),
     )
 
 
@@ -360,6 +454,65 @@ async def _project_of_investment(nft: NftContext, investment_id: UUID) -> Projec
     return await _project(nft, project_id)
 
 
+async def _fund_on_chain(
+    nft: NftContext, identity: Identity, project_id: UUID, data: FundRequest
+) -> ChainFundingView:
+    """The approve and fund transactions for the caller's wallet, the wallet named as theirs
+    first (its `ProjectFunded` logs become their investment). Checked as the contract would,
+    so a wallet is not asked to sign what would revert."""
+    project = await _project(nft, project_id)
+    if project.funding_method != CHAIN:
+        raise WrongFundingMethod(
+            "This project is funded by card", details={"fundingMethod": project.funding_method}
+        )
+    if project.status != FUNDING or datetime.now(UTC) >= project.funding_deadline:
+        raise ProjectNotFunding(details={"status": project.status})
+    if project.chain_project_id is None or nft.escrow_chain is None:
+        raise EscrowNotReady(details={"projectId": str(project_id)})
+    amount = data.amount
+    if isinstance(amount, bool) or amount < 1:
+        raise invalid("amount", "Expected a positive integer")
+    if amount > project.left:
+        raise FundingExceedsGoal(
+            f"Only {project.left} {project.currency} base units are left to reach the goal",
+            details={"left": project.left, "requested": amount, "currency": project.currency},
+        )
+    if amount < project.minimum_investment:
+        raise invalid(
+            "amount", f"Expected at least {project.minimum_investment} (one {project.currency})"
+        )
+    wallets = await nft.store.call(nft.app.wallets_of, identity.user_id)
+    if not wallets:
+        raise NoWalletLinked("Link a wallet first: it signs the funding")
+    wallet = data.wallet_address or await nft.store.call(nft.app.wallet_of, identity.user_id)
+    mine = {w.lower(): w for w in wallets}
+    if wallet.lower() not in mine:
+        raise invalid("walletAddress", "Expected one of your linked wallets")
+    wallet = mine[wallet.lower()]
+    project = await nft.store.call(
+        nft.app.register_chain_funder,
+        project_id,
+        address=wallet,
+        account_id=identity.user_id,
+        now=datetime.now(UTC),
+    )
+    escrow = escrow_view(project)
+    assert escrow is not None
+    return ChainFundingView(
+        project_id=project_id,
+        investment_id=chain_investment_id(project_id, wallet),
+        method=CHAIN,
+        wallet_address=wallet,
+        amount=amount,
+        currency=project.currency,
+        escrow=escrow,
+        transactions=[
+            ChainTxView(to=t.to, data=t.data, value=str(t.value), description=t.description)
+            for t in nft.escrow_chain.funding_transactions(project.chain_project_id, amount)
+        ],
+    )
+
+
 def _milestone(milestone_id: str) -> tuple[UUID, int]:
     parsed = parse_milestone_id(milestone_id)
     if parsed is None:
@@ -383,6 +536,8 @@ def _summary(r: Any) -> ProjectSummary:
         funding_deadline=r["funding_deadline"],
         release_date=r["release_date"],
         created_at=r["created_at"],
+        onchain_reference=r["onchain_reference"],
+        funding_method=r["funding_method"],
     )
 
 
@@ -443,6 +598,14 @@ class ProjectsController(Controller):
         milestones whose `payoutAmount`s add up to `fundingGoal`; `revenueShareBps` of its
         later revenue is promised to the funders."""
         artist = _artist_of(identity, data.artist_id)
+        recipient = None
+        if data.funding_method == CHAIN:
+            recipient = await nft.store.call(nft.app.wallet_of, artist)
+            if recipient is None:
+                raise NoWalletLinked(
+                    "Link the artist's wallet first: milestone payouts are released there",
+                    details={"artistId": artist},
+                )
         project = await nft.store.call(
             nft.app.create_project,
             project_id=uuid.uuid4(),
@@ -460,6 +623,8 @@ class ProjectsController(Controller):
             milestones=[
                 {"name": m.name, "payout_amount": m.payout_amount} for m in data.milestones
             ],
+            funding_method=data.funding_method,
+            chain_recipient=recipient,
         )
         return project_view(project)
 
@@ -475,10 +640,14 @@ class ProjectsController(Controller):
         data: JSONBody[FundRequest],
         identity: NamedDependency[Identity],
         nft: NamedDependency[NftContext],
-    ) -> InvestmentView:
+    ) -> InvestmentView | ChainFundingView:
         """N10: invest `amount`; pay its order before `expiresAt`. More than what is left is
         409 FUNDING_EXCEEDS_GOAL (`details.left`); a project not funding 409
-        PROJECT_NOT_FUNDING."""
+        PROJECT_NOT_FUNDING. A chain project (`method: "chain"`): the transactions your
+        wallet signs; a card funding of it (or a chain funding of a card project) is 409
+        WRONG_FUNDING_METHOD."""
+        if data.method == CHAIN:
+            return await _fund_on_chain(nft, identity, project_id, data)
         investment_id = str(uuid.uuid4())
         app = nft.app
         await nft.group.submit(

@@ -25,10 +25,22 @@ never add up to more than was shared.
 
 Money is in the project's currency's minor units. Conserved at every step:
 raised = released + refunded + remainder + escrowed, with escrowed >= 0.
+
+Funded on chain instead (`fundingMethod: "chain"`, chosen at creation): the project is a
+MilestoneEscrow project in the payment token, its currency `USDC` and its amounts the token's
+base units (6 decimals). The chain holds the money and the aggregate mirrors it: nft's
+operator creates the escrow project (approver: nft's account; recipient: the artist's linked
+wallet), fans fund it from their wallets (the API prepares the approve and fund transactions
+and names the funder's wallet for their account), each `ProjectFunded` log is an investment
+(one per funder address, as the contract counts them), an approval releases the milestone on
+chain, a cancellation cancels the escrow project, and each funder takes their refund from the
+contract (`Refunded` logs: what was refunded). No money of a chain project touches payment's
+ledger; the contract keeps the few base units its rounding leaves (there is no `remainder`).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -62,7 +74,18 @@ PENDING = "pending"
 PAID = "paid"
 LAPSED = "lapsed"  # its order expired or failed, or the project ended while it was held
 
-METHODS = ("card",)
+CARD = "card"
+CHAIN = "chain"
+FUNDING_METHODS = (CARD, CHAIN)
+METHODS = (CARD,)  # how a reservation is paid; a chain project is funded on chain instead
+CHAIN_CURRENCY = "USDC"  # the payment token (DevUSD when embedded): 6 decimals
+CHAIN_DECIMALS = 6
+CHAIN_INVESTMENT_NAMESPACE = uuid.UUID("5b0c8a4e-7d21-4f3a-9e6b-2c8d1f4a7e93")
+
+# What the chain still has to do for a chain project (`Project.escrow_work`).
+CREATE = "create"
+RELEASE = "release"
+CANCEL = "cancel"
 
 
 class ProjectNotFound(NotFound):
@@ -115,10 +138,34 @@ class NothingToClaim(Conflict):
     default_message = "This investment has no payout to claim"
 
 
+class WrongFundingMethod(Conflict):
+    code = "WRONG_FUNDING_METHOD"
+    default_message = "This project is funded another way"
+
+
+class EscrowNotReady(Conflict):
+    code = "ESCROW_NOT_READY"
+    default_message = "The project's escrow is not on chain yet: try again shortly"
+
+
+class ChainOutOfStep(RuntimeError):
+    """A chain log the project cannot take (or take back): the indexer stops on it."""
+
+
+def chain_investment_id(project_id: UUID, funder: str) -> str:
+    """A chain project's investment: one per funder address, as MilestoneEscrow counts."""
+    return str(uuid.uuid5(CHAIN_INVESTMENT_NAMESPACE, f"{project_id}:{funder.lower()}"))
+
+
 class PaymentOutcome:
     INVESTED = "invested"
     DUPLICATE = "duplicate"
     REFUND_REQUIRED = "refund_required"
+
+
+def currency_exponent(currency: str) -> int:
+    """Decimals of a project's currency: the token's for a chain project, ISO 4217's else."""
+    return CHAIN_DECIMALS if currency == CHAIN_CURRENCY else minor_unit_exponent(currency)
 
 
 def milestone_id_of(project_id: UUID, index: int) -> str:
@@ -153,6 +200,8 @@ class Project(Aggregate):
         share_bps: int,
         milestones: list[dict[str, Any]],
         at: datetime,
+        funding_method: str = CARD,
+        chain_recipient: str | None = None,
     ) -> None:
         self.artist_id = artist_id
         self.created_by = created_by
@@ -190,6 +239,19 @@ class Project(Aggregate):
         self.onchain_reference: str | None = None
         self.ended_reason: str | None = None
         self.finalized_at: datetime | None = None
+        self.funding_method = funding_method
+        # A chain project's escrow: the artist's wallet it pays, then where it is on chain and
+        # how far the chain followed (every one a plain value: see __deepcopy__).
+        self.chain_recipient = chain_recipient
+        self.chain_project_id: int | None = None
+        self.chain_escrow: str | None = None
+        self.chain_id: int | None = None
+        self.chain_created_tx: str | None = None
+        self.chain_released = 0  # milestones released on chain
+        self.chain_cancelled = False
+        self.chain_cancel_tx: str | None = None
+        self.chain_logs: set[str] = set()  # the logs applied (their keys): each once
+        self.chain_funders: dict[str, str] = {}  # funder address (lower) -> account id
 
     @classmethod
     def create(
@@ -207,12 +269,26 @@ class Project(Aggregate):
         share_bps: Any,
         milestones: list[dict[str, Any]],
         now: datetime,
+        funding_method: str = CARD,
+        chain_recipient: str | None = None,
     ) -> Project:
         """A new project taking funding. `milestones`: [{name, payout_amount}] whose payouts
-        add up to the goal exactly; title and names are checked by the caller's types."""
+        add up to the goal exactly; title and names are checked by the caller's types. Funded
+        on chain: in USDC base units, paying `chain_recipient` (the artist's wallet)."""
         goal = whole_number(funding_goal, field="fundingGoal", minimum=1, maximum=MAX_SAFE_INTEGER)
-        code = currency_code(currency)
-        if goal < 10 ** minor_unit_exponent(code):
+        if funding_method not in FUNDING_METHODS:
+            raise invalid("fundingMethod", f"Expected one of {', '.join(FUNDING_METHODS)}")
+        if funding_method == CHAIN:
+            if str(currency).upper() != CHAIN_CURRENCY:
+                raise invalid(
+                    "currency", f"A project funded on chain is in {CHAIN_CURRENCY} (base units)"
+                )
+            if chain_recipient is None:
+                raise invalid("fundingMethod", "The artist has no wallet for the escrow to pay")
+            code = CHAIN_CURRENCY
+        else:
+            code = currency_code(currency)
+        if goal < 10 ** currency_exponent(code):
             raise invalid("fundingGoal", "Expected at least one unit of the currency")
         deadline = moment(funding_deadline, field="fundingDeadline")
         if deadline <= now:
@@ -255,6 +331,8 @@ class Project(Aggregate):
                 for m, p in zip(milestones, payouts, strict=True)
             ],
             at=now,
+            funding_method=funding_method,
+            chain_recipient=chain_recipient,
         )
 
     # -- reading ---------------------------------------------------------------------------
@@ -272,7 +350,7 @@ class Project(Aggregate):
     @property
     def minimum_investment(self) -> int:
         """One unit of the currency, or what is left when that is less."""
-        return min(10 ** minor_unit_exponent(self.currency), self.left)
+        return min(10 ** currency_exponent(self.currency), self.left)
 
     def investment(self, investment_id: str) -> dict[str, Any]:
         found = self.investments.get(investment_id)
@@ -305,6 +383,7 @@ class Project(Aggregate):
             "title": self.title,
             "currency": self.currency,
             "funding_goal": self.funding_goal,
+            "funding_method": self.funding_method,
         }
 
     def _replace(self, investment_id: str, **changes: Any) -> dict[str, Any]:
@@ -343,6 +422,11 @@ class Project(Aggregate):
                 raise InvestmentNotFound(details={"investmentId": investment_id})
             return existing
         amount = whole_number(amount, field="amount", minimum=1, maximum=MAX_SAFE_INTEGER)
+        if self.funding_method == CHAIN:
+            raise WrongFundingMethod(
+                "This project is funded on chain: fund it with method chain and your wallet",
+                details={"fundingMethod": CHAIN},
+            )
         if method not in METHODS:
             raise invalid("method", f"Expected one of {', '.join(METHODS)}")
         if self.status != FUNDING or now >= self.funding_deadline:
@@ -485,6 +569,14 @@ class Project(Aggregate):
             for iid, i in self.investments.items()
             if i["state"] == PAID
         }
+        chain_refunds: dict[str, dict[str, Any]] = {}
+        if self.funding_method == CHAIN:  # each funder takes theirs from the contract:
+            chain_refunds = {  # published (funders are told), recorded as the chain pays
+                iid: {"account_id": self.investments[iid]["account_id"], "amount": a}
+                for iid, a in refunds.items()
+                if a
+            }
+            refunds, unreleased = {}, 0
         self._cancelled(
             reason=reason,
             by=by,
@@ -497,6 +589,7 @@ class Project(Aggregate):
             remainder=unreleased - sum(refunds.values()),
             lapsed=[iid for iid, i in self.investments.items() if i["state"] == PENDING],
             facts=self.facts(),
+            chain_refunds=chain_refunds,
         )
 
     @event("Cancelled")
@@ -509,6 +602,7 @@ class Project(Aggregate):
         remainder: int,
         lapsed: list[str],
         facts: dict[str, Any],
+        chain_refunds: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         for iid, refund in refunds.items():
             self._replace(iid, refunded=refund["amount"])
@@ -606,6 +700,282 @@ class Project(Aggregate):
             index, status=LOCKED, proof=None, rejections=[*m["rejections"], rejection]
         )
 
+    # -- on chain (MilestoneEscrow) ----------------------------------------------------------
+
+    def escrow_work(self) -> tuple[str, int | None] | None:
+        """What the chain still has to do for this project, in order: create its escrow
+        project, release the next approved milestone, cancel it; None when it is in step."""
+        if self.funding_method != CHAIN:
+            return None
+        if self.chain_project_id is None:
+            return (CREATE, None) if self.status == FUNDING else None
+        if self.chain_cancelled:
+            return None
+        if self.chain_released < self.next_milestone:
+            return (RELEASE, self.chain_released)
+        if self.status == CANCELLED:
+            return (CANCEL, None)
+        return None
+
+    def record_escrow(
+        self,
+        *,
+        chain_id: int,
+        escrow: str,
+        chain_project_id: int,
+        tx_hash: str | None,
+        now: datetime,
+    ) -> bool:
+        """The escrow project made on chain for this one (whatever happened to it since: a
+        cancelled project's escrow is then cancelled too); False when recorded already."""
+        if self.funding_method != CHAIN:
+            raise ChainOutOfStep(f"project {self.id} is not funded on chain")
+        if self.chain_project_id is not None:
+            if self.chain_project_id == chain_project_id:
+                return False
+            raise ChainOutOfStep(
+                f"project {self.id} is escrow project {self.chain_project_id}, "
+                f"not {chain_project_id}"
+            )
+        self._escrow_created(
+            chain_id=chain_id,
+            escrow=escrow,
+            chain_project_id=chain_project_id,
+            tx_hash=tx_hash,
+            at=now,
+        )
+        return True
+
+    @event("EscrowCreated")
+    def _escrow_created(
+        self, chain_id: int, escrow: str, chain_project_id: int, tx_hash: str | None, at: datetime
+    ) -> None:
+        self.chain_id = chain_id
+        self.chain_escrow = escrow
+        self.chain_project_id = chain_project_id
+        self.chain_created_tx = tx_hash
+        # CAIP-10's account form, and the escrow's own project number after it.
+        self.onchain_reference = f"eip155:{chain_id}:{escrow}/{chain_project_id}"
+
+    def record_chain_release(self, *, index: int, tx_hash: str | None, now: datetime) -> bool:
+        """Milestone `index` released on chain (after its approval); False when recorded."""
+        if index < self.chain_released:
+            return False
+        if index != self.chain_released or index >= self.next_milestone:
+            raise ChainOutOfStep(
+                f"project {self.id}: milestone {index} released on chain out of step "
+                f"({self.chain_released} released, {self.next_milestone} approved)"
+            )
+        self._released_on_chain(index=index, tx_hash=tx_hash, at=now)
+        return True
+
+    @event("MilestoneReleasedOnChain")
+    def _released_on_chain(self, index: int, tx_hash: str | None, at: datetime) -> None:
+        self._replace_milestone(index, release_tx=tx_hash, released_on_chain_at=at)
+        self.chain_released = index + 1
+
+    def record_chain_cancel(self, *, tx_hash: str | None, now: datetime) -> bool:
+        if self.chain_cancelled:
+            return False
+        if self.status != CANCELLED:
+            raise ChainOutOfStep(f"project {self.id} is {self.status}, cancelled on chain")
+        self._cancelled_on_chain(tx_hash=tx_hash, at=now)
+        return True
+
+    @event("EscrowCancelled")
+    def _cancelled_on_chain(self, tx_hash: str | None, at: datetime) -> None:
+        self.chain_cancelled = True
+        self.chain_cancel_tx = tx_hash
+
+    def register_chain_funder(self, *, address: str, account_id: str, now: datetime) -> bool:
+        """`address` funds this project for `account_id` (the wallet is theirs): its
+        `ProjectFunded` logs become that account's investment. False when known already."""
+        if self.funding_method != CHAIN:
+            raise WrongFundingMethod(details={"fundingMethod": self.funding_method})
+        key = address.lower()
+        if self.chain_funders.get(key) == account_id:
+            return False
+        self._funder_registered(address=key, account_id=account_id, at=now)
+        return True
+
+    @event("ChainFunderRegistered")
+    def _funder_registered(self, address: str, account_id: str, at: datetime) -> None:
+        self.chain_funders = {**self.chain_funders, address: account_id}
+
+    def _chain_account(self, funder: str) -> str:
+        return self.chain_funders.get(funder.lower()) or f"wallet:{funder.lower()}"
+
+    def record_chain_funding(
+        self, *, log_key: str, funder: str, amount: int, tx_hash: str, now: datetime
+    ) -> bool:
+        """A `ProjectFunded` log: the funder's investment grows by `amount` (the contract
+        took it, so it counts whatever the project's state); the goal reached starts the
+        project. False for a log applied already."""
+        if log_key in self.chain_logs:
+            return False
+        if self.funding_method != CHAIN or amount <= 0:
+            raise ChainOutOfStep(f"project {self.id} cannot take funding log {log_key}")
+        if self.raised + amount > self.funding_goal:
+            raise ChainOutOfStep(f"project {self.id}: funding log {log_key} passes the goal")
+        investment_id = chain_investment_id(self.id, funder)
+        existing = self.investments.get(investment_id)
+        account_id = existing["account_id"] if existing else self._chain_account(funder)
+        self._chain_invested(
+            investment_id=investment_id,
+            log_key=log_key,
+            account_id=account_id,
+            funder=funder,
+            amount=amount,
+            tx_hash=tx_hash,
+            at=now,
+            facts={**self.facts(), "account_id": account_id, "amount": amount},
+        )
+        if self.status == FUNDING and self.raised == self.funding_goal:
+            self._goal_reached(
+                at=now,
+                raised=self.raised,
+                facts={
+                    **self.facts(),
+                    "funders": self.funders(),
+                    "milestone_payouts": [m["payout_amount"] for m in self.milestones],
+                },
+            )
+        return True
+
+    @event("ChainInvested")
+    def _chain_invested(
+        self,
+        investment_id: str,
+        log_key: str,
+        account_id: str,
+        funder: str,
+        amount: int,
+        tx_hash: str,
+        at: datetime,
+        facts: dict[str, Any],
+    ) -> None:
+        existing = self.investments.get(investment_id)
+        if existing is None:
+            self.investments[investment_id] = {
+                "account_id": account_id,
+                "amount": amount,
+                "method": CHAIN,
+                "state": PAID,
+                "expires_at": None,
+                "created_at": at,
+                "payment": tx_hash,
+                "paid_at": at,
+                "claimed": 0,
+                "refunded": 0,
+                "funder": funder,
+                "logs": (log_key,),
+            }
+        else:
+            self._replace(
+                investment_id,
+                amount=existing["amount"] + amount,
+                state=PAID,
+                payment=tx_hash,
+                paid_at=at,
+                logs=(*existing["logs"], log_key),
+            )
+        self.raised += amount
+        self.chain_logs = self.chain_logs | {log_key}
+
+    def revert_chain_funding(
+        self, *, log_key: str, funder: str, amount: int, now: datetime
+    ) -> bool:
+        """A `ProjectFunded` log whose block left the chain: its funding taken back (and the
+        goal with it, while nothing was approved on it). False for a log never applied."""
+        if log_key not in self.chain_logs:
+            return False
+        if self.next_milestone or self.status == RELEASED or self.refunded:
+            raise ChainOutOfStep(f"project {self.id} moved on since funding log {log_key}")
+        self._chain_investment_reverted(
+            investment_id=chain_investment_id(self.id, funder),
+            log_key=log_key,
+            amount=amount,
+            at=now,
+        )
+        return True
+
+    @event("ChainInvestmentReverted")
+    def _chain_investment_reverted(
+        self, investment_id: str, log_key: str, amount: int, at: datetime
+    ) -> None:
+        i = self.investments[investment_id]
+        left = i["amount"] - amount
+        self._replace(
+            investment_id,
+            amount=left,
+            state=PAID if left else LAPSED,
+            lapsed_reason=None if left else "chain_reorganised",
+            logs=tuple(k for k in i["logs"] if k != log_key),
+        )
+        self.raised -= amount
+        self.chain_logs = self.chain_logs - {log_key}
+        if self.status == IN_PROGRESS and self.raised < self.funding_goal:
+            self.status = FUNDING
+
+    def record_chain_refund(
+        self, *, log_key: str, funder: str, amount: int, tx_hash: str, now: datetime
+    ) -> bool:
+        """A `Refunded` log: a funder took their part back from the cancelled escrow."""
+        if log_key in self.chain_logs:
+            return False
+        investment_id = chain_investment_id(self.id, funder)
+        if (
+            self.funding_method != CHAIN
+            or self.status != CANCELLED
+            or investment_id not in self.investments
+            or amount > self.escrowed
+        ):
+            raise ChainOutOfStep(f"project {self.id} cannot take refund log {log_key}")
+        self._chain_refunded(
+            investment_id=investment_id,
+            log_key=log_key,
+            amount=amount,
+            tx_hash=tx_hash,
+            at=now,
+            facts={**self.facts(), "account_id": self.investments[investment_id]["account_id"]},
+        )
+        return True
+
+    @event("ChainRefunded")
+    def _chain_refunded(
+        self,
+        investment_id: str,
+        log_key: str,
+        amount: int,
+        tx_hash: str,
+        at: datetime,
+        facts: dict[str, Any],
+    ) -> None:
+        i = self.investments[investment_id]
+        self._replace(investment_id, refunded=i["refunded"] + amount, refund_tx=tx_hash)
+        self.refunded += amount
+        self.chain_logs = self.chain_logs | {log_key}
+
+    def revert_chain_refund(self, *, log_key: str, funder: str, amount: int, now: datetime) -> bool:
+        if log_key not in self.chain_logs:
+            return False
+        self._chain_refund_reverted(
+            investment_id=chain_investment_id(self.id, funder),
+            log_key=log_key,
+            amount=amount,
+            at=now,
+        )
+        return True
+
+    @event("ChainRefundReverted")
+    def _chain_refund_reverted(
+        self, investment_id: str, log_key: str, amount: int, at: datetime
+    ) -> None:
+        i = self.investments[investment_id]
+        self._replace(investment_id, refunded=i["refunded"] - amount, refund_tx=None)
+        self.refunded -= amount
+        self.chain_logs = self.chain_logs - {log_key}
+
     # -- release and revenue ---------------------------------------------------------------
 
     def finalize(self, *, by: str, now: datetime) -> bool:
@@ -617,6 +987,11 @@ class Project(Aggregate):
             raise ProjectStateConflict(
                 "A project is finalized once every milestone is released",
                 details={"status": self.status, "milestonesReleased": self.next_milestone},
+            )
+        if self.funding_method == CHAIN and self.chain_released < len(self.milestones):
+            raise ProjectStateConflict(
+                "The last milestones are still being released on chain: try again shortly",
+                details={"status": self.status, "releasedOnChain": self.chain_released},
             )
         self._finalized(by=by, at=now, facts={**self.facts(), "release_date": self.release_date})
         return True
@@ -632,6 +1007,12 @@ class Project(Aggregate):
         if booking_id in self.revenue_bookings:
             return False
         amount = whole_number(amount, field="amount", minimum=1, maximum=MAX_SAFE_INTEGER)
+        if self.funding_method == CHAIN:  # payment's ledger keeps ISO currencies, not tokens
+            raise WrongFundingMethod(
+                "Revenue of a project funded on chain is not shared through the platform's "
+                "balances",
+                details={"fundingMethod": CHAIN},
+            )
         if self.status != RELEASED:
             raise ProjectStateConflict(
                 "Revenue is booked for a released project", details={"status": self.status}
@@ -692,3 +1073,26 @@ class Project(Aggregate):
     ) -> None:
         self._replace(investment_id, claimed=claimed_total)
         self.claimed += amount
+
+
+def chain_project_ref_id(chain_project_id: int) -> UUID:
+    return uuid.uuid5(CHAIN_INVESTMENT_NAMESPACE, f"escrow-project:{chain_project_id}")
+
+
+class ChainProjectRef(Aggregate):
+    """Which project MilestoneEscrow's project `n` is: how its logs find their project, and
+    why one escrow project is never recorded for two of ours."""
+
+    @event("Recorded")
+    def __init__(self, *, chain_project_id: int, project_id: UUID) -> None:
+        self.chain_project_id = chain_project_id
+        self.project_id = project_id
+
+    @classmethod
+    def record(cls, chain_project_id: int, project_id: UUID) -> ChainProjectRef:
+        return cls._create(
+            cls.Recorded,
+            id=chain_project_ref_id(chain_project_id),
+            chain_project_id=chain_project_id,
+            project_id=project_id,
+        )

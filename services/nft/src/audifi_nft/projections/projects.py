@@ -10,6 +10,10 @@ Tables (schema `projects`):
   paid, lapsed), what it was refunded and has claimed; `GET /user/investments` pages a
   funder's, `GET /investments/{id}` finds its project here.
 
+A project funded on chain also has its escrow's place (`chain_project_id`) and how far the
+chain followed it (`chain_released`, `chain_cancelled`): `ESCROW_WORK` finds the projects the
+escrow operator still has to act for (escrow.py).
+
 A single investment's claimable payout and the milestones are read from the project itself,
 never from here: what a funder may claim is exact.
 """
@@ -35,11 +39,18 @@ from audifi_nft.domain.project import (
 
 PROJECTS = "projects.projects"
 INVESTMENTS = "projects.investments"
+# Chain projects whose escrow lacks a step (`Project.escrow_work` decides which).
+ESCROW_WORK = (
+    f"SELECT id FROM {PROJECTS} WHERE funding_method = 'chain' AND ("
+    f" (chain_project_id IS NULL AND status = '{FUNDING}') OR (chain_project_id IS NOT NULL"
+    " AND NOT chain_cancelled AND (chain_released < milestones_released"
+    f" OR status = '{CANCELLED}'))) ORDER BY created_at, id LIMIT $1"
+)
 
 
 class Projects(Projection):
     name = "projects"
-    version = 1
+    version = 2
 
     async def create(self, conn: asyncpg.Connection) -> None:
         await conn.execute(
@@ -64,7 +75,16 @@ class Projects(Projection):
             " funding_deadline timestamptz NOT NULL,"
             " release_date timestamptz,"
             " created_at timestamptz NOT NULL,"
-            " ended_reason text)"
+            " ended_reason text,"
+            " funding_method text NOT NULL DEFAULT 'card',"
+            " onchain_reference text,"
+            " chain_project_id bigint,"
+            " chain_released integer NOT NULL DEFAULT 0,"
+            " chain_cancelled boolean NOT NULL DEFAULT false)"
+        )
+        await conn.execute(
+            "CREATE INDEX projects_escrow_work ON projects (created_at, id) "
+            "WHERE funding_method = 'chain' AND NOT chain_cancelled"
         )
         await conn.execute("CREATE INDEX projects_catalogue ON projects (created_at, id)")
         await conn.execute("CREATE INDEX projects_by_status ON projects (status, created_at, id)")
@@ -80,7 +100,7 @@ class Projects(Projection):
             " currency text NOT NULL,"
             " state text NOT NULL,"
             " created_at timestamptz NOT NULL,"
-            " expires_at timestamptz NOT NULL,"
+            " expires_at timestamptz,"  # a chain investment is never held
             " paid_at timestamptz,"
             " refunded bigint NOT NULL DEFAULT 0,"
             " claimed bigint NOT NULL DEFAULT 0)"
@@ -93,8 +113,8 @@ class Projects(Projection):
     async def created(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
         await conn.execute(
             "INSERT INTO projects (id, artist_id, title, description, status, currency, "
-            "funding_goal, share_bps, milestones, funding_deadline, release_date, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "funding_goal, share_bps, milestones, funding_deadline, release_date, created_at, "
+            "funding_method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
             "ON CONFLICT (id) DO NOTHING",
             e.originator_id,
             e.artist_id,
@@ -108,6 +128,7 @@ class Projects(Projection):
             e.funding_deadline,
             e.release_date,
             e.at,
+            getattr(e, "funding_method", "card"),
         )
 
     @handles(Project.InvestmentReserved)
@@ -213,4 +234,87 @@ class Projects(Projection):
         )
         await conn.execute(
             "UPDATE projects SET claimed = claimed + $2 WHERE id = $1", e.originator_id, e.amount
+        )
+
+    # -- on chain --------------------------------------------------------------------------
+
+    @handles(Project.EscrowCreated)
+    async def escrow_created(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute(
+            "UPDATE projects SET chain_project_id = $2, onchain_reference = $3 WHERE id = $1",
+            e.originator_id,
+            e.chain_project_id,
+            f"eip155:{e.chain_id}:{e.escrow}/{e.chain_project_id}",  # as the project says
+        )
+
+    @handles(Project.MilestoneReleasedOnChain)
+    async def released_on_chain(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute(
+            "UPDATE projects SET chain_released = $2 WHERE id = $1", e.originator_id, e.index + 1
+        )
+
+    @handles(Project.EscrowCancelled)
+    async def cancelled_on_chain(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute(
+            "UPDATE projects SET chain_cancelled = true WHERE id = $1", e.originator_id
+        )
+
+    @handles(Project.ChainInvested)
+    async def chain_invested(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        # One investment per funder address, growing with each of its fundings.
+        await conn.execute(
+            "UPDATE projects SET raised = raised + $2, funders = funders + (NOT EXISTS ("
+            " SELECT 1 FROM investments WHERE project_id = $1 AND account_id = $3"
+            f" AND state = '{PAID}'))::int WHERE id = $1",
+            e.originator_id,
+            e.amount,
+            e.account_id,
+        )
+        await conn.execute(
+            "INSERT INTO investments (id, project_id, account_id, amount, currency, state, "
+            "created_at, paid_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) "
+            "ON CONFLICT (id) DO UPDATE SET amount = investments.amount + EXCLUDED.amount, "
+            "state = EXCLUDED.state, paid_at = EXCLUDED.paid_at",
+            UUID(e.investment_id),
+            e.originator_id,
+            e.account_id,
+            e.amount,
+            e.facts["currency"],
+            PAID,
+            e.at,
+        )
+
+    @handles(Project.ChainInvestmentReverted)
+    async def chain_investment_reverted(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await conn.execute(
+            "UPDATE investments SET amount = amount - $2, "
+            f"state = CASE WHEN amount = $2 THEN '{LAPSED}' ELSE state END WHERE id = $1",
+            UUID(e.investment_id),
+            e.amount,
+        )
+        await conn.execute(
+            "UPDATE projects SET raised = raised - $2, "
+            f"status = CASE WHEN status = '{IN_PROGRESS}' THEN '{FUNDING}' ELSE status END "
+            "WHERE id = $1",
+            e.originator_id,
+            e.amount,
+        )
+
+    @handles(Project.ChainRefunded)
+    async def chain_refunded(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await self._refund(conn, e, e.amount)
+
+    @handles(Project.ChainRefundReverted)
+    async def chain_refund_reverted(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        await self._refund(conn, e, -e.amount)
+
+    @staticmethod
+    async def _refund(conn: asyncpg.Connection, e: Any, amount: int) -> None:
+        await conn.execute(
+            "UPDATE investments SET refunded = refunded + $2 WHERE id = $1",
+            UUID(e.investment_id),
+            amount,
+        )
+        await conn.execute(
+            "UPDATE projects SET refunded = refunded + $2 WHERE id = $1", e.originator_id, amount
         )
