@@ -38,6 +38,18 @@ reading the log (`make bench`). The Struct must read every stored version of its
 (fields missing from older versions need defaults); domain upcasters do not run on this path.
 When a page fails, its events are applied one at a time as above: `apply_events` with one.
 
+After the commit. What must follow a view's change outside the database (a cache of the view
+invalidated) must not happen before the change is visible, or a reader could put the old rows
+back: a handler tells what it changed with `self.changed(conn, change)` (any hashable, say
+`("artist", id)`), and once the live runner's step (or `retry_parked`) has committed, the
+projection's `committed(changes)` is awaited with that transaction's changes, each once, in
+order — before the runner's position moves, so a reader that waits for an event (`wait`) finds
+its consequences done. A transaction that rolls back tells nothing (a savepoint rolled back in
+a committed one may tell more than it kept: acting on a change must be harmless when nothing
+changed). A failing `committed` is logged; it never undoes the commit nor stops the view. A
+rebuild tells nothing: it swaps the whole view in, so whatever follows the view must also
+expire on its own (a cache's TTL) or be keyed by the projection's version.
+
 A handler that fails on every event is a bug, not a bad event: after `max_parked_in_a_row`
 parked events with no applied one between them the runner stops parking and retries instead
 (the view stalls and readiness fails), so a bad deploy never silently empties a view.
@@ -49,7 +61,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -149,6 +161,19 @@ class Projection:
 
     def handles_topic(self, topic: str) -> bool:
         return topic in self._topics
+
+    def changed(self, conn: asyncpg.Connection, change: Hashable) -> None:
+        """Tell `committed` what this event changed, once `conn`'s transaction commits (see
+        the module: "After the commit"). Outside the live runner's and `retry_parked`'s
+        transactions (a rebuild, a handler called directly) it does nothing."""
+        pending = _pending_changes(self).get(id(conn))
+        if pending is not None:
+            pending[change] = None
+
+    async def committed(self, changes: list[Hashable]) -> None:
+        """Called after a transaction that applied this view's events committed, with what its
+        handlers told `changed` (each once, in order; never empty). Override it to act outside
+        the database, e.g. to invalidate a cache of the view."""
 
     async def apply(
         self, conn: asyncpg.Connection, domain_event: Any, notification: Notification
@@ -286,6 +311,39 @@ def _error_message(error: Exception) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _pending_changes(projection: Projection) -> dict[int, dict[Hashable, None]]:
+    """What each open transaction (by its connection) of `projection` was told changed."""
+    pending = projection.__dict__.get("_pending_changes")
+    if pending is None:
+        pending = projection.__dict__["_pending_changes"] = {}
+    return pending
+
+
+@contextlib.asynccontextmanager
+async def _transaction(
+    projection: Projection, conn: asyncpg.Connection
+) -> AsyncIterator[dict[Hashable, None]]:
+    """`conn`'s transaction, collecting what `projection`'s handlers say they changed in it
+    (`_tell_committed` them once it committed)."""
+    pending = _pending_changes(projection)
+    pending[id(conn)] = changes = {}
+    try:
+        async with conn.transaction():
+            yield changes
+    finally:
+        del pending[id(conn)]
+
+
+async def _tell_committed(projection: Projection, changes: dict[Hashable, None]) -> None:
+    if not changes:
+        return
+    try:
+        await projection.committed(list(changes))
+    except Exception:
+        # The view moved on: what follows it must not stop it (a cache has its own backstop).
+        log.exception("projection %s: its after-commit hook failed", projection.name)
 
 
 async def _apply_page(
@@ -547,10 +605,11 @@ class ProjectionRunner:
         conn = self._follower.conn
         assert conn is not None
         parking = _Parking(self._parking.max_attempts, self._parking.max_in_a_row)
+        changes: dict[Hashable, None] = {}
         for attempt in (1, 2):
             parking.in_a_row = self._parking.in_a_row
             try:
-                async with conn.transaction():
+                async with _transaction(self.projection, conn) as changes:
                     position = await conn.fetchval(
                         "SELECT position FROM kit_projection_positions WHERE name=$1 FOR UPDATE",
                         self.name,
@@ -575,6 +634,7 @@ class ProjectionRunner:
                 if attempt == 2:  # the view was swapped under a cached statement: once more
                     raise
         self._parking.in_a_row = parking.in_a_row
+        await _tell_committed(self.projection, changes)  # before the position says "applied"
         _announce(self.store.service, parked)
         self.applied += len(page) - len(parked)
         self.parked += len(parked)
@@ -798,7 +858,7 @@ async def retry_parked(
     try:
         await ensure_positions(conn)
         for entry in await list_parked(conn, name, ids=ids):
-            async with conn.transaction():
+            async with _transaction(projection, conn) as changes:
                 await conn.fetchval(
                     "SELECT position FROM kit_projection_positions WHERE name=$1 FOR UPDATE", name
                 )
@@ -839,6 +899,7 @@ async def retry_parked(
                         entry.notification_id,
                     )
                     applied.append(entry.notification_id)
+            await _tell_committed(projection, changes)
     finally:
         await conn.close()
     return RetryOutcome(applied, still)

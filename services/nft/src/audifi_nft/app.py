@@ -47,6 +47,7 @@ from litestar import Litestar
 
 from audifi_nft.adapters.distributor_chain import ChainDistributor
 from audifi_nft.adapters.escrow_chain import ChainEscrow
+from audifi_nft.adapters.locker_cache import caching_lockers, locker_cache
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
 from audifi_nft.adapters.storage_s3 import S3Storage
@@ -227,6 +228,7 @@ def create_app(
     `storage` defaults to `media_storage(settings)`; `clock` (the lockers' time: unlock
     dates) to the wall clock."""
     context = NftContext(settings=settings, storage=storage or media_storage(settings))
+    context.locker_cache = locker_cache(settings)  # Redis with REDIS_URL, else memory (or none)
     if clock is not None:
         context.clock = clock
     interval = float(settings.extra.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV) or 5)
@@ -324,7 +326,7 @@ def create_app(
             CONTEXT_STATE_KEY: context,
             WALLET_LINKS_STATE_KEY: WalletLinks(addresses_of=wallets_of, owners_of=owners),
         },
-        lifespan=[ipo_clock, holdings_indexer],
+        lifespan=[ipo_clock, holdings_indexer, caching_lockers(context.locker_cache)],
     )
 
 

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 
 from audifi_nft.adapters.distributor_chain import ChainDistributor
 from audifi_nft.adapters.holdings_pg import ViewHoldings
+from audifi_nft.adapters.locker_cache import LockerCache
 from audifi_nft.adapters.payments_chain import ChainPaymentChecker
 from audifi_nft.adapters.shares_chain import ChainShares
 from audifi_nft.adapters.storage_local import MediaStorage
@@ -41,6 +42,8 @@ class NftContext:
     escrow: EscrowFollower | None = None  # runs in the app's lifespan
     # What time it is for the lockers (unlock dates): the wall clock, or a test's.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Hot lockers' facts (adapters/locker_cache.py); None: every read asks the view.
+    locker_cache: LockerCache | None = None
 
     @property
     def payments(self) -> ChainPayments:

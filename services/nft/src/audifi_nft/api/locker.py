@@ -8,6 +8,9 @@ id); `GET /artists/{id}` reads it. The artist uploads an item with `POST /artist
 or metadata. `GET /artists/{id}/content?status=unlocked|locked|all` lists what the caller may
 see: for a fan, items whose unlock date has passed, `unlocked` those their subscription opens
 (`locked` ones show what they are, never their file); the artist and admins see everything.
+Hot lockers are read from the locker cache when the app has one (adapters/locker_cache.py:
+the view's facts, the rule applied here with the app's clock), else from the view with the
+rule in SQL; both answer the same.
 `GET /content/{id}/download` answers the file to whom it is unlocked: a short-lived signed
 URL (a redirect) when the media are in S3, the bytes when kept locally.
 """
@@ -41,6 +44,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Stream
 
+from audifi_nft.adapters.locker_cache import (
+    FanFacts,
+    ItemFacts,
+    LockerCache,
+    LockerFacts,
+    ViewFacts,
+)
 from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.api.forms import chunks, json_object_field
@@ -139,45 +149,152 @@ def _sees_all(identity: Identity, artist_id: str) -> bool:
     return identity.user_id == artist_id or is_admin(identity)
 
 
-# One query shape for every read: the items of the locker with the viewer's access (`opens`)
-# and the tier's name; `$1` the viewer, `$2` now, the rest the caller's.
+# One query shape for every read without a cache: the items of the locker with the viewer's
+# access (`opens`) and the tier's name and rank; `$1` the viewer, `$2` now, the rest the
+# caller's.
 _SELECT = access_sql(
-    f"SELECT i.*, t.name AS tier_name, {OPENS} AS opens, {VISIBLE} AS visible "
+    f"SELECT i.*, t.name AS tier_name, t.currency AS tier_currency, "
+    f"t.annual_price AS tier_annual_price, {OPENS} AS opens, {VISIBLE} AS visible "
     f"FROM {ITEMS} i LEFT JOIN {TIERS} t ON t.id = i.min_tier_id",
     viewer=1,
     now=2,
 )
 
 
-def _view(r: Any, sees_all: bool) -> ContentView:
-    opens = sees_all or r["opens"]
+def _view(item: ItemFacts, opens: bool) -> ContentView:
     return ContentView(
-        id=r["id"],
-        artist_id=r["artist_id"],
-        type=r["media_type"],
-        title=r["title"],
-        description=r["description"],
-        metadata=msgspec.json.decode(r["metadata"]),
-        unlock_date=r["unlock_date"],
-        min_tier_id=r["min_tier_id"],
-        min_tier_name=r["tier_name"],
+        id=item.id,
+        artist_id=item.artist_id,
+        type=item.media_type,
+        title=item.title,
+        description=item.description,
+        metadata=item.metadata,
+        unlock_date=item.unlock_date,
+        min_tier_id=item.min_tier_id,
+        min_tier_name=item.tier_name,
         status="unlocked" if opens else "locked",
-        mime=r["mime"],
-        size=r["size"],
-        download_path=f"/api/v1/content/{r['id']}/download" if opens else None,
-        uploaded_at=r["uploaded_at"],
-        updated_at=r["updated_at"],
+        mime=item.mime,
+        size=item.size,
+        download_path=f"/api/v1/content/{item.id}/download" if opens else None,
+        uploaded_at=item.uploaded_at,
+        updated_at=item.updated_at,
     )
 
 
-async def _item_row(nft: NftContext, identity: Identity, content_id: UUID) -> Any:
-    """The item as the caller may see it; 404 when it is none of theirs to see."""
+class _Facts(ViewFacts):
+    """The view's facts for the locker cache; a locker's only once its artist's profile is
+    found (else 404). So a cached locker is one whose artist has a profile, which is never
+    deleted: a hit needs no look-up of it."""
+
+    def __init__(self, nft: NftContext) -> None:
+        super().__init__(nft.pool)
+        self.nft = nft
+
+    async def locker(self, artist_id: str) -> LockerFacts:
+        await self.nft.store.call(self.nft.app.profile, UUID(artist_id))
+        return await super().locker(artist_id)
+
+
+async def _item(nft: NftContext, identity: Identity, content_id: UUID) -> tuple[ItemFacts, bool]:
+    """The item as the caller may see it, and whether it opens to them; 404 when it is none of
+    theirs to see."""
+    cache: LockerCache | None = nft.locker_cache
+    if cache is not None:
+        source = _Facts(nft)
+        artist_id = await cache.artist_of(content_id, source)
+        if artist_id is None:
+            raise ContentNotFound(details={"contentId": str(content_id)})
+        sees_all = _sees_all(identity, artist_id)
+        locker, fan = await cache.facts(artist_id, None if sees_all else identity.user_id, source)
+        item = locker.item(content_id)
+        if item is not None:
+            if sees_all:
+                return item, True
+            now = nft.clock()
+            if not item.shown(now):
+                raise ContentNotFound(details={"contentId": str(content_id)})
+            return item, item.opens(fan or FanFacts(), now)
+        # Not in the cached locker yet (its invalidation trails the view's commit): the view.
     row = await nft.pool.fetchrow(
         f"{_SELECT} WHERE i.id = $3", identity.user_id, nft.clock(), content_id
     )
-    if row is None or not (_sees_all(identity, row["artist_id"]) or row["visible"]):
+    if row is None:
         raise ContentNotFound(details={"contentId": str(content_id)})
-    return row
+    sees_all = _sees_all(identity, row["artist_id"])
+    if not (sees_all or row["visible"]):
+        raise ContentNotFound(details={"contentId": str(content_id)})
+    return ItemFacts.of(row), sees_all or row["opens"]
+
+
+async def view_page(
+    nft: NftContext,
+    identity: Identity,
+    artist_id: str,
+    status: str,
+    limit: int,
+    cursor: str | None,
+) -> ContentPage:
+    """The page from the view, the rule in SQL (no cache)."""
+    await nft.store.call(nft.app.profile, UUID(artist_id))  # 404 for an unknown artist
+    sees_all = _sees_all(identity, artist_id)
+    query = PageQuery.parse(limit, cursor, newest_first=True)
+    condition, order, args = query.sql("i.uploaded_at", "i.id", 4)
+    if sees_all:
+        shown = "FALSE" if status == "locked" else "TRUE"
+    else:
+        opens = access_sql(OPENS, viewer=1, now=2)
+        shown = {
+            "unlocked": opens,
+            "locked": f"({access_sql(VISIBLE, viewer=1, now=2)} AND NOT {opens})",
+            "all": access_sql(VISIBLE, viewer=1, now=2),
+        }[status]
+    rows = await nft.pool.fetch(
+        f"{_SELECT} WHERE i.artist_id = $3 AND {shown} AND {condition} {order}",
+        identity.user_id,
+        nft.clock(),
+        artist_id,
+        *args,
+    )
+    page = page_of(rows, query, lambda r: Position(r["uploaded_at"], r["id"]))
+    return ContentPage(
+        items=[_view(ItemFacts.of(r), sees_all or r["opens"]) for r in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+async def cached_page(
+    nft: NftContext,
+    cache: LockerCache,
+    identity: Identity,
+    artist_id: str,
+    status: str,
+    limit: int,
+    cursor: str | None,
+) -> ContentPage:
+    """The page from the cached facts: the same rule, filters and keyset paging as the SQL."""
+    sees_all = _sees_all(identity, artist_id)
+    locker, fan = await cache.facts(artist_id, None if sees_all else identity.user_id, _Facts(nft))
+    query = PageQuery.parse(limit, cursor, newest_first=True)
+    fan = fan or FanFacts()
+    now = nft.clock()
+    after = None if query.after is None else (query.after.at, query.after.id)
+    chosen: list[tuple[ItemFacts, bool]] = []
+    if not (sees_all and status == "locked"):
+        for item in locker.items:  # newest first: (uploaded_at, id) descending
+            if after is not None and (item.uploaded_at, item.id) >= after:
+                continue
+            opens = True
+            if not sees_all:
+                if not item.shown(now):
+                    continue
+                opens = item.opens(fan, now)
+                if status != "all" and opens != (status == "unlocked"):
+                    continue
+            chosen.append((item, opens))
+            if len(chosen) > query.limit:
+                break
+    page = page_of(chosen, query, lambda c: Position(c[0].uploaded_at, c[0].id))
+    return ContentPage(items=[_view(i, o) for i, o in page.items], next_cursor=page.next_cursor)
 
 
 def _moment(text: str, field: str) -> datetime:
@@ -300,30 +417,11 @@ class ArtistsController(Controller):
         cursor: PageCursor = None,
     ) -> ContentPage:
         """N26: the artist's items you may see, newest first."""
-        await nft.store.call(nft.app.profile, artist_id)  # 404 for an unknown artist
-        sees_all = _sees_all(identity, str(artist_id))
-        query = PageQuery.parse(limit, cursor, newest_first=True)
-        condition, order, args = query.sql("i.uploaded_at", "i.id", 4)
-        if sees_all:
-            shown = "FALSE" if status == "locked" else "TRUE"
-        else:
-            opens = access_sql(OPENS, viewer=1, now=2)
-            shown = {
-                "unlocked": opens,
-                "locked": f"({access_sql(VISIBLE, viewer=1, now=2)} AND NOT {opens})",
-                "all": access_sql(VISIBLE, viewer=1, now=2),
-            }[status]
-        rows = await nft.pool.fetch(
-            f"{_SELECT} WHERE i.artist_id = $3 AND {shown} AND {condition} {order}",
-            identity.user_id,
-            nft.clock(),
-            str(artist_id),
-            *args,
-        )
-        page = page_of(rows, query, lambda r: Position(r["uploaded_at"], r["id"]))
-        return ContentPage(
-            items=[_view(r, sees_all) for r in page.items], next_cursor=page.next_cursor
-        )
+        if nft.locker_cache is not None:
+            return await cached_page(
+                nft, nft.locker_cache, identity, str(artist_id), status, limit, cursor
+            )
+        return await view_page(nft, identity, str(artist_id), status, limit, cursor)
 
 
 async def _fresh_view(nft: NftContext, identity: Identity, content_id: UUID) -> ContentView:
@@ -366,8 +464,7 @@ class ContentController(Controller):
         nft: NamedDependency[NftContext],
     ) -> ContentView:
         """One item, if you may see it (unlocked or locked for you)."""
-        row = await _item_row(nft, identity, content_id)
-        return _view(row, _sees_all(identity, row["artist_id"]))
+        return _view(*await _item(nft, identity, content_id))
 
     @patch("/{content_id:uuid}", raises=(NotFound, Forbidden))
     async def edit(
@@ -404,14 +501,14 @@ class ContentController(Controller):
     ) -> Stream | Redirect:
         """The item's file, when it is unlocked for you (else 404: a locked item's file is
         never served): a signed URL valid 5 minutes (S3) or the bytes."""
-        row = await _item_row(nft, identity, content_id)
-        if not (_sees_all(identity, row["artist_id"]) or row["opens"]):
+        item, opens = await _item(nft, identity, content_id)
+        if not opens:
             raise ContentNotFound(
                 "This item is locked for you", details={"contentId": str(content_id)}
             )
         if isinstance(nft.storage, S3Storage):
             url = await nft.storage.presign_download(
-                row["file_key"], expires_seconds=DOWNLOAD_SECONDS
+                item.file_key, expires_seconds=DOWNLOAD_SECONDS
             )
             return Redirect(url, status_code=307)
-        return Stream(nft.storage.open(row["file_key"]), media_type=row["mime"])
+        return Stream(nft.storage.open(item.file_key), media_type=item.mime)

@@ -21,8 +21,9 @@ late redelivery of an older one never reopens access; a canceled subscription st
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from audifi_kit.errors import Forbidden, NotFound
@@ -250,6 +251,47 @@ class ContentItem(Aggregate):
         self.metadata = metadata
         self.min_tier_id = min_tier_id
         self.updated_at = at
+
+
+# -- the rule, in Python -------------------------------------------------------------------
+# The same rule as projections/locker.py's `VISIBLE` and `OPENS` in SQL, over the same facts
+# (tested against them): a locker read from a cache of those facts decides here, at read time,
+# with the current clock.
+
+
+class TierRank(NamedTuple):
+    """What ranks a tier: its currency and price per year."""
+
+    currency: str
+    annual_price: int
+
+
+def shown(unlock_date: datetime, now: datetime) -> bool:
+    """Whether fans see the item at all: its unlock date passed."""
+    return unlock_date <= now
+
+
+def opens(
+    unlock_date: datetime,
+    min_tier_id: str | None,
+    needed: TierRank | None,
+    fan_tiers: Iterable[TierRank],
+    now: datetime,
+) -> bool:
+    """Whether the item opens to a fan: its unlock date passed, and it needs no tier or one of
+    the fan's active subscriptions to its artist (`fan_tiers`: their tiers' ranks) is of the
+    needed tier's currency and as dear a year or dearer. `needed`: the rank of the tier it
+    needs, None when nft does not know that tier (then nothing opens it)."""
+    if unlock_date > now:
+        return False
+    if min_tier_id is None:
+        return True
+    if needed is None:
+        return False
+    return any(
+        mine.currency == needed.currency and mine.annual_price >= needed.annual_price
+        for mine in fan_tiers
+    )
 
 
 # -- what nft knows of payment's subscriptions and tiers ------------------------------------

@@ -5,11 +5,16 @@ Tables (schema `locker`): `items` (one per content item: its artist, type, title
 description, metadata, unlock date, the tier it needs, its file), `tiers` (rank: the price per
 year, and currency) and `subscriptions` (fan, artist, tier, status). `VISIBLE` and `OPENS`
 are the access rule in SQL (domain/locker.py says it in words); every read of the locker uses
-them, so a list and a download can never disagree.
+them, so a list and a download can never disagree. A cache of the lockers
+(adapters/locker_cache.py) keeps the facts `LOCKER_FACTS` and `FAN_TIERS` read, never a
+decision: the same rule decides in Python (`domain.locker.opens`) at read time. The handlers
+tell which artists' lockers and which fans' subscriptions changed; once the page's transaction
+committed, `Locker.committed` hands that to the listeners (the cache's invalidation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import asyncpg
@@ -41,6 +46,28 @@ def access_sql(sql: str, *, now: int, viewer: int) -> str:
     return sql.replace("$now", f"${now}").replace("$viewer", f"${viewer}")
 
 
+# What a cache of the lockers keeps (the raw facts, never a decision): an artist's items, newest
+# first, each with the name and rank of the tier it needs (NULL when it needs none or nft does
+# not know that tier), and a fan's active subscriptions to an artist: their tiers' ranks (a
+# subscription to a tier nft does not know ranks nothing, as in `OPENS`).
+LOCKER_FACTS = (
+    "SELECT i.id, i.artist_id, i.media_type, i.title, i.description, i.metadata::text AS metadata,"
+    " i.unlock_date, i.min_tier_id, t.name AS tier_name, t.currency AS tier_currency,"
+    " t.annual_price AS tier_annual_price, i.file_key, i.mime, i.size, i.uploaded_at,"
+    f" i.updated_at FROM {ITEMS} i LEFT JOIN {TIERS} t ON t.id = i.min_tier_id"
+    " WHERE i.artist_id = $1 ORDER BY i.uploaded_at DESC, i.id DESC"
+)
+FAN_TIERS = (
+    f"SELECT mine.currency, mine.annual_price FROM {SUBSCRIPTIONS} s"
+    f" JOIN {TIERS} mine ON mine.id = s.tier_id"
+    " WHERE s.fan_id = $1 AND s.artist_id = $2 AND s.status = 'active'"
+)
+ITEM_ARTIST = f"SELECT artist_id FROM {ITEMS} WHERE id = $1"
+
+# What changed, as the handlers tell it: an artist's locker (its items, or its tiers), or a
+# fan's subscriptions to an artist. A listener hears them after the commit.
+ChangeListener = Callable[[set[str], set[tuple[str, str]]], Awaitable[None]]
+
 # The fans an item opens to once unlocked (`i` the item): the artist's active subscribers at
 # its tier or above, or all of them when it needs none.
 AUDIENCE = (
@@ -61,6 +88,34 @@ DUE_UNLOCKS = (
 class Locker(Projection):
     name = "locker"
     version = 1
+
+    def __init__(self) -> None:
+        self.listeners: list[ChangeListener] = []
+
+    def listen(self, listener: ChangeListener) -> None:
+        """`listener(artists, fans)` hears, after each commit, the artists whose lockers
+        changed and the (artist, fan) pairs whose subscriptions did."""
+        self.listeners.append(listener)
+
+    async def committed(self, changes: list[Hashable]) -> None:
+        artists: set[str] = set()
+        fans: set[tuple[str, str]] = set()
+        for change in changes:
+            match change:
+                case ("artist", artist_id):
+                    artists.add(artist_id)
+                case ("fan", artist_id, fan_id):
+                    fans.add((artist_id, fan_id))
+        for listener in self.listeners:
+            await listener(artists, fans)
+
+    def _artist(self, conn: asyncpg.Connection, artist_id: str | None) -> None:
+        if artist_id is not None:
+            self.changed(conn, ("artist", artist_id))
+
+    def _fan(self, conn: asyncpg.Connection, row: Any) -> None:
+        if row is not None:
+            self.changed(conn, ("fan", row["artist_id"], row["fan_id"]))
 
     async def create(self, conn: asyncpg.Connection) -> None:
         await conn.execute(
@@ -125,21 +180,23 @@ class Locker(Projection):
             e.file["sha256"],
             e.at,
         )
+        self._artist(conn, e.artist_id)
 
     @handles(ContentItem.Rescheduled)
     async def rescheduled(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
-        await conn.execute(
-            "UPDATE items SET unlock_date = $2, updated_at = $3 WHERE id = $1",
+        artist_id = await conn.fetchval(
+            "UPDATE items SET unlock_date = $2, updated_at = $3 WHERE id = $1 RETURNING artist_id",
             e.originator_id,
             e.unlock_date,
             e.at,
         )
+        self._artist(conn, artist_id)
 
     @handles(ContentItem.Described)
     async def described(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
-        await conn.execute(
+        artist_id = await conn.fetchval(
             "UPDATE items SET title = $2, description = $3, metadata = $4, min_tier_id = $5, "
-            "updated_at = $6 WHERE id = $1",
+            "updated_at = $6 WHERE id = $1 RETURNING artist_id",
             e.originator_id,
             e.title,
             e.description,
@@ -147,9 +204,12 @@ class Locker(Projection):
             e.min_tier_id,
             e.at,
         )
+        self._artist(conn, artist_id)
 
     @handles(ContentItem.Unlocked)
     async def unlocked(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
+        # Whether subscribers were told is the clock's business, not a locker's: no change to
+        # tell (an item opens with the time, which every read applies).
         await conn.execute("UPDATE items SET announced = true WHERE id = $1", e.originator_id)
 
     @handles(TierSeen.Seen)
@@ -164,10 +224,15 @@ class Locker(Projection):
             e.currency,
             e.annual_price,
         )
+        self._artist(conn, e.artist_id)
 
     @handles(TierSeen.Archived)
     async def tier_archived(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
-        await conn.execute("UPDATE tiers SET archived = true WHERE seen_id = $1", e.originator_id)
+        artist_id = await conn.fetchval(
+            "UPDATE tiers SET archived = true WHERE seen_id = $1 RETURNING artist_id",
+            e.originator_id,
+        )
+        self._artist(conn, artist_id)
 
     @handles(SubscriptionSeen.Seen)
     async def subscription(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
@@ -181,12 +246,15 @@ class Locker(Projection):
             e.tier_id,
             e.status,
         )
+        self.changed(conn, ("fan", e.artist_id, e.fan_id))
 
     @handles(SubscriptionSeen.Changed)
     async def subscription_changed(self, conn: asyncpg.Connection, e: Any, _n: object) -> None:
-        await conn.execute(
-            "UPDATE subscriptions SET status = $2, tier_id = $3 WHERE seen_id = $1",
+        seen = await conn.fetchrow(
+            "UPDATE subscriptions SET status = $2, tier_id = $3 WHERE seen_id = $1 "
+            "RETURNING artist_id, fan_id",
             e.originator_id,
             e.status,
             e.tier_id,
         )
+        self._fan(conn, seen)
