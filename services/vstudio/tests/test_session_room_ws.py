@@ -157,10 +157,17 @@ async def test_an_invalid_frame_is_answered_to_its_sender_and_the_connection_kep
             assert error["type"] == "error" and error["code"] == "VALIDATION_ERROR", bad
             assert error["message"]
         await alice.send({"type": "vote", "decisionId": "d1", "choice": "A"})
+        assert await alice.frame() == {  # the seed's example id: no decision of ours
+            "type": "error",
+            "code": "DECISION_NOT_FOUND",
+            "message": "Decision not found",
+            "decisionId": "d1",
+        }
+        await alice.send({"type": "shout", "text": "hi"})
         assert await alice.frame() == {
             "type": "error",
             "code": "NOT_SUPPORTED",
-            "message": "Frames of type 'vote' are not supported",
+            "message": "Frames of type 'shout' are not supported",
         }
         await alice.send({"type": "join", "displayName": "x" * 10_000})
         assert (await alice.frame())["code"] == "VALIDATION_ERROR"

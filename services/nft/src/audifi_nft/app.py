@@ -76,7 +76,12 @@ from audifi_nft.api.projects import (
 from audifi_nft.api.revenue_reads import SHARED_PATH_READS, RevenuePassReadsController
 from audifi_nft.api.withdrawals import WithdrawalsController
 from audifi_nft.application import NftApplication
-from audifi_nft.consumers import orders_consumer, subscriptions_consumer, wallets_consumer
+from audifi_nft.consumers import (
+    orders_consumer,
+    studio_consumer,
+    subscriptions_consumer,
+    wallets_consumer,
+)
 from audifi_nft.distributions import Distributions
 from audifi_nft.escrow import Escrow, EscrowFollower
 from audifi_nft.holdings import INDEXER_NAME, share_indexer
@@ -101,7 +106,12 @@ spec = ServiceSpec(
     application=NftApplication,
     projections=PROJECTIONS,
     outbox=outbox,
-    consumers=(orders_consumer(), wallets_consumer(), subscriptions_consumer()),
+    consumers=(
+        orders_consumer(),
+        wallets_consumer(),
+        subscriptions_consumer(),
+        studio_consumer(),
+    ),
 )
 
 TO_OPEN = "SELECT id FROM ipos.ipos WHERE status = 'configured' AND opens_at <= now() LIMIT 100"

@@ -144,6 +144,16 @@ class NftApplication(ProjectCommands, LockerCommands, ServiceApplication):
             raise MasterNotFound(details={"masterId": str(master_id)})
         return found
 
+    def decide_lock_creative_state(
+        self, master_id: UUID, *, session_id: str, at: datetime
+    ) -> Master | None:
+        """The master with its creative state locked by a V Studio session, unsaved; None
+        for a master nft does not know."""
+        master = self._find(Master, master_id)
+        if master is not None:
+            master.lock_creative_state(session_id=session_id, at=at)
+        return master
+
     # -- IPOs ------------------------------------------------------------------------------
 
     def configure_ipo(

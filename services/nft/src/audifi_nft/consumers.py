@@ -33,6 +33,7 @@ from audifi_events.payment import (
     TierArchived,
     TierDefined,
 )
+from audifi_events.vstudio import SessionLocked
 from audifi_kit.inbox import Consumer, HandlerContext
 from eventsourcing.persistence import IntegrityError
 
@@ -253,5 +254,28 @@ def subscriptions_consumer(purpose: str = SUBSCRIPTIONS_PURPOSE) -> Consumer:
     @consumer.handler("payment.subscription.canceled", store=True)
     async def canceled(e: SubscriptionCanceled, ctx: HandlerContext) -> None:
         await told(e, CANCELED, e.canceled_at, ctx)
+
+    return consumer
+
+
+STUDIO_PURPOSE = "studio"
+
+
+def studio_consumer(purpose: str = STUDIO_PURPOSE) -> Consumer:
+    """vstudio's lock of a session: the master's creative state is final (once; a lock of a
+    master nft does not know is acknowledged and left)."""
+    consumer = Consumer("nft", purpose)
+
+    @consumer.handler("vstudio.session.locked", store=True)
+    async def locked(e: SessionLocked, ctx: HandlerContext) -> None:
+        assert ctx.store is not None
+        master = await ctx.store.call(
+            ctx.store.app.decide_lock_creative_state,
+            UUID(e.master_id),
+            session_id=e.session_id,
+            at=e.locked_at,
+        )
+        if master is not None and master.pending_events:
+            await ctx.save(master)
 
     return consumer

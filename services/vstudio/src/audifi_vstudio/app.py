@@ -1,30 +1,112 @@
-"""Wiring: settings and bus -> the vstudio service's Litestar app and background tasks."""
+"""Wiring: settings and bus -> the vstudio service's Litestar app and background tasks.
+
+Session rooms are in memory (embedded) or in Redis (REDIS_URL: any replica takes any socket,
+frames fan out over pub/sub). `Studio` (studio.py) runs while the app serves: its vote
+updates (coalesced per decision) and a clock every `VSTUDIO_CLOCK_SECONDS` (1) closing the
+decisions whose `closesAt` came (from the `sessions` read model; closing twice is harmless,
+so replicas may run it together). nft is asked about masters and holders at
+`settings.service_url("nft")`.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from uuid import UUID
 
+import asyncpg
 from audifi_kit.bus import Bus
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.periodic import every
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_vstudio.adapters.masters_nft import NftMasters
 from audifi_vstudio.adapters.rooms import rooms_for
-from audifi_vstudio.api.ws import LIMITS_STATE_KEY, ROOMS_STATE_KEY, ConnectionLimits, session_room
+from audifi_vstudio.api.sessions import SessionsController
+from audifi_vstudio.api.ws import (
+    LIMITS_STATE_KEY,
+    ROOMS_STATE_KEY,
+    STUDIO_STATE_KEY,
+    ConnectionLimits,
+    session_room,
+)
 from audifi_vstudio.application import VstudioApplication
+from audifi_vstudio.outbox import outbox
+from audifi_vstudio.projections import PROJECTIONS
+from audifi_vstudio.projections.sessions import DECISIONS_DUE
+from audifi_vstudio.studio import Masters, Studio, pseudonym_key
 
-spec = ServiceSpec(name="vstudio", application=VstudioApplication)
+log = logging.getLogger(__name__)
+
+CLOCK_ENV = "VSTUDIO_CLOCK_SECONDS"
+
+spec = ServiceSpec(
+    name="vstudio", application=VstudioApplication, projections=PROJECTIONS, outbox=outbox
+)
 
 
-def create_app(settings: Settings, bus: Bus, *, limits: ConnectionLimits | None = None) -> Litestar:
+async def close_due(studio: Studio) -> None:
+    """The decisions whose `closesAt` came: closed, and their rooms told."""
+    assert studio.pool is not None
+    try:
+        due = await studio.pool.fetch(DECISIONS_DUE, studio.clock())
+    except asyncpg.UndefinedTableError:  # the read model is being created
+        return
+    for row in due:
+        try:
+            await studio.close_if_due(UUID(str(row["id"])))
+        except Exception as exc:  # one decision's failure stops no other
+            log.warning("vstudio clock: decision %s not closed (%s)", row["id"], exc)
+
+
+def create_app(
+    settings: Settings,
+    bus: Bus,
+    *,
+    limits: ConnectionLimits | None = None,
+    masters: Masters | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Litestar:
+    """`masters` defaults to nft over HTTP; `clock` (decisions' `closesAt`) to the wall's."""
+    interval = float(settings.extra.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV) or 1)
+
+    @asynccontextmanager
+    async def studio_running(app: Litestar) -> AsyncIterator[None]:
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        nft = masters or NftMasters(settings.service_url("nft"))
+        studio = Studio(
+            runtime.store,
+            runtime.group_commit,
+            nft,
+            app.state[ROOMS_STATE_KEY],
+            pseudonym_key(settings),
+            clock=clock or (lambda: datetime.now(UTC)),
+            pool=runtime.pool,
+        )
+        await studio.start()
+        app.state[STUDIO_STATE_KEY] = studio
+        try:
+            async with every(interval, functools.partial(close_due, studio), name="vstudio clock"):
+                yield
+        finally:
+            app.state.pop(STUDIO_STATE_KEY, None)
+            await studio.stop()
+            if masters is None:
+                await nft.close()  # type: ignore[attr-defined]
+
     return service_app(
         spec,
         settings,
         bus,
-        route_handlers=[session_room],
-        lifespan=[session_rooms(settings)],
+        route_handlers=[SessionsController, session_room],
+        lifespan=[session_rooms(settings), studio_running],
         state={LIMITS_STATE_KEY: limits or ConnectionLimits()},
     )
 

@@ -27,7 +27,7 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from audifi_kit.errors import NotFound
+from audifi_kit.errors import Forbidden, NotFound
 from audifi_kit.http import Identity
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
 from audifi_kit.paging import Position, page_of
@@ -95,6 +95,21 @@ class HoldingLine(msgspec.Struct, rename="camel", kw_only=True):
 class HoldingsPage(msgspec.Struct, rename="camel", kw_only=True):
     items: list[HoldingLine]
     next_cursor: str | None
+
+
+class AccountHolding(msgspec.Struct, rename="camel", kw_only=True):
+    account_id: str
+    amount: int  # the account's linked wallets' balances and its custody part, together
+
+
+class HoldersByAccount(msgspec.Struct, rename="camel", kw_only=True):
+    """Every account holding the master's shares, as nft knows them now (V Studio's snapshot
+    of voters' weights); shares at addresses no account linked are not in it."""
+
+    master_id: UUID
+    total_supply: int
+    items: list[AccountHolding]
+    unlinked: int  # shares at addresses nft knows no account of
 
 
 class ShareholderLine(msgspec.Struct, rename="camel", kw_only=True):
@@ -211,6 +226,72 @@ class ShareholdersController(Controller):
         else:
             answer.items = await _own_lines(pool, master_id, identity.user_id, links)
         return answer
+
+    @get("/{master_id:uuid}/shares/by-account", raises=(NotFound, Forbidden))
+    async def by_account(
+        self,
+        master_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        nft: NamedDependency[NftContext],
+        links: NamedDependency[WalletLinks],
+    ) -> HoldersByAccount:
+        """The master's artist and admins: each account's shares (wallets and custody part
+        together), largest first, unpaged (one line per holder) — what V Studio weighs votes
+        by when a decision opens."""
+        master = await nft.store.call(nft.app.master, master_id)  # MASTER_NOT_FOUND
+        if identity.user_id != master.artist_id and not is_admin(identity):
+            raise Forbidden("Only the master's artist (or an admin) sees holders by account")
+        pool = _pool(nft)
+        totals = await pool.fetchrow(
+            f"SELECT supply FROM {MASTERS} WHERE master_id = $1", master_id
+        )
+        items, unlinked = await holders_by_account(pool, master_id, links)
+        return HoldersByAccount(
+            master_id=master_id,
+            total_supply=totals["supply"] if totals else 0,
+            items=items,
+            unlinked=unlinked,
+        )
+
+
+async def holders_by_account(
+    pool: asyncpg.Pool, master_id: UUID, links: WalletLinks
+) -> tuple[list[AccountHolding], int]:
+    """Each account's shares of the master (linked wallets and custody part), largest first;
+    and the shares at addresses no account is known for."""
+    custody_addresses = {
+        r["address"]
+        for r in await pool.fetch(
+            f"SELECT DISTINCT address FROM {CUSTODY} WHERE master_id = $1", master_id
+        )
+    }
+    wallets = [
+        r
+        for r in await pool.fetch(
+            f"SELECT address, amount FROM {BALANCES} WHERE master_id = $1 AND amount > 0",
+            master_id,
+        )
+        if r["address"] not in custody_addresses
+    ]
+    owners = await links.owners_of([r["address"] for r in wallets])
+    totals: dict[str, int] = {}
+    unlinked = 0
+    for r in wallets:
+        owner = owners.get(r["address"])
+        if owner is None:
+            unlinked += r["amount"]
+        else:
+            totals[owner] = totals.get(owner, 0) + r["amount"]
+    for r in await pool.fetch(
+        f"SELECT account_id, sum(amount)::bigint AS amount FROM {CUSTODY} "
+        "WHERE master_id = $1 GROUP BY account_id",
+        master_id,
+    ):
+        if r["amount"] > 0:
+            totals[r["account_id"]] = totals.get(r["account_id"], 0) + r["amount"]
+    items = [AccountHolding(account_id=a, amount=n) for a, n in totals.items()]
+    items.sort(key=lambda h: (-h.amount, h.account_id))
+    return items, unlinked
 
 
 async def _every_line(

@@ -102,6 +102,8 @@ class MasterView(msgspec.Struct, rename="camel", kw_only=True):
     cover: MediaView
     metadata: dict[str, Any]
     registered_at: datetime
+    creative_state: str = "open"  # "final" once a V Studio session locked it
+    locked_by_session: str | None = None
 
 
 class IpoTerms(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -151,6 +153,8 @@ def master_view(master: Master) -> MasterView:
         cover=_media_view(master.cover_ref),
         metadata=master.metadata,
         registered_at=master.created_on,
+        creative_state=getattr(master, "creative_state", "open"),
+        locked_by_session=getattr(master, "locked_by_session", None),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -95,6 +96,9 @@ class Master(Aggregate):
         self.audio = audio
         self.cover = cover
         self.metadata = metadata
+        self.creative_state = "open"  # "final" once a V Studio session locked it
+        self.locked_by_session: str | None = None
+        self.creative_locked_at: datetime | None = None
 
     @classmethod
     def register(
@@ -125,6 +129,20 @@ class Master(Aggregate):
     @property
     def chain_id(self) -> int:
         return chain_id(self.id)
+
+    def lock_creative_state(self, *, session_id: str, at: datetime) -> bool:
+        """A V Studio session locked the master: its creative state is final (the first
+        lock is the one kept); False when it was final already."""
+        if self.creative_state == "final":
+            return False
+        self._creative_state_locked(session_id=session_id, at=at)
+        return True
+
+    @event("CreativeStateLocked")
+    def _creative_state_locked(self, session_id: str, at: datetime) -> None:
+        self.creative_state = "final"
+        self.locked_by_session = session_id
+        self.creative_locked_at = at
 
     @property
     def audio_ref(self) -> MediaRef:

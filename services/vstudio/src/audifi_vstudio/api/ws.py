@@ -12,10 +12,14 @@ The protocol (JSON text frames, camelCase; the seed's "WebSocket Protocol"):
 * `{"type": "ping"}` is answered `{"type": "pong"}`.
 * When a user's last connection to the room ends, the others get `{"type": "user_left",
   "userId"}`.
+* `{"type": "vote", "decisionId", "choice"}` votes as `POST /vstudio/sessions/{id}/vote`
+  does: the voter gets `{"type": "vote_ack", "decisionId", "choice", "weight"}` (or an `error`
+  frame with the refusal's code and the `decisionId`); every member gets `vote_update`,
+  coalesced (frames.py, with the other decision frames: `decision_opened`, `decision_closed`,
+  `session_locked`, and the `snapshot` a member gets after its own `user_joined`).
 * Any other frame, or one that does not decode, is answered to its sender only with
   `{"type": "error", "code": "VALIDATION_ERROR" | "NOT_SUPPORTED", "message"}`; the
-  connection stays open. Votes and decisions arrive with their own issue: until then `vote`
-  is NOT_SUPPORTED.
+  connection stays open.
 
 Every frame for one client (room frames and replies alike) waits in one bounded queue; a client
 that lets it fill up is dropped with close code 1013 (try again later), so a slow reader costs
@@ -33,7 +37,7 @@ from uuid import UUID
 
 import msgspec
 import structlog
-from audifi_kit.errors import Unauthorized
+from audifi_kit.errors import DomainError, Unauthorized
 from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
 from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, session_revoked
 from litestar import WebSocket, websocket
@@ -43,10 +47,15 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
 from audifi_vstudio.adapters.rooms import Member, Rooms
+from audifi_vstudio.domain.session import SessionNotFound
+from audifi_vstudio.frames import VoteAck
+from audifi_vstudio.frames import encode as encode_frame
+from audifi_vstudio.studio import Studio
 
 log = structlog.get_logger("audifi.vstudio")
 
 ROOMS_STATE_KEY = "rooms"
+STUDIO_STATE_KEY = "studio"
 LIMITS_STATE_KEY = "connection_limits"
 JWKS_STATE_KEY = "jwks"  # where the kit's service factory keeps auth's JWKS keys
 
@@ -81,6 +90,11 @@ class Ping(ClientFrame, tag="ping"):
     pass
 
 
+class Vote(ClientFrame, tag="vote"):
+    decision_id: str
+    choice: str
+
+
 class ServerFrame(msgspec.Struct, tag_field="type", rename="camel", frozen=True):
     """A frame the server sends."""
 
@@ -108,19 +122,20 @@ class Pong(ServerFrame, tag="pong"):
     pass
 
 
-class ErrorFrame(ServerFrame, tag="error"):
+class ErrorFrame(ServerFrame, tag="error", omit_defaults=True):
     code: str
     message: str
+    decision_id: str | None = None
 
 
 class _Kind(msgspec.Struct):
     type: str
 
 
-_client_frames = msgspec.json.Decoder(Join | Ping)
+_client_frames = msgspec.json.Decoder(Join | Ping | Vote)
 _kind = msgspec.json.Decoder(_Kind)
 _encoder = msgspec.json.Encoder()
-KNOWN_TYPES = frozenset(("join", "ping"))
+KNOWN_TYPES = frozenset(("join", "ping", "vote"))
 
 
 class FrameRefused(Exception):
@@ -130,7 +145,7 @@ class FrameRefused(Exception):
         self.message = message
 
 
-def decode_client_frame(raw: bytes) -> Join | Ping:
+def decode_client_frame(raw: bytes) -> Join | Ping | Vote:
     """The client's frame, or `FrameRefused` saying what is wrong with it."""
     try:
         return _client_frames.decode(raw)
@@ -182,7 +197,9 @@ class RoomConnection:
         identity: Identity,
         rooms: Rooms,
         limits: ConnectionLimits,
+        studio: Studio | None = None,
     ) -> None:
+        self.studio = studio
         self.socket = socket
         self.session_id = session_id
         self.identity = identity
@@ -252,6 +269,39 @@ class RoomConnection:
                 self._reply(Pong())
             case Join():
                 await self._join(frame)
+            case Vote():
+                await self._vote(frame)
+
+    async def _vote(self, frame: Vote) -> None:
+        if self.studio is None:
+            self._reply(ErrorFrame(code="UNAVAILABLE", message="Voting is starting up"))
+            return
+        try:
+            decision_id = UUID(frame.decision_id)
+        except ValueError:
+            self._reply(
+                ErrorFrame(
+                    code="DECISION_NOT_FOUND",
+                    message="Decision not found",
+                    decision_id=frame.decision_id,
+                )
+            )
+            return
+        try:
+            decision = await self.studio.vote(
+                self.session_id, decision_id, account_id=self.identity.user_id, choice=frame.choice
+            )
+        except DomainError as refused:
+            self._reply(
+                ErrorFrame(
+                    code=refused.code, message=refused.message, decision_id=frame.decision_id
+                )
+            )
+            return
+        weight = decision.weight_of(self.studio.voter(decision_id, self.identity.user_id))
+        self.send_queue.offer(
+            encode_frame(VoteAck(decision_id=decision_id, choice=frame.choice, weight=weight))
+        )
 
     async def _join(self, frame: Join) -> None:
         user_id = self.identity.user_id
@@ -260,6 +310,12 @@ class RoomConnection:
         await self.rooms.join(self.session_id, self.member)
         joined = UserJoined(user_id=user_id, display_name=frame.display_name)
         await self.rooms.broadcast(self.session_id, encode(joined))
+        if self.studio is not None:  # the session's decisions, to the one who joined
+            try:
+                snapshot = await self.studio.snapshot(self.session_id)
+            except SessionNotFound:  # a room with no session behind it: presence only
+                return
+            self.send_queue.offer(encode_frame(snapshot))
 
     async def _leave(self) -> None:
         if self.member is None:
@@ -354,7 +410,8 @@ async def session_room(
         await close(socket, CLOSE_UNAUTHORIZED, "A valid access token is required", limits)
         return
     try:
-        await RoomConnection(socket, session_id, identity, rooms, limits).serve()
+        studio = socket.app.state.get(STUDIO_STATE_KEY)
+        await RoomConnection(socket, session_id, identity, rooms, limits, studio).serve()
     except Exception:
         log.exception("session room failed", session_id=str(session_id))
         await close(socket, CLOSE_INTERNAL_ERROR, "The session room is unavailable", limits)

@@ -1,0 +1,307 @@
+"""V Studio's service layer: what a request or a socket frame asks, free of the web.
+
+`Studio` turns callers into what the application records: accounts into pseudonyms (the
+service's key, tally.py), a `shares` decision's holders into its snapshot of weights (asked of
+nft through the `Masters` port, with the caller's own token), votes into group-committed
+decisions; and tells the session's room what changed (`Rooms.broadcast`: in-process when
+embedded, Redis pub/sub across replicas when distributed). Votes are coalesced: a decision
+that received votes is announced (`vote_update`, its whole results read back from the event
+store) at most every `interval` seconds, however many votes arrived — no replica holds a
+tally in memory, each announces what the store says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+import asyncpg
+from audifi_kit.eventstore import EventStore, GroupCommit
+from audifi_kit.settings import Settings
+
+from audifi_vstudio.application import VstudioApplication
+from audifi_vstudio.domain.session import SHARES, Decision, StudioSession
+from audifi_vstudio.domain.tally import pseudonym
+from audifi_vstudio.frames import (
+    DecisionOpenedFrame,
+    SessionLockedFrame,
+    Snapshot,
+    decision_closed,
+    decision_state,
+    encode,
+    vote_update,
+)
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "AUDIFI_VSTUDIO_PSEUDONYM_KEY"
+KEY_FILE = "vstudio-pseudonym.key"
+
+
+@dataclass(frozen=True, slots=True)
+class MasterFacts:
+    master_id: UUID
+    artist_id: str
+    title: str
+
+
+class Masters(Protocol):
+    """nft's word on a master and its holders (adapters/masters_nft.py)."""
+
+    async def master(self, master_id: UUID, token: str) -> MasterFacts: ...
+
+    async def holders(self, master_id: UUID, token: str) -> dict[str, int]: ...
+
+
+class Broadcast(Protocol):
+    async def broadcast(self, session_id: UUID, frame: bytes) -> None: ...
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """The key of voters' pseudonyms: AUDIFI_VSTUDIO_PSEUDONYM_KEY (hex; every replica the
+    same), else one made once and kept in the settings' var_dir (a single machine)."""
+    configured = settings.extra.get(KEY_ENV) or os.environ.get(KEY_ENV)
+    if configured:
+        return bytes.fromhex(configured)
+    path = Path(settings.var_dir) / KEY_FILE
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x") as made:
+            made.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+class VoteUpdates:
+    """Decisions that received votes, announced at most every `interval` seconds each."""
+
+    def __init__(
+        self,
+        read: Callable[[UUID], Any],
+        rooms: Broadcast,
+        interval: float = 0.1,
+    ) -> None:
+        self.read = read
+        self.rooms = rooms
+        self.interval = interval
+        self._dirty: dict[UUID, UUID] = {}  # decision -> session
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def touch(self, session_id: UUID, decision_id: UUID) -> None:
+        self._dirty[decision_id] = session_id
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="vstudio vote updates")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for decision_id, session_id in dirty.items():
+            try:
+                decision = await self.read(decision_id)
+                await self.rooms.broadcast(session_id, encode(vote_update(decision)))
+            except Exception:  # the next vote announces it again; the room must go on
+                log.warning("vote update of %s not sent", decision_id, exc_info=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+            await asyncio.sleep(self.interval)  # the rate limit: votes meanwhile wait
+
+
+class Studio:
+    def __init__(
+        self,
+        store: EventStore[VstudioApplication],
+        group: GroupCommit,
+        masters: Masters,
+        rooms: Broadcast,
+        key: bytes,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        interval: float = 0.1,
+        pool: asyncpg.Pool | None = None,
+    ) -> None:
+        self.store = store
+        self.pool = pool  # the service database's, for its read models
+        self.group = group
+        self.masters = masters
+        self.rooms = rooms
+        self.key = key
+        self.clock = clock
+        self.updates = VoteUpdates(self.decision, rooms, interval)
+
+    @property
+    def app(self) -> VstudioApplication:
+        return self.store.app
+
+    async def start(self) -> None:
+        await self.updates.start()
+
+    async def stop(self) -> None:
+        await self.updates.stop()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def session(self, session_id: UUID) -> StudioSession:
+        return await self.store.call(self.app.session, session_id)
+
+    async def decision(self, decision_id: UUID, session_id: UUID | None = None) -> Decision:
+        return await self.store.call(self.app.decision, decision_id, session_id)
+
+    async def decisions(self, session: StudioSession) -> list[Decision]:
+        return [await self.decision(d) for d in session.decisions]
+
+    async def snapshot(self, session_id: UUID) -> Snapshot:
+        session = await self.session(session_id)
+        return Snapshot(
+            session_id=session.id,
+            status=session.status,
+            decisions=[decision_state(d) for d in await self.decisions(session)],
+        )
+
+    def voter(self, decision_id: UUID, account_id: str) -> str:
+        return pseudonym(self.key, decision_id, account_id)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        *,
+        master_id: UUID,
+        actor_id: str,
+        actor_is_admin: bool,
+        token: str,
+        title: str,
+        scheduled_start: datetime | None,
+    ) -> StudioSession:
+        master = await self.masters.master(master_id, token)  # MASTER_NOT_FOUND
+        return await self.store.call(
+            self.app.create_session,
+            session_id=uuid4(),
+            master_id=master_id,
+            artist_id=master.artist_id,
+            actor_id=actor_id,
+            actor_is_admin=actor_is_admin,
+            title=title,
+            scheduled_start=scheduled_start,
+            now=self.clock(),
+        )
+
+    async def open_decision(
+        self,
+        session_id: UUID,
+        *,
+        actor_id: str,
+        actor_is_admin: bool,
+        token: str,
+        question: str,
+        options: list[str],
+        weighting: str,
+        closes_at: datetime | None,
+    ) -> Decision:
+        session = await self.session(session_id)
+        self.app._require_artist(session, actor_id, actor_is_admin, "opens decisions")
+        session.require_open()
+        decision_id = uuid4()
+        weights = None
+        if weighting == SHARES:
+            holders = await self.masters.holders(session.master_id, token)
+            weights = {self.voter(decision_id, a): n for a, n in holders.items() if n > 0}
+        decision = await self.store.call(
+            self.app.open_decision,
+            session_id,
+            decision_id=decision_id,
+            actor_id=actor_id,
+            actor_is_admin=actor_is_admin,
+            question=question,
+            options=options,
+            weighting=weighting,
+            closes_at=closes_at,
+            weights=weights,
+            now=self.clock(),
+        )
+        frame = DecisionOpenedFrame(
+            decision_id=decision.id,
+            question=decision.question,
+            options=decision.options,
+            weighting=decision.weighting,
+            closes_at=decision.closes_at,
+        )
+        await self.rooms.broadcast(session_id, encode(frame))
+        return decision
+
+    async def vote(
+        self, session_id: UUID, decision_id: UUID, *, account_id: str, choice: Any
+    ) -> Decision:
+        """The account's vote, recorded (group-committed with the decision's other votes);
+        its room hears the new results within `interval`."""
+        voter = self.voter(decision_id, account_id)
+        app, now = self.app, self.clock()
+        await self.group.submit(
+            lambda: app.decide_vote(
+                decision_id, session_id=session_id, voter=voter, choice=choice, now=now
+            ),
+            loads=[decision_id],
+        )
+        self.updates.touch(session_id, decision_id)
+        return await self.decision(decision_id)
+
+    async def close_decision(
+        self, session_id: UUID, decision_id: UUID, *, actor_id: str, actor_is_admin: bool
+    ) -> Decision:
+        decision = await self.store.call(
+            self.app.close_decision,
+            decision_id,
+            session_id=session_id,
+            actor_id=actor_id,
+            actor_is_admin=actor_is_admin,
+            now=self.clock(),
+        )
+        await self.rooms.broadcast(session_id, encode(decision_closed(decision)))
+        return decision
+
+    async def close_if_due(self, decision_id: UUID) -> bool:
+        """The clock's: a decision whose `closesAt` came, closed and announced."""
+        if not await self.store.call(self.app.close_if_due, decision_id, now=self.clock()):
+            return False
+        decision = await self.decision(decision_id)
+        await self.rooms.broadcast(decision.session_id, encode(decision_closed(decision)))
+        return True
+
+    async def lock(self, session_id: UUID, *, actor_id: str, actor_is_admin: bool) -> StudioSession:
+        before = await self.session(session_id)
+        was_open = {d.id for d in await self.decisions(before) if d.status == "open"}
+        session = await self.store.call(
+            self.app.lock_session,
+            session_id,
+            actor_id=actor_id,
+            actor_is_admin=actor_is_admin,
+            now=self.clock(),
+        )
+        for decision in await self.decisions(session):
+            if decision.id in was_open:
+                await self.rooms.broadcast(session_id, encode(decision_closed(decision)))
+        if before.status != session.status:
+            await self.rooms.broadcast(
+                session_id, encode(SessionLockedFrame(session_id=session_id))
+            )
+        return session
