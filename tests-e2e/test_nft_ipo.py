@@ -593,3 +593,105 @@ def test_fans_fund_a_project_on_chain_and_its_milestones_pay_the_artists_wallet(
     mine = httpx.get(f"{gw}/user/investments", headers=fans[1]).json()["items"]
     assert [(i["method"], i["amount"]) for i in mine] == [("chain", 50 * usdc)]
     assert "balanced" in platform.verify_ledger()  # no card money moved for it
+
+
+# --- V Studio: shareholders vote live on the master they hold --------------------------------
+
+
+def test_shareholders_vote_live_weighted_by_the_shares_nft_says_they_hold(
+    platform: Platform, as_
+) -> None:
+    import asyncio
+    import json
+
+    import websockets
+
+    gw = platform.gateway
+    artist, admin = as_(ARTIST, "artist"), as_(ADMIN, "admin")
+    fans = {3: as_(str(uuid.uuid4()), "fan"), 2: as_(str(uuid.uuid4()), "fan")}
+    stranger = as_(str(uuid.uuid4()), "fan")
+    master, ipo = _register_and_open(platform, artist, "US-AUD-26-00077")
+    for quantity, fan in fans.items():  # card buyers: shares held in custody for them
+        bought = httpx.post(
+            f"{gw}/ipos/{ipo['id']}/purchase", json={"quantity": quantity}, headers=fan
+        )
+        assert bought.status_code == 201, bought.text
+        _pay_by_card(platform, bought.json(), fan)
+
+    def held(fan: dict, quantity: int) -> bool:
+        items = httpx.get(f"{gw}/user/holdings", headers=fan).json()["items"]
+        return sum(i["amount"] for i in items if i["masterId"] == master["id"]) == quantity
+
+    for quantity, fan in fans.items():
+        eventually_sync(lambda f=fan, q=quantity: held(f, q), within=90, every=0.5, what="minted")
+
+    created = httpx.post(
+        f"{gw}/vstudio/sessions",
+        json={"masterId": master["id"], "title": "Finishing First Light"},
+        headers=artist,
+    )
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    not_theirs = httpx.post(
+        f"{gw}/vstudio/sessions", json={"masterId": master["id"], "title": "Mine"}, headers=stranger
+    )
+    assert (not_theirs.status_code, not_theirs.json()["error"]["code"]) == (403, "FORBIDDEN")
+
+    async def story() -> dict:
+        url = f"{gw.replace('http://', 'ws://')}/vstudio/sessions/{sid}/ws"
+        three, two = fans[3], fans[2]
+
+        async def next_of(ws, kind: str, **fields) -> dict:  # type: ignore[no-untyped-def]
+            async with asyncio.timeout(20):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                        return frame
+
+        async with (
+            httpx.AsyncClient(timeout=30) as c,
+            websockets.connect(url, additional_headers=three) as ws3,
+            websockets.connect(url, additional_headers=two) as ws2,
+        ):
+            for ws in (ws3, ws2):
+                await ws.send(json.dumps({"type": "join", "userId": "ignored"}))
+                await next_of(ws, "snapshot")
+            opened = await c.post(
+                f"{gw}/vstudio/sessions/{sid}/decisions",
+                json={"question": "Which mix?", "options": ["Warm", "Bright"]},
+                headers=artist,
+            )
+            assert opened.status_code == 201, opened.text
+            did = opened.json()["decisionId"]
+            for ws in (ws3, ws2):
+                await next_of(ws, "decision_opened", decisionId=did)
+            await ws3.send(json.dumps({"type": "vote", "decisionId": did, "choice": "Warm"}))
+            assert (await next_of(ws3, "vote_ack"))["weight"] == 3  # its custody shares
+            await ws2.send(json.dumps({"type": "vote", "decisionId": did, "choice": "Bright"}))
+            assert (await next_of(ws2, "vote_ack"))["weight"] == 2
+            for ws in (ws3, ws2):
+                await next_of(ws, "vote_update", decisionId=did, results={"Warm": 3, "Bright": 2})
+            outsider = await c.post(
+                f"{gw}/vstudio/sessions/{sid}/vote",
+                json={"decisionId": did, "choice": "Bright"},
+                headers=stranger,
+            )
+            assert (outsider.status_code, outsider.json()["error"]["code"]) == (
+                403,
+                "NOT_A_SHAREHOLDER",
+            )
+            locked = await c.post(f"{gw}/vstudio/sessions/{sid}/lock", headers=artist)
+            assert locked.status_code == 200, locked.text
+            for ws in (ws3, ws2):
+                closed = await next_of(ws, "decision_closed", decisionId=did)
+                await next_of(ws, "session_locked", sessionId=sid)
+            return closed
+
+    closed = asyncio.run(story())
+    assert (closed["winner"], closed["tie"]) == ("Warm", False)
+
+    def final() -> dict | None:  # nft heard the lock
+        shown = httpx.get(f"{gw}/masters/{master['id']}", headers=admin).json()
+        return shown if shown["creativeState"] == "final" else None
+
+    assert eventually_sync(final, within=60, every=0.5)["lockedBySession"] == sid
