@@ -86,9 +86,10 @@ class Live:
         async with connect(ws, additional_headers=self.headers(user)) as connection:
             member = Member(connection)
             assert (await member.frame())["type"] == "presence"
+            member.snapshot = await member.frame()  # type: ignore[attr-defined]
+            assert member.snapshot["type"] == "snapshot"  # type: ignore[attr-defined]
             await member.send({"type": "join", "userId": user})
             await member.frame_of("user_joined", userId=user)
-            member.snapshot = await member.frame_of("snapshot")  # type: ignore[attr-defined]
             yield member
 
 

@@ -32,6 +32,7 @@ from audifi_vstudio.adapters.rooms import rooms_for
 from audifi_vstudio.api.sessions import SessionsController
 from audifi_vstudio.api.ws import (
     LIMITS_STATE_KEY,
+    PRESENCE_STATE_KEY,
     ROOMS_STATE_KEY,
     STUDIO_STATE_KEY,
     ConnectionLimits,
@@ -39,6 +40,7 @@ from audifi_vstudio.api.ws import (
 )
 from audifi_vstudio.application import VstudioApplication
 from audifi_vstudio.outbox import outbox
+from audifi_vstudio.presence import PresenceAnnouncer
 from audifi_vstudio.projections import PROJECTIONS
 from audifi_vstudio.projections.sessions import DECISIONS_DUE
 from audifi_vstudio.studio import Masters, Studio, pseudonym_key
@@ -118,7 +120,12 @@ def session_rooms(settings: Settings) -> Callable[[Litestar], AbstractAsyncConte
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with rooms_for(settings) as rooms:
             app.state[ROOMS_STATE_KEY] = rooms
-            yield
+            announcer = PresenceAnnouncer(rooms)
+            app.state[PRESENCE_STATE_KEY] = announcer
+            try:
+                yield
+            finally:
+                await announcer.close()
 
     return lifespan
 

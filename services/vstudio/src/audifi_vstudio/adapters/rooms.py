@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -98,8 +99,16 @@ class Rooms(abc.ABC):
         """Take the connection out of the session's presence; unknown ones are ignored."""
 
     @abc.abstractmethod
-    async def presence(self, session_id: UUID) -> list[Member]:
-        """Who is in the session now, earliest join first."""
+    async def presence(self, session_id: UUID, limit: int | None = None) -> list[Member]:
+        """Who is in the session now, earliest join first (the first `limit` of them)."""
+
+    @abc.abstractmethod
+    async def count(self, session_id: UUID) -> int:
+        """How many connections are in the session now."""
+
+    async def has_user(self, session_id: UUID, user_id: str) -> bool:
+        """Whether any connection of `user_id` is in the session."""
+        return any(m.user_id == user_id for m in await self.presence(session_id))
 
     @abc.abstractmethod
     async def broadcast(self, session_id: UUID, frame: bytes) -> None:
@@ -143,26 +152,46 @@ class InMemoryRooms(Rooms):
 
     def __init__(self) -> None:
         super().__init__()
+        # Per session, connection -> member in the order they joined (a re-join keeps its
+        # place: dicts keep insertion order), and how many connections each user holds.
         self._members: dict[UUID, dict[str, Member]] = {}
+        self._users: dict[UUID, dict[str, int]] = {}
 
     async def join(self, session_id: UUID, member: Member) -> None:
-        self._members.setdefault(session_id, {})[member.connection_id] = member
+        members = self._members.setdefault(session_id, {})
+        if member.connection_id not in members:
+            users = self._users.setdefault(session_id, {})
+            users[member.user_id] = users.get(member.user_id, 0) + 1
+        members[member.connection_id] = member
 
     async def leave(self, session_id: UUID, connection_id: str) -> None:
         members = self._members.get(session_id)
-        if members is not None:
-            members.pop(connection_id, None)
-            if not members:
-                del self._members[session_id]
+        if members is None or (member := members.pop(connection_id, None)) is None:
+            return
+        users = self._users[session_id]
+        users[member.user_id] -= 1
+        if not users[member.user_id]:
+            del users[member.user_id]
+        if not members:
+            del self._members[session_id]
+            del self._users[session_id]
 
-    async def presence(self, session_id: UUID) -> list[Member]:
-        return sorted(self._members.get(session_id, {}).values(), key=_join_order)
+    async def presence(self, session_id: UUID, limit: int | None = None) -> list[Member]:
+        members = self._members.get(session_id, {}).values()
+        return list(members if limit is None else itertools.islice(members, limit))
+
+    async def count(self, session_id: UUID) -> int:
+        return len(self._members.get(session_id, ()))
+
+    async def has_user(self, session_id: UUID, user_id: str) -> bool:
+        return user_id in self._users.get(session_id, {})
 
     async def broadcast(self, session_id: UUID, frame: bytes) -> None:
         self._deliver(session_id, frame)
 
     async def close(self) -> None:
         self._members.clear()
+        self._users.clear()
 
 
 class RedisRooms(Rooms):
@@ -271,13 +300,19 @@ class RedisRooms(Rooms):
             if entry is not None:
                 await self.redis.zrem(self.presence_key(session_id), entry)
 
-    async def presence(self, session_id: UUID) -> list[Member]:
+    async def presence(self, session_id: UUID, limit: int | None = None) -> list[Member]:
         key, now = self.presence_key(session_id), time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, "-inf", now)  # crashed replicas' members
             pipe.zrangebyscore(key, f"({now}", "+inf")
             _, entries = await pipe.execute()
-        return sorted((_member_decoder.decode(e) for e in entries), key=_join_order)
+        members = sorted((_member_decoder.decode(e) for e in entries), key=_join_order)
+        return members if limit is None else members[:limit]
+
+    async def count(self, session_id: UUID) -> int:
+        return int(
+            await self.redis.zcount(self.presence_key(session_id), f"({time.time()}", "+inf")
+        )
 
     async def broadcast(self, session_id: UUID, frame: bytes) -> None:
         await self.redis.publish(self.channel(session_id), frame)

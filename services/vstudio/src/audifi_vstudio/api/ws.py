@@ -5,10 +5,13 @@ The protocol (JSON text frames, camelCase; the seed's "WebSocket Protocol"):
 * The client sends `Authorization: Bearer <access token>` with the handshake. Without a valid
   token the server accepts and at once closes with code 4401.
 * On connect the server sends `{"type": "presence", "sessionId", "users": [{"userId",
-  "displayName"}]}`: the users in the room, one entry per user however many connections.
+  "displayName"}]}`: the users in the room, one entry per user however many connections (the
+  first 200 connections' users; a bigger room's frame adds `count`, its connections), then,
+  when the session exists, the `snapshot` of its decisions (frames.py).
 * `{"type": "join", "userId"?, "displayName"?}` puts the caller into the room; every member
   (the sender too) gets `{"type": "user_joined", "userId", "displayName"}`, with the user id
-  from the verified token: a `userId` the client claims is ignored.
+  from the verified token: a `userId` the client claims is ignored. Joins and leaves are told
+  at a bounded rate (presence.py): several at once arrive as one `presence_delta` frame.
 * `{"type": "ping"}` is answered `{"type": "pong"}`.
 * When a user's last connection to the room ends, the others get `{"type": "user_left",
   "userId"}`.
@@ -16,7 +19,7 @@ The protocol (JSON text frames, camelCase; the seed's "WebSocket Protocol"):
   does: the voter gets `{"type": "vote_ack", "decisionId", "choice", "weight"}` (or an `error`
   frame with the refusal's code and the `decisionId`); every member gets `vote_update`,
   coalesced (frames.py, with the other decision frames: `decision_opened`, `decision_closed`,
-  `session_locked`, and the `snapshot` a member gets after its own `user_joined`).
+  `session_locked`).
 * Any other frame, or one that does not decode, is answered to its sender only with
   `{"type": "error", "code": "VALIDATION_ERROR" | "NOT_SUPPORTED", "message"}`; the
   connection stays open.
@@ -50,12 +53,16 @@ from audifi_vstudio.adapters.rooms import Member, Rooms
 from audifi_vstudio.domain.session import SessionNotFound
 from audifi_vstudio.frames import VoteAck
 from audifi_vstudio.frames import encode as encode_frame
+from audifi_vstudio.presence import PresenceAnnouncer
 from audifi_vstudio.studio import Studio
 
 log = structlog.get_logger("audifi.vstudio")
 
 ROOMS_STATE_KEY = "rooms"
 STUDIO_STATE_KEY = "studio"
+PRESENCE_STATE_KEY = "presence_announcer"
+# A presence frame names at most this many users; a bigger room's also says its `count`.
+PRESENCE_LIMIT = 200
 LIMITS_STATE_KEY = "connection_limits"
 JWKS_STATE_KEY = "jwks"  # where the kit's service factory keeps auth's JWKS keys
 
@@ -104,9 +111,10 @@ class PresentUser(msgspec.Struct, rename="camel", frozen=True):
     display_name: str | None
 
 
-class Presence(ServerFrame, tag="presence"):
+class Presence(ServerFrame, tag="presence", omit_defaults=True):
     session_id: UUID
-    users: list[PresentUser]
+    users: list[PresentUser]  # the first PRESENCE_LIMIT connections' users, in join order
+    count: int | None = None  # a big room's connections, when `users` is cut short
 
 
 class UserJoined(ServerFrame, tag="user_joined"):
@@ -198,8 +206,10 @@ class RoomConnection:
         rooms: Rooms,
         limits: ConnectionLimits,
         studio: Studio | None = None,
+        announcer: PresenceAnnouncer | None = None,
     ) -> None:
         self.studio = studio
+        self.announcer = announcer
         self.socket = socket
         self.session_id = session_id
         self.identity = identity
@@ -214,17 +224,20 @@ class RoomConnection:
         # Subscribed before presence is read: a join in between is seen twice, never missed.
         async with self.rooms.subscribe(self.session_id, self.send_queue.offer):
             try:
-                close_code = await self._exchange(encode(await self._presence()))
+                first = [encode(await self._presence())]
+                if (snapshot := await self._snapshot()) is not None:
+                    first.append(snapshot)
+                close_code = await self._exchange(first)
             finally:
                 await self._leave()
         if close_code == CLOSE_TRY_AGAIN_LATER:
             await close(self.socket, close_code, "Frames were not read in time", self.limits)
 
-    async def _exchange(self, presence: bytes) -> int | None:
+    async def _exchange(self, first: list[bytes]) -> int | None:
         """Frames both ways, presence first, until the client leaves (None) or falls behind
         (1013)."""
         receiving = asyncio.create_task(self._receive_frames())
-        sending = asyncio.create_task(self._send_frames(presence))
+        sending = asyncio.create_task(self._send_frames(first))
         overflow = asyncio.create_task(self.send_queue.overflowed.wait())
         tasks = (receiving, sending, overflow)
         try:
@@ -308,14 +321,11 @@ class RoomConnection:
         # Set first: should the join be interrupted half-way, leaving still takes it back.
         self.member = Member(self.connection_id, user_id, frame.display_name)
         await self.rooms.join(self.session_id, self.member)
-        joined = UserJoined(user_id=user_id, display_name=frame.display_name)
-        await self.rooms.broadcast(self.session_id, encode(joined))
-        if self.studio is not None:  # the session's decisions, to the one who joined
-            try:
-                snapshot = await self.studio.snapshot(self.session_id)
-            except SessionNotFound:  # a room with no session behind it: presence only
-                return
-            self.send_queue.offer(encode_frame(snapshot))
+        if self.announcer is not None:  # told with others' changes, at a bounded rate
+            self.announcer.joined(self.session_id, user_id, frame.display_name)
+        else:
+            joined = UserJoined(user_id=user_id, display_name=frame.display_name)
+            await self.rooms.broadcast(self.session_id, encode(joined))
 
     async def _leave(self) -> None:
         if self.member is None:
@@ -324,22 +334,39 @@ class RoomConnection:
         try:
             await self.rooms.leave(self.session_id, self.connection_id)
             # Another tab of the same user keeps the user in the room.
-            if all(m.user_id != user_id for m in await self.rooms.presence(self.session_id)):
-                await self.rooms.broadcast(self.session_id, encode(UserLeft(user_id=user_id)))
+            if not await self.rooms.has_user(self.session_id, user_id):
+                if self.announcer is not None:
+                    self.announcer.left(self.session_id, user_id)
+                else:
+                    await self.rooms.broadcast(self.session_id, encode(UserLeft(user_id=user_id)))
         except Exception:  # the entry expires on its own; the others miss one user_left
             log.warning("leaving session failed", session_id=str(self.session_id), exc_info=True)
 
     async def _presence(self) -> Presence:
+        members = await self.rooms.presence(self.session_id, PRESENCE_LIMIT)
         users: dict[str, PresentUser] = {}
-        for member in await self.rooms.presence(self.session_id):
+        for member in members:
             users.setdefault(member.user_id, PresentUser(member.user_id, member.display_name))
-        return Presence(session_id=self.session_id, users=list(users.values()))
+        count = None
+        if len(members) == PRESENCE_LIMIT:  # perhaps cut short: say how many there are
+            count = await self.rooms.count(self.session_id)
+        return Presence(session_id=self.session_id, users=list(users.values()), count=count)
+
+    async def _snapshot(self) -> bytes | None:
+        """The session's decisions, for a client that just connected (None: no session)."""
+        if self.studio is None:
+            return None
+        try:
+            return encode_frame(await self.studio.snapshot(self.session_id))
+        except SessionNotFound:  # a room with no session behind it: presence only
+            return None
 
     def _reply(self, frame: ServerFrame) -> None:
         self.send_queue.offer(encode(frame))
 
-    async def _send_frames(self, first: bytes) -> None:
-        await self._send(first)
+    async def _send_frames(self, first: list[bytes]) -> None:
+        for frame in first:
+            await self._send(frame)
         while True:
             await self._send(await self.send_queue.next())
 
@@ -411,7 +438,8 @@ async def session_room(
         return
     try:
         studio = socket.app.state.get(STUDIO_STATE_KEY)
-        await RoomConnection(socket, session_id, identity, rooms, limits, studio).serve()
+        announcer = socket.app.state.get(PRESENCE_STATE_KEY)
+        await RoomConnection(socket, session_id, identity, rooms, limits, studio, announcer).serve()
     except Exception:
         log.exception("session room failed", session_id=str(session_id))
         await close(socket, CLOSE_INTERNAL_ERROR, "The session room is unavailable", limits)
