@@ -16,6 +16,7 @@ from audifi_vstudio.domain.session import (
     LOCKED,
     DecisionClosed,
     NotAHolder,
+    NotAProducer,
     SessionLocked,
 )
 from audifi_vstudio.domain.tally import GENESIS, CastVote, chain, pseudonym, verify
@@ -249,3 +250,68 @@ def test_any_vote_stream_tallies_each_voters_last_vote_and_its_audit_recomputes(
     )
     assert verdict.ok, verdict.problems
     assert verdict.results == expected
+
+
+def test_producers_contribute_takes_and_fans_vote_between_them() -> None:
+    app = in_memory()
+    session = _session(app)
+    producer = str(uuid.uuid4())
+    take = {"key": "contributions/x.wav", "mime": "audio/wav", "size": 10, "sha256": "ab"}
+
+    def contribute(actor: str, title: str) -> uuid.UUID:
+        cid = uuid.uuid4()
+        app.add_contribution(
+            session.id,
+            contribution_id=cid,
+            actor_id=actor,
+            actor_is_admin=False,
+            title=title,
+            note="",
+            file=take,
+            now=T0,
+        )
+        return cid
+
+    with pytest.raises(NotAProducer):  # not invited yet
+        contribute(producer, "Producer's mix")
+    with pytest.raises(Forbidden):  # only the artist invites
+        app.invite_producer(
+            session.id, account_id=producer, actor_id=FAN, actor_is_admin=False, now=T0
+        )
+    app.invite_producer(
+        session.id, account_id=producer, actor_id=ARTIST, actor_is_admin=False, now=T0
+    )
+    theirs = contribute(producer, "Producer's mix")
+    mine = contribute(ARTIST, "Artist's mix")
+    assert set(app.session(session.id).contributions) == {str(theirs), str(mine)}
+
+    decision = app.open_decision(
+        session.id,
+        decision_id=uuid.uuid4(),
+        actor_id=ARTIST,
+        actor_is_admin=False,
+        question="Which mix?",
+        options=None,
+        weighting="equal",
+        closes_at=None,
+        weights=None,
+        now=T0,
+        contribution_ids=[str(theirs), str(mine)],
+    )
+    assert decision.options == ["Producer's mix", "Artist's mix"]
+    assert decision.sources == {"Producer's mix": str(theirs), "Artist's mix": str(mine)}
+    with pytest.raises(ValidationFailed) as unknown:
+        app.open_decision(
+            session.id,
+            decision_id=uuid.uuid4(),
+            actor_id=ARTIST,
+            actor_is_admin=False,
+            question="Which?",
+            options=None,
+            weighting="equal",
+            closes_at=None,
+            weights=None,
+            now=T0,
+            contribution_ids=[str(theirs), str(uuid.uuid4())],
+        )
+    assert unknown.value.details["fields"][0]["field"] == "contributionIds[1]"

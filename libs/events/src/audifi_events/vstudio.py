@@ -73,3 +73,20 @@ class SessionLocked(IntegrationEvent, kw_only=True):
     artist_id: str
     locked_by: str
     locked_at: datetime
+
+
+@integration_event("vstudio.contribution.added")
+class ContributionAdded(IntegrationEvent, kw_only=True):
+    """A producer (or the artist) brought a take to the session: a stem or a mix, stored
+    through the storage port (its content address: `sha256`)."""
+
+    session_id: str
+    contribution_id: str
+    master_id: str
+    producer_id: str
+    title: str
+    note: str
+    mime: str
+    size: int
+    sha256: str
+    added_at: datetime

@@ -21,6 +21,7 @@ from audifi_vstudio.domain.session import (
     OPEN,
     Decision,
     DecisionNotFound,
+    NotAProducer,
     SessionNotFound,
     StudioSession,
 )
@@ -70,6 +71,47 @@ class VstudioApplication(ServiceApplication):
             raise SessionNotFound(details={"sessionId": str(session_id)})
         return found
 
+    def invite_producer(
+        self,
+        session_id: UUID,
+        *,
+        account_id: str,
+        actor_id: str,
+        actor_is_admin: bool,
+        now: datetime,
+    ) -> StudioSession:
+        session = self.session(session_id)
+        self._require_artist(session, actor_id, actor_is_admin, "invites producers")
+        if session.invite_producer(account_id=account_id, by=actor_id, now=now):
+            self.save(session)
+        return session
+
+    def add_contribution(
+        self,
+        session_id: UUID,
+        *,
+        contribution_id: UUID,
+        actor_id: str,
+        actor_is_admin: bool,
+        title: str,
+        note: str,
+        file: dict[str, Any],
+        now: datetime,
+    ) -> StudioSession:
+        session = self.session(session_id)
+        if not session.may_contribute(actor_id, actor_is_admin):
+            raise NotAProducer(details={"sessionId": str(session_id)})
+        if session.add_contribution(
+            contribution_id=contribution_id,
+            producer_id=actor_id,
+            title=title,
+            note=note,
+            file=file,
+            now=now,
+        ):
+            self.save(session)
+        return session
+
     def lock_session(
         self, session_id: UUID, *, actor_id: str, actor_is_admin: bool, now: datetime
     ) -> StudioSession:
@@ -100,14 +142,20 @@ class VstudioApplication(ServiceApplication):
         closes_at: datetime | None,
         weights: dict[str, int] | None,
         now: datetime,
+        contribution_ids: list[Any] | None = None,
     ) -> Decision:
         """A decision point in the session, by its artist (or an admin); `weights` is the
-        holders' snapshot by pseudonym. The same id again answers the decision it made."""
+        holders' snapshot by pseudonym; its options are `options`, or the titles of the
+        session's contributions `contribution_ids` (fans vote between real takes). The same
+        id again answers the decision it made."""
         existing = self._find(Decision, decision_id)
         if existing is not None and existing.session_id == session_id:
             return existing
         session = self.session(session_id)
         self._require_artist(session, actor_id, actor_is_admin, "opens decisions")
+        sources = None
+        if contribution_ids is not None:
+            options, sources = session.options_of(contribution_ids)
         decision = Decision.open(
             decision_id=decision_id,
             session=session,
@@ -118,6 +166,7 @@ class VstudioApplication(ServiceApplication):
             weights=weights,
             opened_by=actor_id,
             now=now,
+            sources=sources,
         )
         session.add_decision(decision.id, at=now)
         self.save(session, decision)

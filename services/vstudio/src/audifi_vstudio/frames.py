@@ -13,7 +13,9 @@ seed's fields is never broken by ours):
   "closesAt"}`; `{"type": "session_locked", "sessionId"}`; `{"type": "snapshot",
   "sessionId", "status", "decisions": [...]}` to a member who joins (every decision with its
   current results); `{"type": "vote_ack", "decisionId", "choice", "weight"}` to a voter whose
-  vote counted, else an `error` frame (`code`, `message`, `decisionId`).
+  vote counted, else an `error` frame (`code`, `message`, `decisionId`);
+  `{"type": "contribution_added", "contributionId", "producerId", "title", "note", "url"}`
+  when a producer brings a take.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ class SessionLockedFrame(ServerFrame, tag="session_locked"):
     session_id: UUID
 
 
+class ContributionAddedFrame(ServerFrame, tag="contribution_added"):
+    contribution_id: UUID
+    producer_id: str
+    title: str
+    note: str
+    url: str  # GET it with your token
+
+
 class VoteAck(ServerFrame, tag="vote_ack"):
     decision_id: UUID
     choice: str
@@ -66,6 +76,7 @@ class VoteAck(ServerFrame, tag="vote_ack"):
 
 class DecisionState(msgspec.Struct, rename="camel", frozen=True):
     decision_id: UUID
+    sources: dict[str, UUID]  # option -> the contribution it is, for options that are takes
     question: str
     options: list[str]
     weighting: str
@@ -94,6 +105,7 @@ def encode(frame: Any) -> bytes:
 def decision_state(d: Decision) -> DecisionState:
     return DecisionState(
         decision_id=d.id,
+        sources={o: UUID(c) for o, c in getattr(d, "sources", {}).items()},
         question=d.question,
         options=d.options,
         weighting=d.weighting,

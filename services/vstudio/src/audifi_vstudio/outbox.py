@@ -80,3 +80,19 @@ def _closed(e: Any) -> published.DecisionClosed:
         final_hash=e.final_hash,
         closed_at=e.at,
     )
+
+
+@outbox.maps(StudioSession.ContributionAdded)
+def _contribution(e: Any) -> published.ContributionAdded:
+    return published.ContributionAdded(
+        session_id=str(e.originator_id),
+        contribution_id=e.contribution_id,
+        master_id=e.facts["master_id"],
+        producer_id=e.producer_id,
+        title=e.title,
+        note=e.note,
+        mime=e.file["mime"],
+        size=e.file["size"],
+        sha256=e.file["sha256"],
+        added_at=e.at,
+    )

@@ -36,6 +36,8 @@ WEIGHTINGS = (SHARES, EQUAL)
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
 MAX_OPTION_LENGTH = 64
 MAX_DECISIONS = 200
+MAX_PRODUCERS = 50
+MAX_CONTRIBUTIONS = 500
 
 
 class SessionNotFound(NotFound):
@@ -56,6 +58,16 @@ class SessionLocked(Conflict):
 class DecisionClosed(Conflict):
     code = "DECISION_CLOSED"
     default_message = "The decision is closed"
+
+
+class ContributionNotFound(NotFound):
+    code = "CONTRIBUTION_NOT_FOUND"
+    default_message = "Contribution not found"
+
+
+class NotAProducer(Forbidden):
+    code = "NOT_A_PRODUCER"
+    default_message = "Only the session's producers (and its artist) contribute"
 
 
 class NotAHolder(Forbidden):
@@ -85,6 +97,9 @@ class StudioSession(Aggregate):
         self.decisions: list[UUID] = []
         self.locked_at: datetime | None = None
         self.locked_by: str | None = None
+        self.producers: dict[str, str] = {}  # account -> who invited them
+        # contribution id -> {producer_id, title, note, file, at}: never changed in place
+        self.contributions: dict[str, dict[str, Any]] = {}
 
     def facts(self) -> dict[str, Any]:
         return {"master_id": str(self.master_id), "artist_id": self.artist_id}
@@ -105,6 +120,101 @@ class StudioSession(Aggregate):
     @event("DecisionAdded")
     def _decision_added(self, decision_id: UUID, at: datetime) -> None:
         self.decisions = [*self.decisions, decision_id]
+
+    def invite_producer(self, *, account_id: str, by: str, now: datetime) -> bool:
+        """The artist invites a producer (an account) to contribute; False when invited."""
+        self.require_open()
+        if account_id in self.producers:
+            return False
+        if len(self.producers) >= MAX_PRODUCERS:
+            raise Conflict(
+                f"A session has at most {MAX_PRODUCERS} producers",
+                details={"sessionId": str(self.id)},
+            )
+        self._producer_invited(account_id=account_id, by=by, at=now)
+        return True
+
+    @event("ProducerInvited")
+    def _producer_invited(self, account_id: str, by: str, at: datetime) -> None:
+        self.producers = {**self.producers, account_id: by}
+
+    def may_contribute(self, account_id: str, is_admin: bool) -> bool:
+        return account_id == self.artist_id or account_id in self.producers or is_admin
+
+    def add_contribution(
+        self,
+        *,
+        contribution_id: UUID,
+        producer_id: str,
+        title: str,
+        note: str,
+        file: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """A take (a stem or a mix) a producer brings; False when it was added already."""
+        self.require_open()
+        if str(contribution_id) in self.contributions:
+            return False
+        if len(self.contributions) >= MAX_CONTRIBUTIONS:
+            raise Conflict(
+                f"A session holds at most {MAX_CONTRIBUTIONS} contributions",
+                details={"sessionId": str(self.id)},
+            )
+        self._contribution_added(
+            contribution_id=str(contribution_id),
+            producer_id=producer_id,
+            title=title,
+            note=note,
+            file=file,
+            at=now,
+            facts=self.facts(),
+        )
+        return True
+
+    @event("ContributionAdded")
+    def _contribution_added(
+        self,
+        contribution_id: str,
+        producer_id: str,
+        title: str,
+        note: str,
+        file: dict[str, Any],
+        at: datetime,
+        facts: dict[str, Any],
+    ) -> None:
+        self.contributions = {
+            **self.contributions,
+            contribution_id: {
+                "producer_id": producer_id,
+                "title": title,
+                "note": note,
+                "file": file,
+                "at": at,
+            },
+        }
+
+    def contribution(self, contribution_id: UUID) -> dict[str, Any]:
+        found = self.contributions.get(str(contribution_id))
+        if found is None:
+            raise ContributionNotFound(details={"contributionId": str(contribution_id)})
+        return found
+
+    def options_of(self, contribution_ids: Any) -> tuple[list[str], dict[str, str]]:
+        """A decision's options from contributions: their titles (which must differ), and
+        which contribution each option is."""
+        if not isinstance(contribution_ids, list):
+            raise invalid("contributionIds", "Expected a list of contribution ids")
+        options: list[str] = []
+        sources: dict[str, str] = {}
+        for i, cid in enumerate(contribution_ids):
+            found = self.contributions.get(str(cid))
+            if found is None:
+                raise invalid(f"contributionIds[{i}]", "Not a contribution of this session")
+            if found["title"] in sources:
+                raise invalid(f"contributionIds[{i}]", "Two contributions with one title")
+            options.append(found["title"])
+            sources[found["title"]] = str(cid)
+        return options, sources
 
     def lock(self, *, by: str, now: datetime, closed: list[UUID]) -> bool:
         """Lock the session (its decisions closed by the caller, listed); False when it was."""
@@ -151,7 +261,9 @@ class Decision(Aggregate):
         holders: int,
         opened_by: str,
         at: datetime,
+        sources: dict[str, str] | None = None,
     ) -> None:
+        self.sources = sources or {}  # option -> the contribution it is (when it is one)
         self.session_id = session_id
         self.master_id = master_id
         self.artist_id = artist_id
@@ -186,6 +298,7 @@ class Decision(Aggregate):
         weights: dict[str, int] | None,
         opened_by: str,
         now: datetime,
+        sources: dict[str, str] | None = None,
     ) -> Decision:
         checked = check_options(options)
         if weighting not in WEIGHTINGS:
@@ -210,6 +323,7 @@ class Decision(Aggregate):
             holders=len(weights or {}),
             opened_by=opened_by,
             at=now,
+            sources=sources or {},
         )
 
     def is_open(self, now: datetime) -> bool:
