@@ -3,9 +3,10 @@
 * a service's `domain/` and `application*` modules import no web framework, database driver,
   broker client or HTTP client — nor `audifi_kit.http`, which is Litestar by another name;
 * the kit's chain adapter and runtime, and the web-free modules the layers share (the error
-  vocabulary, the field rules, metrics, readiness, app state keys), import no `audifi_kit.http`
-  and no Litestar. `chain/devnode.py` is exempt: it is a web app (a JSON-RPC node over HTTP),
-  not the adapter, and nothing of the adapter imports it.
+  vocabulary, the field rules, metrics, readiness, app state keys, the media port and its
+  adapters), import no `audifi_kit.http` and no Litestar. `chain/devnode.py` is exempt: it
+  is a web app (a JSON-RPC node over HTTP), not the adapter, and nothing of the adapter
+  imports it.
 
 Every import counts: at module level, inside a function, or under `TYPE_CHECKING` (the module
 is still written against that layer).
@@ -97,8 +98,9 @@ def test_domains_and_applications_import_no_infrastructure() -> None:
 
 def test_the_chain_adapter_the_runtime_and_the_shared_vocabulary_import_no_web() -> None:
     chain = [p for p in (KIT / "chain").glob("*.py") if p.name not in WEB_APPS_IN_CHAIN]
-    modules = [*chain, KIT / "runtime.py", *(KIT / name for name in WEB_FREE_KIT)]
-    assert all(p.is_file() for p in modules)
+    media = sorted((KIT / "media").glob("*.py"))
+    modules = [*chain, *media, KIT / "runtime.py", *(KIT / name for name in WEB_FREE_KIT)]
+    assert media and all(p.is_file() for p in modules)
 
     found = violations(modules, WEB)
     assert not found, "the kit's web-free modules import the web:\n" + "\n".join(found)

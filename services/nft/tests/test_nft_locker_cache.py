@@ -155,6 +155,12 @@ async def test_a_cached_locker_follows_the_events_and_the_lockers_clock(
         async def seen_as(expected: dict[str, str], fan: str = FAN, status: str = "all") -> bool:
             return await seen(fan, status) == expected
 
+        async def all_three_in_the_view() -> bool:  # the artist sees every item
+            return set(await seen(ARTIST)) == {"demo", "backstage", "soon"}
+
+        # Every upload applied first: a later one's invalidation would turn the read below
+        # into a miss.
+        await eventually(all_three_in_the_view)
         await eventually(lambda: seen_as({"demo": "unlocked", "backstage": "locked"}))
         if cache is not None:  # read again: from the cache
             await seen()  # (the read that passed may have raced the last invalidation)

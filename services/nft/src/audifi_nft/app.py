@@ -4,7 +4,7 @@ Masters' media is kept by `LocalStorage` under `AUDIFI_NFT_MEDIA_DIR` (from the 
 or `settings.extra`), by default `nft-media` under the settings' `var_dir`; with
 `AUDIFI_NFT_S3_BUCKET` set, in that bucket of any S3-compatible store instead (`S3Storage`:
 `AUDIFI_NFT_S3_ENDPOINT` for MinIO and the like, `AUDIFI_NFT_S3_REGION`, credentials from the
-usual AWS variables), the bucket created when missing.
+usual AWS variables), the bucket created when missing. Both are the kit's (`audifi_kit.media`).
 
 The minter (minting.py) drives paid allocations onto the chain as `minting.queue` shows
 them, one at a time, the leader of the service's replicas only.
@@ -38,6 +38,8 @@ import asyncpg
 from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import CHAIN_STATE_KEY, PlatformChain
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.media.s3 import S3Storage
+from audifi_kit.media.storage import LocalStorage, MediaStorage
 from audifi_kit.periodic import every
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
@@ -49,8 +51,6 @@ from audifi_nft.adapters.distributor_chain import ChainDistributor
 from audifi_nft.adapters.escrow_chain import ChainEscrow
 from audifi_nft.adapters.locker_cache import caching_lockers, locker_cache
 from audifi_nft.adapters.shares_chain import ChainShares
-from audifi_nft.adapters.storage_local import LocalStorage, MediaStorage
-from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.chain import ChainController
 from audifi_nft.api.dependencies import CONTEXT_STATE_KEY, NftContext
 from audifi_nft.api.distributions import (

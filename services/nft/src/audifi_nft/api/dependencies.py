@@ -10,6 +10,7 @@ import asyncpg
 from audifi_kit.chain.platform import CHAIN_STATE_KEY
 from audifi_kit.eventstore import EventStore, GroupCommit
 from audifi_kit.http import Identity
+from audifi_kit.media.storage import MediaStorage
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from litestar.datastructures import State
@@ -19,7 +20,6 @@ from audifi_nft.adapters.holdings_pg import ViewHoldings
 from audifi_nft.adapters.locker_cache import LockerCache
 from audifi_nft.adapters.payments_chain import ChainPaymentChecker
 from audifi_nft.adapters.shares_chain import ChainShares
-from audifi_nft.adapters.storage_local import MediaStorage
 from audifi_nft.application import NftApplication
 from audifi_nft.distributions import Distributions, Distributor
 from audifi_nft.escrow import EscrowChain, EscrowFollower

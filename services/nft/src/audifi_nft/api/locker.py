@@ -34,6 +34,8 @@ from audifi_kit.errors import (
 from audifi_kit.fields import check
 from audifi_kit.http import Identity
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
+from audifi_kit.media.kinds import MAX_UPLOAD_BYTES
+from audifi_kit.media.s3 import S3Storage
 from audifi_kit.paging import Position, page_of
 from audifi_kit.values import invalid, moment
 from litestar import Controller, get, patch, put
@@ -51,7 +53,6 @@ from audifi_nft.adapters.locker_cache import (
     LockerFacts,
     ViewFacts,
 )
-from audifi_nft.adapters.storage_s3 import S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.api.forms import chunks, json_object_field
 from audifi_nft.domain.locker import (
@@ -62,7 +63,6 @@ from audifi_nft.domain.locker import (
     ItemTitle,
     NotYourLocker,
 )
-from audifi_nft.domain.media import MAX_UPLOAD_BYTES
 from audifi_nft.projections.locker import ITEMS, OPENS, TIERS, VISIBLE, access_sql
 
 MAX_METADATA_BYTES = 16 * 1024

@@ -25,6 +25,8 @@ from audifi_kit.errors import (
 )
 from audifi_kit.fields import check
 from audifi_kit.http import Identity
+from audifi_kit.media.kinds import MAX_UPLOAD_BYTES
+from audifi_kit.media.s3 import PresignedUpload, S3Storage
 from audifi_kit.values import user_id
 from litestar import Controller, get, post
 from litestar.datastructures import UploadFile
@@ -32,12 +34,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 
-from audifi_nft.adapters.storage_s3 import PresignedUpload, S3Storage
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.api.forms import chunks, json_object_field
 from audifi_nft.domain.ipo import Ipo
 from audifi_nft.domain.master import MAX_METADATA_BYTES, Master, MediaRef, Title, isrc
-from audifi_nft.domain.media import MAX_UPLOAD_BYTES
 from audifi_nft.domain.mint import Mint
 from audifi_nft.projections.minting import QUEUE
 

@@ -50,6 +50,7 @@ from audifi_kit.http import Identity
 from audifi_kit.http.auth import PUBLIC_OPT
 from audifi_kit.http.idempotency import IDEMPOTENT_OPT
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
+from audifi_kit.media.kinds import kind_of_key
 from audifi_kit.paging import Position, page_of
 from audifi_kit.values import invalid, user_id
 from litestar import Controller, get, post
@@ -62,7 +63,6 @@ from litestar.response import Stream
 from audifi_nft.api.dependencies import NftContext, is_admin, is_artist, provide_nft
 from audifi_nft.api.forms import chunks
 from audifi_nft.domain.custody import NoWalletLinked
-from audifi_nft.domain.media import kind_of_key
 from audifi_nft.domain.project import (
     CANCELLED,
     CARD,

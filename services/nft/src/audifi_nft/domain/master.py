@@ -20,10 +20,9 @@ from uuid import UUID
 import msgspec
 from audifi_kit.errors import Conflict, NotFound
 from audifi_kit.fields import SingleLineText, check
+from audifi_kit.media.kinds import StoredObject
 from audifi_kit.values import invalid
 from eventsourcing.domain import Aggregate, event
-
-from audifi_nft.domain.media import StoredObject
 
 Title = SingleLineText(200, min_length=1, description="The recording's title")
 MAX_METADATA_BYTES = 16 * 1024

@@ -1,5 +1,5 @@
-"""Masters' (and lockers') media: the content is told by its own bytes, kept once per content,
-read back whole.
+"""Media, for any service that keeps files: the content is told by its own bytes, kept once
+per content, read back whole (moved here from nft's tests with the code, `audifi_kit.media`).
 
 The storage tests run against both the local-file adapter (on tmp_path) and its in-memory twin.
 """
@@ -18,21 +18,17 @@ from pathlib import Path
 
 import pytest
 from audifi_kit.errors import NotFound
-from audifi_nft.adapters.storage_local import (
-    InMemoryStorage,
-    LocalStorage,
-    MediaStorage,
-    StoredObject,
-)
-from audifi_nft.domain.media import (
+from audifi_kit.media.kinds import (
     MAX_UPLOAD_BYTES,
     NotAllowedMedia,
+    StoredObject,
     UploadTooLarge,
     cid_v1_raw,
     expected_media,
     sniff,
     sniff_kinds,
 )
+from audifi_kit.media.storage import InMemoryStorage, LocalStorage, MediaStorage
 
 # --- real minimal files -------------------------------------------------------------------
 
