@@ -265,3 +265,96 @@ async def test_the_audit_recomputes_the_result_and_a_tampered_vote_fails_it(live
         verdict = check(tampered)
         assert not verdict.ok
         assert "the votes do not hash to the published final hash" in verdict.problems
+
+
+def _wav(seconds: float = 0.05) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x01" * int(8000 * seconds))
+    return out.getvalue()
+
+
+async def test_producers_bring_takes_and_fans_vote_between_them(live: Live) -> None:
+    producer = str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=live.url, timeout=PATIENCE) as c:
+        sid, _ = await _open(c, live)
+        take = _wav()
+
+        async def contribute(who: str, title: str, content: bytes = take) -> httpx.Response:
+            return await c.post(
+                f"/vstudio/sessions/{sid}/contributions",
+                data={"title": title, "note": "Warmer low end"},
+                files={"file": ("take.wav", content, "audio/wav")},
+                headers=live.headers(who),
+            )
+
+        uninvited = await contribute(producer, "Mix 1")
+        assert (uninvited.status_code, uninvited.json()["error"]["code"]) == (
+            403,
+            "NOT_A_PRODUCER",
+        )
+        by_fan = await c.post(
+            f"/vstudio/sessions/{sid}/producers",
+            json={"accountId": producer},
+            headers=live.headers(FAN_50),
+        )
+        assert by_fan.status_code == 403
+        invited = await c.post(
+            f"/vstudio/sessions/{sid}/producers",
+            json={"accountId": producer},
+            headers=live.headers(ARTIST),
+        )
+        assert invited.json() == [producer]
+
+        async with live.member(sid, FAN_50) as fan:
+            first = await contribute(producer, "Mix 1")
+            assert first.status_code == 201, first.text
+            announced = await fan.frame_of("contribution_added")
+            assert (announced["title"], announced["producerId"]) == ("Mix 1", producer)
+            text = await contribute(producer, "Lyrics", b"just some words, not audio")
+            assert text.status_code == 415
+            second = await contribute(ARTIST, "Mix 2")
+            assert second.status_code == 201, second.text
+
+            listened = await c.get(
+                f"/vstudio/sessions/{sid}/contributions/{first.json()['id']}/file",
+                headers=live.headers(FAN_50),
+            )
+            assert (listened.status_code, listened.content) == (200, take)
+
+            opened = await c.post(
+                f"/vstudio/sessions/{sid}/decisions",
+                json={
+                    "question": "Which mix?",
+                    "contributionIds": [first.json()["id"], second.json()["id"]],
+                },
+                headers=live.headers(ARTIST),
+            )
+            assert opened.status_code == 201, opened.text
+            decision = opened.json()
+            assert decision["options"] == ["Mix 1", "Mix 2"]
+            assert decision["sources"] == {
+                "Mix 1": first.json()["id"],
+                "Mix 2": second.json()["id"],
+            }
+            await fan.send(
+                {"type": "vote", "decisionId": decision["decisionId"], "choice": "Mix 2"}
+            )
+            await fan.frame_of(
+                "vote_update", decisionId=decision["decisionId"], results={"Mix 1": 0, "Mix 2": 50}
+            )
+        both = await c.post(
+            f"/vstudio/sessions/{sid}/decisions",
+            json={"question": "?", "options": ["A", "B"], "contributionIds": []},
+            headers=live.headers(ARTIST),
+        )
+        assert both.status_code == 400
+        shown = (await c.get(f"/vstudio/sessions/{sid}", headers=live.headers(FAN_30))).json()
+        assert [t["title"] for t in shown["contributions"]] == ["Mix 1", "Mix 2"]
+        assert shown["producers"] == [producer]

@@ -121,7 +121,7 @@ ROUTES: tuple[Route, ...] = (
     # the chain and the platform contracts' addresses and ABIs, for wallets and dApps
     Route("/chain", "nft", access=PUBLIC, methods=READS),
     # vstudio: studio sessions, decisions, votes, the lock; its WebSocket (`websocket`)
-    Route("/vstudio", "vstudio"),
+    Route("/vstudio", "vstudio", timeout=120, max_body=UPLOAD_BODY),  # producers' takes
     # coin: artist coins, staking, pools, the lottery
     Route("/coins", "coin", timeout=30),
     Route("/staking", "coin", timeout=30),

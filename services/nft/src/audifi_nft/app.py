@@ -39,7 +39,7 @@ from audifi_kit.bus import Bus
 from audifi_kit.chain.platform import CHAIN_STATE_KEY, PlatformChain
 from audifi_kit.launch import AppSpec, service_app
 from audifi_kit.media.s3 import S3Storage
-from audifi_kit.media.storage import LocalStorage, MediaStorage
+from audifi_kit.media.storage import LocalStorage, MediaStorage, opened
 from audifi_kit.periodic import every
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
@@ -215,17 +215,6 @@ def media_storage(settings: Settings) -> MediaStorage:
     )
 
 
-@asynccontextmanager
-async def _opened(storage: MediaStorage) -> AsyncIterator[None]:
-    """An S3 store's client lives as long as the app; local files need nothing."""
-    if not isinstance(storage, S3Storage):
-        yield
-        return
-    async with storage:
-        await storage.ensure_bucket()
-        yield
-
-
 def create_app(
     settings: Settings,
     bus: Bus,
@@ -274,7 +263,7 @@ def create_app(
         tick = functools.partial(
             tick_ipo_clock, context.ipos, runtime, context.distributions, context.clock
         )
-        async with _opened(context.storage), every(interval, tick, name="IPO clock"):
+        async with opened(context.storage), every(interval, tick, name="IPO clock"):
             await minter.start()
             await escrow.start()
             try:

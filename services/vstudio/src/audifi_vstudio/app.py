@@ -16,11 +16,13 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 from audifi_kit.bus import Bus
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.media.storage import LocalStorage, MediaStorage, opened
 from audifi_kit.periodic import every
 from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
@@ -29,7 +31,7 @@ from litestar import Litestar
 
 from audifi_vstudio.adapters.masters_nft import NftMasters
 from audifi_vstudio.adapters.rooms import rooms_for
-from audifi_vstudio.api.sessions import SessionsController
+from audifi_vstudio.api.sessions import ContributionsController, SessionsController
 from audifi_vstudio.api.ws import (
     LIMITS_STATE_KEY,
     PRESENCE_STATE_KEY,
@@ -75,8 +77,10 @@ def create_app(
     limits: ConnectionLimits | None = None,
     masters: Masters | None = None,
     clock: Callable[[], datetime] | None = None,
+    storage: MediaStorage | None = None,
 ) -> Litestar:
-    """`masters` defaults to nft over HTTP; `clock` (decisions' `closesAt`) to the wall's."""
+    """`masters` defaults to nft over HTTP; `clock` (decisions' `closesAt`) to the wall's;
+    `storage` (producers' takes) to `media_storage(settings)`."""
     interval = float(settings.extra.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV) or 1)
 
     @asynccontextmanager
@@ -91,15 +95,21 @@ def create_app(
             pseudonym_key(settings),
             clock=clock or (lambda: datetime.now(UTC)),
             pool=runtime.pool,
+            storage=storage or media_storage(settings),
         )
-        await studio.start()
-        app.state[STUDIO_STATE_KEY] = studio
         try:
-            async with every(interval, functools.partial(close_due, studio), name="vstudio clock"):
-                yield
+            async with opened(studio.storage):
+                await studio.start()
+                app.state[STUDIO_STATE_KEY] = studio
+                try:
+                    async with every(
+                        interval, functools.partial(close_due, studio), name="vstudio clock"
+                    ):
+                        yield
+                finally:
+                    app.state.pop(STUDIO_STATE_KEY, None)
+                    await studio.stop()
         finally:
-            app.state.pop(STUDIO_STATE_KEY, None)
-            await studio.stop()
             if masters is None:
                 await nft.close()  # type: ignore[attr-defined]
 
@@ -107,10 +117,31 @@ def create_app(
         spec,
         settings,
         bus,
-        route_handlers=[SessionsController, session_room],
+        route_handlers=[SessionsController, ContributionsController, session_room],
         lifespan=[session_rooms(settings), studio_running],
         state={LIMITS_STATE_KEY: limits or ConnectionLimits()},
     )
+
+
+def media_storage(settings: Settings) -> MediaStorage:
+    """Producers' takes: in an S3 bucket when AUDIFI_VSTUDIO_S3_BUCKET names one (endpoint
+    AUDIFI_VSTUDIO_S3_ENDPOINT, region AUDIFI_VSTUDIO_S3_REGION), else files under
+    AUDIFI_VSTUDIO_MEDIA_DIR (default `vstudio-media` in the settings' var_dir)."""
+
+    def setting(name: str) -> str | None:
+        return settings.extra.get(name) or os.environ.get(name) or None
+
+    bucket = setting("AUDIFI_VSTUDIO_S3_BUCKET")
+    if bucket is not None:
+        from audifi_kit.media.s3 import S3Storage
+
+        return S3Storage(
+            bucket,
+            endpoint_url=setting("AUDIFI_VSTUDIO_S3_ENDPOINT"),
+            region=setting("AUDIFI_VSTUDIO_S3_REGION") or "us-east-1",
+        )
+    folder = setting("AUDIFI_VSTUDIO_MEDIA_DIR")
+    return LocalStorage(Path(folder) if folder else Path(settings.var_dir) / "vstudio-media")
 
 
 def session_rooms(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +26,14 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from audifi_kit.eventstore import EventStore, GroupCommit
+from audifi_kit.media.storage import InMemoryStorage, MediaStorage
 from audifi_kit.settings import Settings
 
 from audifi_vstudio.application import VstudioApplication
-from audifi_vstudio.domain.session import SHARES, Decision, StudioSession
+from audifi_vstudio.domain.session import SHARES, Decision, NotAProducer, StudioSession
 from audifi_vstudio.domain.tally import pseudonym
 from audifi_vstudio.frames import (
+    ContributionAddedFrame,
     DecisionOpenedFrame,
     SessionLockedFrame,
     Snapshot,
@@ -139,7 +141,9 @@ class Studio:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         interval: float = 0.1,
         pool: asyncpg.Pool | None = None,
+        storage: MediaStorage | None = None,
     ) -> None:
+        self.storage = storage or InMemoryStorage()  # producers' takes
         self.store = store
         self.pool = pool  # the service database's, for its read models
         self.group = group
@@ -214,9 +218,10 @@ class Studio:
         actor_is_admin: bool,
         token: str,
         question: str,
-        options: list[str],
+        options: list[str] | None,
         weighting: str,
         closes_at: datetime | None,
+        contribution_ids: list[Any] | None = None,
     ) -> Decision:
         session = await self.session(session_id)
         self.app._require_artist(session, actor_id, actor_is_admin, "opens decisions")
@@ -238,6 +243,7 @@ class Studio:
             closes_at=closes_at,
             weights=weights,
             now=self.clock(),
+            contribution_ids=contribution_ids,
         )
         frame = DecisionOpenedFrame(
             decision_id=decision.id,
@@ -305,3 +311,71 @@ class Studio:
                 session_id, encode(SessionLockedFrame(session_id=session_id))
             )
         return session
+
+    # -- producers and their takes -------------------------------------------------------------
+
+    async def invite_producer(
+        self, session_id: UUID, *, account_id: str, actor_id: str, actor_is_admin: bool
+    ) -> StudioSession:
+        return await self.store.call(
+            self.app.invite_producer,
+            session_id,
+            account_id=account_id,
+            actor_id=actor_id,
+            actor_is_admin=actor_is_admin,
+            now=self.clock(),
+        )
+
+    async def check_contributor(
+        self, session_id: UUID, *, actor_id: str, actor_is_admin: bool
+    ) -> StudioSession:
+        """Refused before anything is stored: the session open, the caller its producer."""
+        session = await self.session(session_id)
+        session.require_open()
+        if not session.may_contribute(actor_id, actor_is_admin):
+            raise NotAProducer(details={"sessionId": str(session_id)})
+        return session
+
+    async def add_contribution(
+        self,
+        session_id: UUID,
+        *,
+        actor_id: str,
+        actor_is_admin: bool,
+        title: str,
+        note: str,
+        chunks: AsyncIterator[bytes],
+    ) -> tuple[StudioSession, UUID]:
+        """A take stored (audio only: a stem or a mix) and recorded; its room hears of it."""
+        await self.check_contributor(session_id, actor_id=actor_id, actor_is_admin=actor_is_admin)
+        stored = await self.storage.put(f"contributions/{session_id}", chunks, expect="audio")
+        contribution_id = uuid4()
+        session = await self.store.call(
+            self.app.add_contribution,
+            session_id,
+            contribution_id=contribution_id,
+            actor_id=actor_id,
+            actor_is_admin=actor_is_admin,
+            title=title,
+            note=note,
+            file={
+                "key": stored.key,
+                "mime": stored.mime,
+                "size": stored.size,
+                "sha256": stored.sha256,
+            },
+            now=self.clock(),
+        )
+        frame = ContributionAddedFrame(
+            contribution_id=contribution_id,
+            producer_id=actor_id,
+            title=title,
+            note=note,
+            url=contribution_url(session_id, contribution_id),
+        )
+        await self.rooms.broadcast(session_id, encode(frame))
+        return session, contribution_id
+
+
+def contribution_url(session_id: UUID, contribution_id: UUID) -> str:
+    return f"/api/v1/vstudio/sessions/{session_id}/contributions/{contribution_id}/file"

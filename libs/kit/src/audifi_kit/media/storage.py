@@ -19,6 +19,7 @@ cancellation removes the temporary file. Every blocking file call runs in a work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import uuid
@@ -182,3 +183,17 @@ class InMemoryStorage:
     def keys(self) -> list[str]:
         """What is stored (test-facing)."""
         return sorted(self._objects)
+
+
+@contextlib.asynccontextmanager
+async def opened(storage: MediaStorage) -> AsyncIterator[MediaStorage]:
+    """The store ready for as long as the app serves: an S3 store's client open and its
+    bucket made when missing; local files and memory need nothing."""
+    from audifi_kit.media.s3 import S3Storage  # boto only where S3 is used
+
+    if not isinstance(storage, S3Storage):
+        yield storage
+        return
+    async with storage:
+        await storage.ensure_bucket()
+        yield storage

@@ -1,25 +1,18 @@
-"""What nft's multipart forms share: a file read a chunk at a time, and a JSON field bounded
-before it is decoded (a form field gets none of the kit's JSON body guards: 3,000 levels of
-nesting overflowed the decoder)."""
+"""What nft's multipart forms share: a file read a chunk at a time (the kit's `chunks`), and
+a JSON field bounded before it is decoded (a form field gets none of the kit's JSON body
+guards: 3,000 levels of nesting overflowed the decoder)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from audifi_kit.errors import ValidationFailed
 from audifi_kit.http.bodies import check_json_body
+from audifi_kit.http.uploads import UPLOAD_CHUNK_BYTES, chunks
 from audifi_kit.values import invalid
-from litestar.datastructures import UploadFile
 
-UPLOAD_CHUNK_BYTES = 256 * 1024
-
-
-async def chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    """The upload's bytes, a chunk at a time (never the whole file in memory)."""
-    while chunk := await upload.read(UPLOAD_CHUNK_BYTES):
-        yield chunk
+__all__ = ["UPLOAD_CHUNK_BYTES", "chunks", "json_object_field"]
 
 
 def json_object_field(text: str | None, *, field: str, max_bytes: int, max_depth: int) -> Any:

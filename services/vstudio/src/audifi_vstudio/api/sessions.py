@@ -14,23 +14,34 @@ hash, enough to recompute the result: `domain.tally.verify`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
-from audifi_kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from audifi_kit.fields import SingleLineText
+from audifi_kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from audifi_kit.fields import MultiLineText, SingleLineText, check
 from audifi_kit.http import Identity
 from audifi_kit.http.auth import bearer_token
 from audifi_kit.http.idempotency import IDEMPOTENT_OPT
 from audifi_kit.http.paging import DEFAULT_LIMIT, PageCursor, PageLimit, PageQuery
+from audifi_kit.http.uploads import chunks
 from audifi_kit.paging import Position, page_of
-from audifi_kit.values import moment
+from audifi_kit.values import invalid, moment
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
+from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from audifi_vstudio.adapters.rooms import Rooms
 from audifi_vstudio.api.ws import ROOMS_STATE_KEY, STUDIO_STATE_KEY
@@ -38,10 +49,11 @@ from audifi_vstudio.domain.session import CLOSED, SHARES, StudioSession
 from audifi_vstudio.domain.tally import GENESIS, CastVote
 from audifi_vstudio.frames import DecisionState, decision_state
 from audifi_vstudio.projections.sessions import SESSIONS
-from audifi_vstudio.studio import Studio
+from audifi_vstudio.studio import Studio, contribution_url
 
 Title = SingleLineText(255, min_length=1, description="The session's title")
 Question = SingleLineText(500, min_length=1, description="What the fans decide")
+Note = MultiLineText(2_000, description="What the take is")
 
 
 class DecisionOpen(Conflict):
@@ -56,10 +68,39 @@ class SessionRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
 
 
 class DecisionRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """`options`, or `contributionIds`: the session's takes to vote between (their titles
+    become the options)."""
+
     question: Question
-    options: list[str]
+    options: list[str] | None = None
+    contribution_ids: list[UUID] | None = None
     weighting: Literal["shares", "equal"] = SHARES
     closes_at: datetime | None = None
+
+
+class ProducerRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    account_id: UUID
+
+
+@dataclass
+class ContributionUpload:
+    """The multipart form of `POST /vstudio/sessions/{id}/contributions`."""
+
+    file: UploadFile
+    title: str
+    note: str = ""
+
+
+class ContributionView(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    producer_id: str
+    title: str
+    note: str
+    mime: str
+    size: int
+    sha256: str
+    added_at: datetime
+    url: str  # GET it with your token
 
 
 class VoteRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +124,8 @@ class SessionView(msgspec.Struct, rename="camel", kw_only=True):
     locked_at: datetime | None
     decisions: list[DecisionState]
     present: list[PresentUser]
+    producers: list[str]
+    contributions: list[ContributionView]
 
 
 class SessionSummary(msgspec.Struct, rename="camel", kw_only=True):
@@ -167,7 +210,26 @@ async def session_view(studio: Studio, rooms: Rooms | None, session: StudioSessi
         locked_at=session.locked_at,
         decisions=[decision_state(d) for d in await studio.decisions(session)],
         present=list(present.values()),
+        producers=list(session.producers),
+        contributions=contribution_views(session),
     )
+
+
+def contribution_views(session: StudioSession) -> list[ContributionView]:
+    return [
+        ContributionView(
+            id=UUID(cid),
+            producer_id=c["producer_id"],
+            title=c["title"],
+            note=c["note"],
+            mime=c["file"]["mime"],
+            size=c["file"]["size"],
+            sha256=c["file"]["sha256"],
+            added_at=c["at"],
+            url=contribution_url(session.id, UUID(cid)),
+        )
+        for cid, c in session.contributions.items()
+    ]
 
 
 def _summary(r: object) -> SessionSummary:
@@ -257,6 +319,8 @@ class SessionsController(Controller):
     ) -> DecisionState:
         """V4: a decision point; `shares` weighs each vote by the master's shares its voter
         held at this moment (nft's holders), `equal` counts one per account."""
+        if (data.options is None) == (data.contribution_ids is None):
+            raise invalid("options", "Give either options or contributionIds")
         decision = await studio.open_decision(
             session_id,
             actor_id=identity.user_id,
@@ -264,6 +328,7 @@ class SessionsController(Controller):
             token=_token(request),
             question=data.question,
             options=data.options,
+            contribution_ids=data.contribution_ids,
             weighting=data.weighting,
             closes_at=None if data.closes_at is None else moment(data.closes_at, field="closesAt"),
         )
@@ -357,3 +422,75 @@ class SessionsController(Controller):
             final_hash=final_hash or decision.hash,
             genesis=GENESIS,
         )
+
+
+class ContributionsController(Controller):
+    path = "/vstudio/sessions/{session_id:uuid}"
+    tags = ["vstudio"]
+    dependencies = {"studio": Provide(provide_studio, sync_to_thread=False)}
+
+    @post("/producers", status_code=200, raises=(NotFound, Forbidden, Conflict))
+    async def invite(
+        self,
+        session_id: FromPath[UUID],
+        data: JSONBody[ProducerRequest],
+        identity: NamedDependency[Identity],
+        studio: NamedDependency[Studio],
+    ) -> list[str]:
+        """The artist invites a producer (an account): they may contribute takes."""
+        session = await studio.invite_producer(
+            session_id,
+            account_id=str(data.account_id),
+            actor_id=identity.user_id,
+            actor_is_admin=is_admin(identity),
+        )
+        return list(session.producers)
+
+    @post(
+        "/contributions",
+        status_code=201,
+        raises=(NotFound, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType),
+    )
+    async def contribute(
+        self,
+        session_id: FromPath[UUID],
+        data: Annotated[ContributionUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        identity: NamedDependency[Identity],
+        studio: NamedDependency[Studio],
+    ) -> ContributionView:
+        """A producer's (or the artist's) take: `file` (audio, a stem or a mix, at most
+        200 MiB), `title` (its option's name if fans vote on it), `note`; announced on the
+        socket (`contribution_added`)."""
+        try:
+            title = check(Title, data.title, field="title")
+            note = check(Note, data.note or "", field="note")
+            session, contribution_id = await studio.add_contribution(
+                session_id,
+                actor_id=identity.user_id,
+                actor_is_admin=is_admin(identity),
+                title=title,
+                note=note,
+                chunks=chunks(data.file),
+            )
+        finally:
+            await data.file.close()
+        [view] = [v for v in contribution_views(session) if v.id == contribution_id]
+        return view
+
+    @get("/contributions", raises=(NotFound,))
+    async def contributions(
+        self, session_id: FromPath[UUID], studio: NamedDependency[Studio]
+    ) -> list[ContributionView]:
+        """The session's takes, in the order they came."""
+        return contribution_views(await studio.session(session_id))
+
+    @get("/contributions/{contribution_id:uuid}/file", raises=(NotFound,))
+    async def file(
+        self,
+        session_id: FromPath[UUID],
+        contribution_id: FromPath[UUID],
+        studio: NamedDependency[Studio],
+    ) -> Stream:
+        """A take's bytes, to anyone signed in (fans listen before they vote)."""
+        found = (await studio.session(session_id)).contribution(contribution_id)
+        return Stream(studio.storage.open(found["file"]["key"]), media_type=found["file"]["mime"])
