@@ -100,9 +100,10 @@ async def post(form: PresignedUpload, content: bytes, filename: str = "song.wav"
 async def test_the_service_keeps_media_in_the_bucket_its_settings_name(
     endpoint: str, s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
+    from audifi_kit.media.storage import opened
     from audifi_kit.settings import Settings
     from audifi_nft.adapters.storage_local import LocalStorage
-    from audifi_nft.app import _opened, media_storage
+    from audifi_nft.app import media_storage
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -112,7 +113,7 @@ async def test_the_service_keeps_media_in_the_bucket_its_settings_name(
         Settings(extra={"AUDIFI_NFT_S3_BUCKET": bucket, "AUDIFI_NFT_S3_ENDPOINT": endpoint})
     )
     assert isinstance(chosen, S3Storage)
-    async with _opened(chosen):  # the app's lifespan: the client opened, the bucket made
+    async with opened(chosen):  # the app's lifespan: the client opened, the bucket made
         stored = await chosen.put("masters/m1", chunked(wav()), expect="audio")
     assert await keys(s3, bucket) == [stored.key]
 
