@@ -151,8 +151,15 @@ class Settings:
             raise LookupError(f"no port is known for service {name!r}") from None
 
     def service_url(self, name: str) -> str:
-        """Base URL at which the other parts of the platform reach service `name`."""
-        return self.urls.get(name) or f"http://{_loopback(self.host)}:{self.port(name)}"
+        """Base URL at which the other parts of the platform reach service `name` (the first
+        of its replicas when AUDIFI_<NAME>_URL lists several)."""
+        return self.service_urls(name)[0]
+
+    def service_urls(self, name: str) -> list[str]:
+        """Every replica of service `name`: AUDIFI_<NAME>_URL may list several, comma-separated
+        (the gateway spreads clients over them), else the one local URL."""
+        configured = [u.strip() for u in self.urls.get(name, "").split(",") if u.strip()]
+        return configured or [f"http://{_loopback(self.host)}:{self.port(name)}"]
 
     @property
     def chain_node_url(self) -> str:

@@ -50,6 +50,7 @@ from audifi_gateway.proxy import HttpProxy
 from audifi_gateway.ratelimit import RateLimiter
 from audifi_gateway.routes import API_PREFIX, RouteTable
 from audifi_gateway.upstream_health import UpstreamHealth, admin_health_endpoint
+from audifi_gateway.upstreams import Upstreams
 from audifi_gateway.websocket import WebSocketProxy
 
 log = structlog.get_logger("audifi.gateway")
@@ -95,8 +96,9 @@ def create_app(
         cooldown=config.breaker_cooldown,
     )
     admission = Admission(table, EdgeAuth(TokenVerifier(keys), store), limiter, breakers)
-    http_proxy = HttpProxy(admission, settings, config)
-    websocket_proxy = WebSocketProxy(admission, settings)
+    upstreams = Upstreams(settings)  # one turn and one memory of refusals for both
+    http_proxy = HttpProxy(admission, settings, config, upstreams)
+    websocket_proxy = WebSocketProxy(admission, settings, upstreams)
     merged = MergedOpenApi(table, settings, cache_seconds=config.openapi_cache_seconds)
     health = UpstreamHealth(table.services, settings, timeout=config.health_timeout)
     consumer = RevocationConsumer(bus, store, config.revocation_queue, prefetch=settings.prefetch)

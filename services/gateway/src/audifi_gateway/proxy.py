@@ -45,6 +45,7 @@ from audifi_gateway.request_guard import (
     read_body,
 )
 from audifi_gateway.routes import API_PREFIX, Route
+from audifi_gateway.upstreams import Upstreams
 
 log = structlog.get_logger("audifi.gateway.proxy")
 
@@ -52,15 +53,27 @@ log = structlog.get_logger("audifi.gateway.proxy")
 _SET_BY_PROXY = (b"content-length",)
 
 
+# The connection was never made (refused, or not in time): the request did not leave, so
+# another replica may take it. (The pooled transport reports a refusal as a connect timeout.)
+_NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
 class UpstreamAborted(Exception):
     """The upstream broke off a response the client had already started to receive."""
 
 
 class HttpProxy:
-    def __init__(self, admission: Admission, settings: Settings, config: GatewayConfig) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        settings: Settings,
+        config: GatewayConfig,
+        upstreams: Upstreams | None = None,
+    ) -> None:
         self.admission = admission
         self.settings = settings
         self.config = config
+        self.upstreams = upstreams or Upstreams(settings)
         # One pooled client for the app's life, set by its lifespan.
         self.client: httpx.AsyncClient | None = None
 
@@ -89,13 +102,17 @@ class HttpProxy:
             raise
         if body is not None:
             check_body(scope, body)
-        request = self._request(client, scope, route, raw_path, identity, body)
+        candidates = self.upstreams.candidates(route.service)
+        requests = [
+            self._request(client, scope, route, raw_path, identity, body, base)
+            for base in candidates
+        ]
         self.admission.admit_upstream(scope, route)
         breaker = self.admission.breakers[route.service]
 
         started = time.perf_counter()
         try:  # from here on the breaker hears how it went, whatever happens
-            response = await client.send(request, stream=True)
+            response = await self._send(client, candidates, requests)
         except httpx.PoolTimeout as exc:
             # Our own pool is exhausted: no verdict on the upstream.
             breaker.release()
@@ -128,6 +145,27 @@ class HttpProxy:
         finally:
             await response.aclose()
 
+    async def _send(
+        self, client: httpx.AsyncClient, candidates: list[str], requests: list[httpx.Request]
+    ) -> httpx.Response:
+        """The first replica that takes the connection answers; one that refused it never
+        saw the request, so the next one is asked (upstreams.py)."""
+        for base, request in zip(candidates[:-1], requests[:-1], strict=True):
+            try:
+                response = await client.send(request, stream=True)
+            except _NOT_CONNECTED:
+                self.upstreams.refused(base)
+                continue
+            self.upstreams.answered(base)
+            return response
+        try:
+            response = await client.send(requests[-1], stream=True)
+        except _NOT_CONNECTED:
+            self.upstreams.refused(candidates[-1])
+            raise
+        self.upstreams.answered(candidates[-1])
+        return response
+
     def _request(
         self,
         client: httpx.AsyncClient,
@@ -136,8 +174,9 @@ class HttpProxy:
         raw_path: bytes,
         identity: Identity | None,
         body: bytes | None,
+        base: str,
     ) -> httpx.Request:
-        url = self.settings.service_url(route.service) + raw_path.decode("latin-1")
+        url = base + raw_path.decode("latin-1")
         if query := scope.get("query_string"):
             url = f"{url}?{query.decode('latin-1')}"
         try:

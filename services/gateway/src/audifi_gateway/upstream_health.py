@@ -128,12 +128,25 @@ class UpstreamHealth:
         return ready, {"status": "ok" if well else "degraded", "services": by_service}
 
     async def _probe(self, service: str) -> dict[str, Any]:
+        """The service's health: its replicas' (AUDIFI_<NAME>_URL may list several), the
+        best of them, with how many are up when there are several."""
+        replicas = self.settings.service_urls(service)
+        if len(replicas) == 1:
+            return await self._probe_one(service, replicas[0])
+        results = await asyncio.gather(*(self._probe_one(service, u) for u in replicas))
+        rank = {"up": 0, "degraded": 1, "down": 2}
+        best = min(results, key=lambda r: rank.get(r["status"], 2))
+        return {
+            **best,
+            "replicas": len(replicas),
+            "replicasUp": sum(r["status"] == "up" for r in results),
+        }
+
+    async def _probe_one(self, service: str, base: str) -> dict[str, Any]:
         assert self.client is not None, "health is probed only while the app runs"
         started = time.perf_counter()
         try:
-            response = await self.client.get(
-                f"{self.settings.service_url(service)}/ready", timeout=self.timeout
-            )
+            response = await self.client.get(f"{base}/ready", timeout=self.timeout)
             state = _assess(response)
             if state["status"] != "up":
                 log.warning(

@@ -39,6 +39,8 @@ from audifi_gateway import metrics
 from audifi_gateway.admission import Admission
 from audifi_gateway.forwarding import upstream_headers
 from audifi_gateway.request_guard import check_request
+from audifi_gateway.routes import Route
+from audifi_gateway.upstreams import Upstreams
 
 log = structlog.get_logger("audifi.gateway.websocket")
 
@@ -63,9 +65,12 @@ _UPSTREAM_LOG.setLevel(logging.INFO)
 
 
 class WebSocketProxy:
-    def __init__(self, admission: Admission, settings: Settings) -> None:
+    def __init__(
+        self, admission: Admission, settings: Settings, upstreams: Upstreams | None = None
+    ) -> None:
         self.admission = admission
         self.settings = settings
+        self.upstreams = upstreams or Upstreams(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -85,20 +90,8 @@ class WebSocketProxy:
         headers = upstream_headers(scope, identity, skip=_HANDSHAKE_HEADERS)
         if token is not None:
             headers.append((b"authorization", f"Bearer {token}".encode("latin-1")))
-        url = _websocket_url(self.settings.service_url(route.service), raw_path, scope)
         try:
-            upstream = await connect(
-                url,
-                additional_headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers],
-                subprotocols=scope.get("subprotocols") or None,
-                open_timeout=route.timeout,
-                close_timeout=5,
-                max_size=MAX_MESSAGE_BYTES,
-                compression=None,
-                proxy=None,
-                user_agent_header=None,
-                logger=_UPSTREAM_LOG,
-            )
+            upstream = await self._connect(route, raw_path, scope, headers)
         except InvalidStatus as exc:
             breaker.record_success()  # it answered: the refusal is the service's to make
             await _relay_refusal(scope, send, exc)
@@ -120,6 +113,38 @@ class WebSocketProxy:
         finally:
             sessions.dec()
             await upstream.close()
+
+    async def _connect(
+        self, route: Route, raw_path: bytes, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> ClientConnection:
+        """The socket to the first replica that takes it, in turn (upstreams.py); a replica
+        that refused or did not open in time is passed over for the next."""
+        candidates = self.upstreams.candidates(route.service)
+        for i, base in enumerate(candidates):
+            try:
+                upstream = await connect(
+                    _websocket_url(base, raw_path, scope),
+                    additional_headers=[
+                        (n.decode("latin-1"), v.decode("latin-1")) for n, v in headers
+                    ],
+                    subprotocols=scope.get("subprotocols") or None,
+                    open_timeout=route.timeout,
+                    close_timeout=5,
+                    max_size=MAX_MESSAGE_BYTES,
+                    compression=None,
+                    proxy=None,
+                    user_agent_header=None,
+                    logger=_UPSTREAM_LOG,
+                )
+            except (OSError, TimeoutError) as exc:
+                self.upstreams.refused(base)
+                if i == len(candidates) - 1:
+                    raise
+                log.info("websocket_replica_refused", upstream=route.service, error=repr(exc))
+                continue
+            self.upstreams.answered(base)
+            return upstream
+        raise AssertionError("a service has at least one replica")
 
 
 async def _relay(upstream: ClientConnection, receive: Receive, send: Send) -> None:
