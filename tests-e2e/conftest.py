@@ -41,7 +41,8 @@ def platform(
     request: pytest.FixtureRequest,
 ) -> Iterator[Platform]:
     """The platform of one test module; a module's `PLATFORM_ENV` adds to or overrides its
-    environment (the fuzzing suite's own limits)."""
+    environment (the fuzzing suite's own limits), its `PLATFORM_REPLICAS` runs more replicas
+    of a service (`{"vstudio": 2}`)."""
     prefix = f"e2e{uuid.uuid4().hex[:8]}_"
     var_dir = tmp_path_factory.mktemp("platform")
     running = Platform(
@@ -59,6 +60,7 @@ def platform(
             **getattr(request.module, "PLATFORM_ENV", {}),
         },
         Path(var_dir),
+        getattr(request.module, "PLATFORM_REPLICAS", None),
     )
     try:
         running.start_all()

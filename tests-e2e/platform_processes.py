@@ -85,15 +85,31 @@ class Platform:
     `make up` runs it: nft, coin and payment sign with their own development keys) and the
     local Stripe payment talks to (its webhooks signed for this run, sent to the gateway)."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_dir: Path, replicas: Mapping[str, int] | None = None
+    ) -> None:
         self.ports = {name: free_port() for name in (*DEPLOYABLES, CHAIN, STRIPE)}
+        # More replicas of a service (`vstudio-2`...): the same service on ports of their own,
+        # every one listed in AUDIFI_<NAME>_URL, so the gateway spreads clients over them.
+        self.replica_of: dict[str, str] = {}
+        for service, count in (replicas or {}).items():
+            for n in range(2, count + 1):
+                self.replica_of[f"{service}-{n}"] = service
+                self.ports[f"{service}-{n}"] = free_port()
         self.env = {
             **os.environ,
             **env,
             **{
                 f"AUDIFI_{n.upper()}_PORT": str(p)
                 for n, p in self.ports.items()
-                if n not in (CHAIN, STRIPE)
+                if n not in (CHAIN, STRIPE) and n not in self.replica_of
+            },
+            **{
+                f"AUDIFI_{service.upper()}_URL": ",".join(
+                    f"http://127.0.0.1:{self.ports[n]}"
+                    for n in (service, *(r for r, s in self.replica_of.items() if s == service))
+                )
+                for service in set(self.replica_of.values())
             },
             "AUDIFI_CHAIN_NODE_PORT": str(self.ports[CHAIN]),
             "AUDIFI_STRIPE_LOCAL_PORT": str(self.ports[STRIPE]),
@@ -111,9 +127,12 @@ class Platform:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def _process_env(self, name: str) -> dict[str, str]:
-        extra = chain_envs(CHAIN_USERS, Settings.from_env(self.env), self.env).get(name, {})
-        if name in STRIPE_USERS:
+        service = self.replica_of.get(name, name)
+        extra = chain_envs(CHAIN_USERS, Settings.from_env(self.env), self.env).get(service, {})
+        if service in STRIPE_USERS:
             extra = {**extra, **self.stripe_env}
+        if name in self.replica_of:  # the same service on its own port
+            extra = {**extra, f"AUDIFI_{service.upper()}_PORT": str(self.ports[name])}
         return {**self.env, **extra}
 
     @property
@@ -129,7 +148,7 @@ class Platform:
         if (path := self.log_dir / f"{name}.log") not in SESSION_LOGS:
             SESSION_LOGS.append(path)
         log = open(path, "ab")
-        command = ["chain", "node"] if name == CHAIN else ["serve", name]
+        command = ["chain", "node"] if name == CHAIN else ["serve", self.replica_of.get(name, name)]
         argv = [sys.executable, "-m", "audifi_kit.cli", *command]
         if name == STRIPE:
             argv = stripe_dev.command(Settings.from_env(self.env), self.stripe_env)
@@ -156,8 +175,16 @@ class Platform:
             process.kill()
             process.wait()
 
+    def kill(self, name: str) -> None:
+        """A crash: SIGKILL, no goodbye (its sockets drop, its presence entries expire)."""
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.kill()
+            process.wait()
+
     def start_all(self) -> None:
-        for name in [CHAIN, STRIPE] + [n for n in DEPLOYABLES if n != "gateway"] + ["gateway"]:
+        services = [n for n in DEPLOYABLES if n != "gateway"] + list(self.replica_of)
+        for name in [CHAIN, STRIPE, *services, "gateway"]:
             self.start(name)
         wait_http(f"{self.gateway}/admin/health", 60)
 

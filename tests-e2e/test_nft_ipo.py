@@ -6,24 +6,20 @@ funded on RevenueDistributor and claimed once with a proof; 200 buyers race for 
 
 from __future__ import annotations
 
-import io
-import struct
 import uuid
-import wave
-import zlib
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from audifi_auth.adapters.signing_keys import SigningKeys
 from audifi_kit.testing import eventually_sync
+from e2e_masters import _register_and_open
 from eth_account import Account
 from eth_utils import keccak
 from platform_processes import Platform, token
 from web3.exceptions import ContractCustomError
 
 ARTIST, FAN, ADMIN = (str(uuid.uuid4()) for _ in range(3))
-RECEIVER = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 PASS_ISRC = "US-AUD-26-00088"  # the master the story registers is the Revenue Pass
 PLATFORM_ENV = {"NFT_REVENUE_PASS_MASTER": PASS_ISRC}
 
@@ -34,30 +30,6 @@ def as_(signing_keys: SigningKeys):
         return {"Authorization": f"Bearer {token(signing_keys, sub=user, roles=list(roles))}"}
 
     return headers
-
-
-def _wav() -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x00\x01" * 800)
-    return out.getvalue()
-
-
-def _png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x80\x00"))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_a_fan_buys_ipo_shares_by_card_and_they_are_allocated(platform: Platform, as_) -> None:
@@ -160,38 +132,6 @@ def _sign_in_with_wallet(platform: Platform, key: str) -> dict[str, str]:
     )
     assert signed_in.status_code == 200, signed_in.text
     return {"Authorization": f"Bearer {signed_in.json()['token']}"}
-
-
-def _register_and_open(platform: Platform, artist: dict, isrc: str, **terms) -> tuple[dict, dict]:
-    """A master registered with a real WAV and cover, and its IPO opened (on chain first)."""
-    gw = platform.gateway
-    registered = httpx.post(
-        f"{gw}/masters",
-        data={"title": "First Light", "isrc": isrc},
-        files={"audio": ("a.wav", _wav(), "audio/wav"), "cover": ("c.png", _png(), "image/png")},
-        headers=artist,
-        timeout=30,
-    )
-    assert registered.status_code == 201, registered.text
-    now = datetime.now(UTC)
-    opened = httpx.post(
-        f"{gw}/masters/{registered.json()['id']}/ipo",
-        json={
-            "cap": 1000,
-            "priceCents": 1250,
-            "currency": "USD",
-            "opensAt": (now - timedelta(minutes=1)).isoformat(),
-            "closesAt": (now + timedelta(days=7)).isoformat(),
-            "perAccountMax": 10,
-            "royaltyReceiver": RECEIVER,
-            "royaltyBps": 500,
-        }
-        | terms,
-        headers=artist,
-        timeout=30,
-    )
-    assert opened.status_code == 201, opened.text
-    return registered.json(), opened.json()
 
 
 def _pay_by_card(platform: Platform, purchase: dict, headers: dict) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import asyncpg
-from audifi_kit.eventstore import EventStore, GroupCommit
+from audifi_kit.eventstore import ConcurrencyConflict, EventStore, GroupCommit
 from audifi_kit.media.storage import InMemoryStorage, MediaStorage
 from audifi_kit.settings import Settings
 
@@ -46,6 +46,8 @@ from audifi_vstudio.frames import (
 log = logging.getLogger(__name__)
 
 KEY_ENV = "AUDIFI_VSTUDIO_PSEUDONYM_KEY"
+# Replicas voting on one decision at once: a batch that lost the race is decided again.
+VOTE_RACES = 5
 KEY_FILE = "vstudio-pseudonym.key"
 
 
@@ -75,11 +77,21 @@ def pseudonym_key(settings: Settings) -> bytes:
     if configured:
         return bytes.fromhex(configured)
     path = Path(settings.var_dir) / KEY_FILE
-    with contextlib.suppress(FileExistsError):
+    if not path.exists():
+        # Written aside, then linked into place: a replica starting at the same moment reads
+        # either no file or a whole key, and the first link made is everyone's key.
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "x") as made:
-            made.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+        aside = path.with_name(f".{KEY_FILE}.{secrets.token_hex(8)}")
+        aside.write_text(secrets.token_hex(32))
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            aside.unlink()
+    key = bytes.fromhex(path.read_text().strip())
+    if len(key) < 16:
+        raise RuntimeError(f"{path} holds no pseudonym key: remove it or set {KEY_ENV}")
+    return key
 
 
 class VoteUpdates:
@@ -262,12 +274,18 @@ class Studio:
         its room hears the new results within `interval`."""
         voter = self.voter(decision_id, account_id)
         app, now = self.app, self.clock()
-        await self.group.submit(
-            lambda: app.decide_vote(
-                decision_id, session_id=session_id, voter=voter, choice=choice, now=now
-            ),
-            loads=[decision_id],
-        )
+        for attempt in range(VOTE_RACES):
+            try:
+                await self.group.submit(
+                    lambda: app.decide_vote(
+                        decision_id, session_id=session_id, voter=voter, choice=choice, now=now
+                    ),
+                    loads=[decision_id],
+                )
+                break
+            except ConcurrencyConflict:  # another replica's batch took the decision first
+                if attempt == VOTE_RACES - 1:
+                    raise
         self.updates.touch(session_id, decision_id)
         return await self.decision(decision_id)
 
