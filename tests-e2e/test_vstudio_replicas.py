@@ -16,6 +16,7 @@ from e2e_masters import _register_and_open
 from platform_processes import Platform, token
 
 PLATFORM_REPLICAS = {"vstudio": 2}
+PLATFORM_ENV = {"AUDIFI_STORE_SOLE_WRITER": "n"}  # as replicas run: no writer decides alone
 ARTIST = str(uuid.uuid4())
 FANS = [str(uuid.uuid4()) for _ in range(8)]
 
