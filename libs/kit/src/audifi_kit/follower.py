@@ -32,7 +32,7 @@ import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -218,3 +218,71 @@ class LogFollower:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2.0)
+
+
+class _Moves(Protocol):
+    def notify_moves(self, event: asyncio.Event) -> None: ...
+
+
+class QueueFollower:
+    """Drives, one at a time, what a read model lists as waiting: nft's minter (paid
+    allocations to mint) and escrow operator (chain projects whose escrow lacks a step).
+
+    Each step fetches `query` (its one argument: `batch`) and awaits `drive(row)` for each
+    row, in order; it then waits for the read model to move (`runner.notify_moves`: what was
+    driven shows there once applied) or the poll interval. One replica drives at a time (the
+    advisory lock `name`): one signer, one nonce sequence. A step that fails on one of
+    `expected_errors` (a node out of reach, a race lost) is retried after a short backoff,
+    logged without a traceback.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        query: str,
+        drive: Callable[[asyncpg.Record], Awaitable[object]],
+        *,
+        store: EventStore[Any],
+        pool: asyncpg.Pool,
+        runner: _Moves,
+        batch: int = 50,
+        poll_interval: float = 1.0,
+        expected_errors: tuple[type[BaseException], ...] = (),
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.query = query
+        self.drive = drive
+        self.pool = pool
+        self.batch = batch
+        self._follower = LogFollower(
+            name,
+            self._step,
+            store=store,
+            leader_lock=name,
+            poll_interval=poll_interval,
+            retry_delay=poll_interval,
+            max_retry_delay=10 * poll_interval,
+            expected_errors=expected_errors,
+            logger=logger or log,
+        )
+        runner.notify_moves(self._follower.wakeup)
+
+    async def start(self) -> None:
+        await self._follower.start()
+
+    def wake(self) -> None:
+        self._follower.wake()
+
+    async def stop(self) -> None:
+        await self._follower.stop()
+
+    async def _step(self) -> int:
+        try:
+            rows = await self.pool.fetch(self.query, self.batch)
+        except asyncpg.UndefinedTableError:  # the read model is being created
+            return 0
+        for row in rows:
+            await self.drive(row)
+        # Stepping again at once would read the same rows as waiting: the read model's move
+        # wakes this follower once what was driven is applied.
+        return 0

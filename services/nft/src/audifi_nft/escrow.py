@@ -29,7 +29,7 @@ from uuid import UUID
 import asyncpg
 from audifi_kit.errors import BlockchainError
 from audifi_kit.eventstore import EventStore
-from audifi_kit.follower import LogFollower
+from audifi_kit.follower import QueueFollower
 from audifi_kit.projections import ProjectionRunner
 from eventsourcing.persistence import IntegrityError
 
@@ -152,7 +152,7 @@ class Escrow:
         return await self.store.call(command, *args, now=self.clock(), **kwargs)
 
 
-class EscrowFollower:
+class EscrowFollower(QueueFollower):
     """Follows the `projects` read model and drives each chain project with escrow work."""
 
     def __init__(
@@ -166,38 +166,23 @@ class EscrowFollower:
         poll_interval: float = 1.0,
     ) -> None:
         self.escrow = escrow
-        self.pool = pool
-        self.batch = batch
-        self._follower = LogFollower(
+        super().__init__(
             "nft escrow",
-            self._step,
+            ESCROW_WORK,
+            self._drive,
             store=store,
-            leader_lock="nft escrow",
+            pool=pool,
+            runner=projects,
+            batch=batch,
             poll_interval=poll_interval,
-            retry_delay=poll_interval,
-            max_retry_delay=10 * poll_interval,
             # A node out of reach, or a project that kept changing: tried again shortly.
             expected_errors=(BlockchainError, IntegrityError),
             logger=log,
         )
-        projects.notify_moves(self._follower.wakeup)
 
     async def start(self) -> None:
         await self.escrow.chain.start()
-        await self._follower.start()
+        await super().start()
 
-    def wake(self) -> None:
-        self._follower.wake()
-
-    async def stop(self) -> None:
-        await self._follower.stop()
-
-    async def _step(self) -> int:
-        try:
-            rows = await self.pool.fetch(ESCROW_WORK, self.batch)
-        except asyncpg.UndefinedTableError:  # the read model is being created
-            return 0
-        for row in rows:
-            await self.escrow.drive(UUID(str(row["id"])))  # a plain UUID, not asyncpg's
-        # What was driven shows in the read model once applied; its move wakes this follower.
-        return 0
+    async def _drive(self, row: asyncpg.Record) -> None:
+        await self.escrow.drive(UUID(str(row["id"])))  # a plain UUID, not asyncpg's

@@ -33,7 +33,7 @@ from audifi_kit.chain.adapter import SignedTx
 from audifi_kit.chain.reverts import is_revert
 from audifi_kit.errors import BlockchainError
 from audifi_kit.eventstore import EventStore
-from audifi_kit.follower import LogFollower
+from audifi_kit.follower import QueueFollower
 from audifi_kit.projections import ProjectionRunner
 from eventsourcing.persistence import IntegrityError
 
@@ -167,7 +167,7 @@ class Minting:
         return await self.store.call(command, *args, **kwargs)  # the last try raises
 
 
-class Minter:
+class Minter(QueueFollower):
     """Follows `minting.queue` and drives each waiting mint in turn."""
 
     def __init__(
@@ -181,42 +181,23 @@ class Minter:
         poll_interval: float = 1.0,
     ) -> None:
         self.minting = minting
-        self.pool = pool
-        self.batch = batch
-        self._follower = LogFollower(
+        super().__init__(
             "nft minter",
-            self._step,
+            WAITING,
+            self._drive,
             store=store,
-            leader_lock="nft minter",
+            pool=pool,
+            runner=queue,
+            batch=batch,
             poll_interval=poll_interval,
-            retry_delay=poll_interval,
-            max_retry_delay=10 * poll_interval,
             # A node out of reach, or a hot IPO that kept changing: tried again shortly.
             expected_errors=(BlockchainError, IntegrityError),
             logger=log,
         )
-        queue.notify_moves(self._follower.wakeup)
 
-    async def start(self) -> None:
-        await self._follower.start()
-
-    def wake(self) -> None:
-        self._follower.wake()
-
-    async def stop(self) -> None:
-        await self._follower.stop()
-
-    async def _step(self) -> int:
-        try:
-            rows = await self.pool.fetch(WAITING, self.batch)
-        except asyncpg.UndefinedTableError:  # the read model is being created
-            return 0
-        for row in rows:
-            # asyncpg's own UUID type would reach the events: a plain one.
-            if row["reservation_id"].startswith(WITHDRAWAL_PREFIX):
-                await self.minting.drive_withdrawal(UUID(str(row["mint_id"])))
-            else:
-                await self.minting.drive(UUID(str(row["ipo_id"])), row["reservation_id"])
-        # What was driven shows in the queue once the projection applies it; it wakes this
-        # follower when it moves. Stepping again at once would read the same rows as waiting.
-        return 0
+    async def _drive(self, row: asyncpg.Record) -> None:
+        # asyncpg's own UUID type would reach the events: a plain one.
+        if row["reservation_id"].startswith(WITHDRAWAL_PREFIX):
+            await self.minting.drive_withdrawal(UUID(str(row["mint_id"])))
+        else:
+            await self.minting.drive(UUID(str(row["ipo_id"])), row["reservation_id"])
