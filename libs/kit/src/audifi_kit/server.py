@@ -297,6 +297,10 @@ def server_config(
         lifespan="on",
         http=protocol_for(ceiling, weight, need),
         ws=WebSocketSansIO,
+        # permessage-deflate is not offered: it cost 50 KB a socket (its zlib contexts) and
+        # most of a big room's fan-out CPU (vstudio's rooms_bench), for frames of a few
+        # hundred bytes.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
         backlog=ceiling.backlog if ceiling is not None else MAX_BACKLOG,
         **_proxy_headers(name, settings),

@@ -193,7 +193,13 @@ async def served(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncItera
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, lifespan="on", ws="websockets-sansio"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # as the kit serves (server.py)
     )
     async with serving(config) as url:
         yield url

@@ -10,6 +10,8 @@ so replicas may run it together). nft is asked about masters and holders at
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import functools
 import logging
 import os
@@ -50,6 +52,7 @@ from audifi_vstudio.studio import Masters, Studio, pseudonym_key
 log = logging.getLogger(__name__)
 
 CLOCK_ENV = "VSTUDIO_CLOCK_SECONDS"
+TRIM_SECONDS = 60.0
 
 spec = ServiceSpec(
     name="vstudio", application=VstudioApplication, projections=PROJECTIONS, outbox=outbox
@@ -68,6 +71,23 @@ async def close_due(studio: Studio) -> None:
             await studio.close_if_due(UUID(str(row["id"])))
         except Exception as exc:  # one decision's failure stops no other
             log.warning("vstudio clock: decision %s not closed (%s)", row["id"], exc)
+
+
+def _libc_trim() -> Callable[[], object] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+async def trim_memory() -> None:
+    """Hand freed heap back to the system: after thousands of sockets closed, glibc kept it
+    (1.6 GiB of 2.0 GiB after 19,500 sockets, rooms_bench) though nothing used it."""
+    if _MALLOC_TRIM is not None:
+        await asyncio.to_thread(_MALLOC_TRIM, 0)
 
 
 def create_app(
@@ -102,8 +122,9 @@ def create_app(
                 await studio.start()
                 app.state[STUDIO_STATE_KEY] = studio
                 try:
-                    async with every(
-                        interval, functools.partial(close_due, studio), name="vstudio clock"
+                    async with (
+                        every(interval, functools.partial(close_due, studio), name="vstudio clock"),
+                        every(TRIM_SECONDS, trim_memory, name="vstudio memory trim"),
                     ):
                         yield
                 finally:

@@ -103,7 +103,10 @@ class PresenceAnnouncer:
     async def _flush(self, session_id: UUID) -> None:
         self._scheduled.pop(session_id, None)
         pending = self._pending.pop(session_id, {})
-        self._told_at[session_id] = self.clock()
+        self._told_at[session_id] = told = self.clock()
+        # Forgotten once it no longer delays anything: a room told once is not kept forever.
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.interval, self._forget, session_id, told)
         if not pending:
             return
         try:
@@ -111,6 +114,10 @@ class PresenceAnnouncer:
                 await self.rooms.broadcast(session_id, _encoder.encode(frame))
         except Exception:  # presence is ephemeral: the next change tells the room again
             log.warning("presence of session %s not told", session_id, exc_info=True)
+
+    def _forget(self, session_id: UUID, told: float) -> None:
+        if self._told_at.get(session_id) == told:
+            del self._told_at[session_id]
 
     def frames(self, pending: dict[str, tuple[str, str | None]]) -> list[_Frame]:
         if len(pending) <= self.individually:

@@ -61,6 +61,8 @@ log = structlog.get_logger("audifi.vstudio")
 ROOMS_STATE_KEY = "rooms"
 STUDIO_STATE_KEY = "studio"
 PRESENCE_STATE_KEY = "presence_announcer"
+# Votes of one client waiting to be recorded; one more is refused (RATE_LIMITED).
+VOTES_WAITING = 16
 # A presence frame names at most this many users; a bigger room's also says its `count`.
 PRESENCE_LIMIT = 200
 LIMITS_STATE_KEY = "connection_limits"
@@ -217,6 +219,7 @@ class RoomConnection:
         self.limits = limits
         self.connection_id = uuid.uuid4().hex
         self.send_queue = SendQueue(limits.send_queue)
+        self.votes: asyncio.Queue[Vote] = asyncio.Queue(VOTES_WAITING)
         self.member: Member | None = None
 
     async def serve(self) -> None:
@@ -239,7 +242,8 @@ class RoomConnection:
         receiving = asyncio.create_task(self._receive_frames())
         sending = asyncio.create_task(self._send_frames(first))
         overflow = asyncio.create_task(self.send_queue.overflowed.wait())
-        tasks = (receiving, sending, overflow)
+        voting = asyncio.create_task(self._cast_votes())
+        tasks = (receiving, sending, overflow, voting)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -253,10 +257,19 @@ class RoomConnection:
             if not isinstance(error, WebSocketDisconnect):
                 raise error
         if sending in done and (error := sending.exception()) is not None:
-            # The client went away mid-send; anything else is ours.
-            if not isinstance(error, OSError | WebSocketDisconnect):
+            # The client went away mid-send (the server may have closed the socket itself:
+            # a keepalive ping unanswered), anything else is ours.
+            if not isinstance(error, OSError | WebSocketDisconnect) and not _closed(error):
                 raise error
+        if voting in done and (error := voting.exception()) is not None:
+            raise error
         return None
+
+    async def _cast_votes(self) -> None:
+        """The client's votes, in the order sent, while frames keep being read: a vote
+        waiting on its group commit must not stop the socket from answering pings."""
+        while True:
+            await self._vote(await self.votes.get())
 
     async def _receive_frames(self) -> None:
         while True:
@@ -283,7 +296,16 @@ class RoomConnection:
             case Join():
                 await self._join(frame)
             case Vote():
-                await self._vote(frame)
+                try:
+                    self.votes.put_nowait(frame)
+                except asyncio.QueueFull:  # a client voting faster than votes are recorded
+                    self._reply(
+                        ErrorFrame(
+                            code="RATE_LIMITED",
+                            message="Too many votes waiting: wait for their vote_ack",
+                            decision_id=frame.decision_id,
+                        )
+                    )
 
     async def _vote(self, frame: Vote) -> None:
         if self.studio is None:
@@ -365,13 +387,18 @@ class RoomConnection:
         self.send_queue.offer(encode(frame))
 
     async def _send_frames(self, first: list[bytes]) -> None:
-        for frame in first:
-            await self._send(frame)
+        while first:  # let go of them once sent: a big room's presence frame is kilobytes
+            await self._send(first.pop(0))
         while True:
             await self._send(await self.send_queue.next())
 
     async def _send(self, frame: bytes) -> None:
         await self.socket.send_data(frame.decode(), mode="text")
+
+
+def _closed(error: BaseException) -> bool:
+    """uvicorn's word that the socket was closed already (it sent the close itself)."""
+    return isinstance(error, RuntimeError) and "after sending 'websocket.close'" in str(error)
 
 
 async def close(
