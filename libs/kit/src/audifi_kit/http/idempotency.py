@@ -263,16 +263,29 @@ async def _run_and_store(
             headers = list(message.get("headers", ()))
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
-            finished = not message.get("more_body", False)
+            if not message.get("more_body", False):
+                # Stored before the client has the whole answer: a client that repeats the
+                # request the moment it has it gets the replay, never "still in progress".
+                finished = True
+                await _settle(claim, status, headers, chunks)
         await send(message)
 
     try:
         await next_app(scope, receive, capture)
     except BaseException:
-        await asyncio.shield(_release(claim))
+        if not finished:
+            await asyncio.shield(_release(claim))
         raise
+    if not finished:
+        await _release(claim)
+
+
+async def _settle(
+    claim: Claim, status: int, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+) -> None:
+    """A finished answer is final (stored) unless it invites a retry (5xx, Retry-After)."""
     retryable = any(name.lower() == b"retry-after" for name, _ in headers)
-    if finished and status < 500 and not retryable:
+    if status < 500 and not retryable:
         await claim.complete(status, b"".join(chunks), headers)
     else:
         await _release(claim)
