@@ -52,3 +52,21 @@ async def test_holders_by_account_are_the_artists_and_admins_to_read(nft: Nft) -
             f"/masters/{uuid.uuid4()}/shares/by-account", headers=nft.headers(ADMIN, "admin")
         )
         assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "MASTER_NOT_FOUND")
+
+
+def test_a_second_lock_leaves_the_first_sessions_mark() -> None:
+    from audifi_nft.bootstrap import in_memory
+    from nft_support import register
+
+    app = in_memory()
+    master = register(app)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    for session in (first, second):
+        locked = app.decide_lock_creative_state(master.id, session_id=session, at=datetime.now(UTC))
+        assert locked is not None
+        app.save(locked)
+    kept = app.master(master.id)
+    assert (kept.creative_state, kept.locked_by_session) == ("final", first)
+    assert (
+        app.decide_lock_creative_state(uuid.uuid4(), session_id=first, at=datetime.now(UTC)) is None
+    )

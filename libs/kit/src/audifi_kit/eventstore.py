@@ -200,6 +200,15 @@ class InboxRecorder(XidOrderedRecorder):
 class ServiceApplication(Application[UUID]):
     """Base of every service's application: metadata-carrying mapper, inbox-aware recorder."""
 
+    def _find(self, kind: type[Any], aggregate_id: UUID) -> Any:
+        """The aggregate of that id if it is one of `kind`, else None (never there, or
+        another kind under the id)."""
+        try:
+            found = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
     def construct_mapper(self) -> Mapper[UUID]:
         base = super().construct_mapper()
         return MetadataMapper(

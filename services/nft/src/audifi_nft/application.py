@@ -15,7 +15,6 @@ from uuid import UUID
 from audifi_kit.errors import Forbidden, NotFound, ValidationFailed
 from audifi_kit.eventstore import ServiceApplication
 from audifi_kit.values import whole_number
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from audifi_nft.domain.chain_payment import (
@@ -649,12 +648,3 @@ class NftApplication(ProjectCommands, LockerCommands, ServiceApplication):
     def distribution_of_chain(self, chain_distribution_id: int) -> Distribution | None:
         ref = self._find(ChainDistributionRef, chain_ref_id(chain_distribution_id))
         return None if ref is None else self.distribution(ref.distribution_id)
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _find(self, kind: type[Any], aggregate_id: UUID) -> Any:
-        try:
-            found = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None

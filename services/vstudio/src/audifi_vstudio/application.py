@@ -15,7 +15,6 @@ from uuid import UUID
 
 from audifi_kit.errors import Forbidden
 from audifi_kit.eventstore import ServiceApplication
-from eventsourcing.application import AggregateNotFoundError
 
 from audifi_vstudio.domain.session import (
     OPEN,
@@ -81,7 +80,7 @@ class VstudioApplication(ServiceApplication):
         now: datetime,
     ) -> StudioSession:
         session = self.session(session_id)
-        self._require_artist(session, actor_id, actor_is_admin, "invites producers")
+        self.require_artist(session, actor_id, actor_is_admin, "invites producers")
         if session.invite_producer(account_id=account_id, by=actor_id, now=now):
             self.save(session)
         return session
@@ -118,7 +117,7 @@ class VstudioApplication(ServiceApplication):
         """Close every open decision and lock the session (the master's creative state is
         final); again: the locked session."""
         session = self.session(session_id)
-        self._require_artist(session, actor_id, actor_is_admin, "locks it")
+        self.require_artist(session, actor_id, actor_is_admin, "locks it")
         if session.status != OPEN:
             return session
         closing = [self.decision(d) for d in session.decisions]
@@ -152,7 +151,7 @@ class VstudioApplication(ServiceApplication):
         if existing is not None and existing.session_id == session_id:
             return existing
         session = self.session(session_id)
-        self._require_artist(session, actor_id, actor_is_admin, "opens decisions")
+        self.require_artist(session, actor_id, actor_is_admin, "opens decisions")
         sources = None
         if contribution_ids is not None:
             options, sources = session.options_of(contribution_ids)
@@ -177,6 +176,10 @@ class VstudioApplication(ServiceApplication):
         if found is None or (session_id is not None and found.session_id != session_id):
             raise DecisionNotFound(details={"decisionId": str(decision_id)})
         return found
+
+    def decisions_of(self, session_id: UUID) -> list[Decision]:
+        """The session's decisions in the order they were opened: one call, not one each."""
+        return [self.decision(d) for d in self.session(session_id).decisions]
 
     def decide_vote(
         self,
@@ -242,15 +245,8 @@ class VstudioApplication(ServiceApplication):
     # -- helpers -------------------------------------------------------------------------------
 
     @staticmethod
-    def _require_artist(
+    def require_artist(
         session: StudioSession, actor_id: str, actor_is_admin: bool, what: str
     ) -> None:
         if actor_id != session.artist_id and not actor_is_admin:
             raise Forbidden(f"Only the session's artist {what}")
-
-    def _find(self, kind: type[Any], aggregate_id: UUID) -> Any:
-        try:
-            found = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None

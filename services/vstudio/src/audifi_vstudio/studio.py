@@ -184,7 +184,7 @@ class Studio:
         return await self.store.call(self.app.decision, decision_id, session_id)
 
     async def decisions(self, session: StudioSession) -> list[Decision]:
-        return [await self.decision(d) for d in session.decisions]
+        return await self.store.call(self.app.decisions_of, session.id)
 
     async def snapshot(self, session_id: UUID) -> Snapshot:
         session = await self.session(session_id)
@@ -236,7 +236,7 @@ class Studio:
         contribution_ids: list[Any] | None = None,
     ) -> Decision:
         session = await self.session(session_id)
-        self.app._require_artist(session, actor_id, actor_is_admin, "opens decisions")
+        self.app.require_artist(session, actor_id, actor_is_admin, "opens decisions")
         session.require_open()
         decision_id = uuid4()
         weights = None
