@@ -211,12 +211,15 @@ class StubMasters:
 
 
 def server_process(conn: Connection, config: dict[str, Any]) -> None:
-    # The server logs (uvicorn: two lines per WebSocket opened, one per closed) go to a file:
-    # written as they would be, out of the bench's output.
+    # The server logs go to a file, written as a deployed service writes them (the kit's JSON
+    # lines, uvicorn's per-connection lines dropped), out of the bench's output.
     log = os.open(config["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
+    from audifi_kit.http.requests import configure_logging
+
+    configure_logging("vstudio")
     asyncio.run(serve_vstudio(conn, config))
 
 

@@ -11,20 +11,42 @@ from audifi_vstudio.presence import PresenceAnnouncer
 
 
 class Heard:
-    def __init__(self) -> None:
+    """A room as the announcer sees it: what it broadcast, how many are in it, who listens."""
+
+    def __init__(self, count: int = 0, audience: int = 0) -> None:
         self.frames: list[tuple[uuid.UUID, dict[str, Any]]] = []
+        self.connections = count
+        self.listening = audience
 
     async def broadcast(self, session_id: uuid.UUID, frame: bytes) -> None:
         self.frames.append((session_id, json.loads(frame)))
 
+    async def count(self, session_id: uuid.UUID) -> int:
+        return self.connections
+
+    def audience(self) -> int:
+        return self.listening
+
+
+class Connection:
+    """One joiner's socket: the frames told to it alone."""
+
+    def __init__(self) -> None:
+        self.told: list[dict[str, Any]] = []
+
+    def tell(self, frame: bytes) -> None:
+        self.told.append(json.loads(frame))
+
 
 async def test_a_burst_of_joins_is_told_as_one_delta_and_a_few_as_the_seeds_frames() -> None:
-    heard = Heard()
-    announcer = PresenceAnnouncer(heard, interval=60)
+    heard = Heard(count=499)
+    announcer = PresenceAnnouncer(heard, interval=60, named=50)
     big, small = uuid.uuid4(), uuid.uuid4()
-    for i in range(500):
-        announcer.joined(big, f"fan{i}", f"Fan {i}")
-    announcer.joined(small, "ada", "Ada")
+    fans = {f"fan{i}": Connection() for i in range(500)}
+    for i, (user, connection) in enumerate(fans.items()):
+        announcer.joined(big, user, f"Fan {i}", tell=connection.tell)
+    ada = Connection()
+    announcer.joined(small, "ada", "Ada", tell=ada.tell)
     announcer.joined(small, "bob", None)
     announcer.left(big, "fan7")  # joined and left before anyone was told: neither
     await announcer.close()  # tells what waits
@@ -32,12 +54,43 @@ async def test_a_burst_of_joins_is_told_as_one_delta_and_a_few_as_the_seeds_fram
     for session, frame in heard.frames:
         by_room.setdefault(session, []).append(frame)
     [delta] = by_room[big]
+    # One frame for the burst: the first 50 joiners named, the room's size said.
     assert delta["type"] == "presence_delta" and delta["left"] == []
-    assert [u["userId"] for u in delta["joined"]] == [f"fan{i}" for i in range(500) if i != 7]
+    named = [f"fan{i}" for i in range(500) if i != 7][:50]
+    assert [u["userId"] for u in delta["joined"]] == named
+    assert delta["count"] == 499
+    # Every joiner sees its own join once: in the delta, or told to it alone.
+    for i, (user, connection) in enumerate(fans.items()):
+        if user in named or user == "fan7":
+            assert connection.told == [], user
+        else:
+            assert connection.told == [
+                {"type": "user_joined", "userId": user, "displayName": f"Fan {i}"}
+            ]
     assert by_room[small] == [
         {"type": "user_joined", "userId": "ada", "displayName": "Ada"},
         {"type": "user_joined", "userId": "bob", "displayName": None},
     ]
+    assert ada.told == []  # the room's frame named her
+
+
+async def test_the_interval_grows_with_the_audience_so_frames_stay_within_the_budget() -> None:
+    heard = Heard()
+    announcer = PresenceAnnouncer(heard, interval=0.25, budget=4_000)
+    for listening, interval in ((0, 0.25), (1_000, 0.25), (5_000, 1.25), (20_000, 5.0)):
+        heard.listening = listening
+        assert announcer.current_interval() == interval
+    # A room of 5,000 told once per 1.25 s: 4,000 frames a second, however fast they join.
+    heard.listening = 5_000
+    now = [100.0]
+    announcer = PresenceAnnouncer(heard, interval=0.25, budget=4_000, clock=lambda: now[0])
+    room = uuid.uuid4()
+    announcer.joined(room, "ada", None)
+    await announcer._flush(room)
+    announcer.joined(room, "bob", None)
+    handle = announcer._scheduled[room]
+    assert 1.2 <= handle.when() - asyncio.get_running_loop().time() <= 1.25
+    await announcer.close()
 
 
 async def test_the_first_change_is_told_at_once_and_the_next_ones_wait_for_the_interval() -> None:

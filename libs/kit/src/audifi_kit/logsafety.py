@@ -164,3 +164,33 @@ def install_repeat_filter(
             logger.removeFilter(old)
         logger.addFilter(repeat)
     return repeat
+
+
+# ------------------------------------------------------------------------- access lines
+
+# uvicorn's WebSocket protocol (and the websockets library under it) write two or three INFO
+# lines per connection: "connection open", '<client> - "WebSocket <path>" [accepted]',
+# "connection closed". The kit runs uvicorn with access_log=False; these are access lines by
+# another name, and at thousands of sockets a second they cost more CPU than the frames.
+_CONNECTION_LINES = frozenset(("connection open", "connection closed"))
+_WEBSOCKET_ACCESS = '%s - "WebSocket %s"'
+
+
+class ConnectionLinesFilter(logging.Filter):
+    """Drops the per-connection INFO lines of uvicorn's WebSocket protocol; warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        msg = record.msg
+        return not (
+            isinstance(msg, str) and (msg in _CONNECTION_LINES or msg.startswith(_WEBSOCKET_ACCESS))
+        )
+
+
+def install_connection_lines_filter(logger_name: str = "uvicorn.error") -> None:
+    """One ConnectionLinesFilter on uvicorn's error logger, replacing one installed before."""
+    logger = logging.getLogger(logger_name)
+    for old in [f for f in logger.filters if isinstance(f, ConnectionLinesFilter)]:
+        logger.removeFilter(old)
+    logger.addFilter(ConnectionLinesFilter())

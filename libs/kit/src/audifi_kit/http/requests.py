@@ -149,7 +149,8 @@ def configure_logging(
     has bound (the request id while serving a request). Calling it again replaces the handler.
     Credentials are redacted last, after exceptions are rendered, for structlog's lines and
     for the stdlib's (uvicorn's, asyncio's) alike; a warning repeated per attempt by the
-    server's loggers is written once per interval (`logsafety`).
+    server's loggers is written once per interval, and uvicorn's per-connection WebSocket
+    lines not at all (`logsafety`).
     """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -188,6 +189,7 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
     logsafety.install_repeat_filter()
+    logsafety.install_connection_lines_filter()
 
 
 def _add_service(service: str) -> Any:

@@ -70,7 +70,15 @@ class Rooms(abc.ABC):
     """
 
     def __init__(self) -> None:
-        self._subscribers: dict[UUID, list[Deliver]] = {}
+        # Per session, subscription number -> its callback: a leave is one dict removal, not a
+        # search through a big room's list.
+        self._subscribers: dict[UUID, dict[int, Deliver]] = {}
+        self._subscriptions = itertools.count()
+        self._audience = 0
+
+    def audience(self) -> int:
+        """How many subscriptions this replica delivers room frames to, in every room."""
+        return self._audience
 
     async def start(self) -> None:  # noqa: B027 - the in-memory rooms need no start-up
         """Connect to whatever carries the rooms."""
@@ -121,14 +129,16 @@ class Rooms(abc.ABC):
         Entered, the subscription is live: every frame broadcast from then on, from any replica,
         reaches `deliver`, in the order that replica sent them.
         """
-        self._subscribers.setdefault(session_id, []).append(deliver)
+        number = next(self._subscriptions)
+        self._subscribers.setdefault(session_id, {})[number] = deliver
+        self._audience += 1
         try:
             await self._listen(session_id)
             yield
         finally:
-            subscribers = self._subscribers.get(session_id, [])
-            with contextlib.suppress(ValueError):
-                subscribers.remove(deliver)
+            self._audience -= 1
+            subscribers = self._subscribers.get(session_id, {})
+            subscribers.pop(number, None)
             if not subscribers:
                 self._subscribers.pop(session_id, None)
                 await self._unlisten(session_id)
@@ -140,7 +150,10 @@ class Rooms(abc.ABC):
         """No connection here is subscribed to the session any more."""
 
     def _deliver(self, session_id: UUID, frame: bytes) -> None:
-        for deliver in tuple(self._subscribers.get(session_id, ())):
+        subscribers = self._subscribers.get(session_id)
+        if not subscribers:
+            return
+        for deliver in tuple(subscribers.values()):
             try:
                 deliver(frame)
             except Exception:  # one broken subscriber must not starve the others

@@ -11,7 +11,9 @@ The protocol (JSON text frames, camelCase; the seed's "WebSocket Protocol"):
 * `{"type": "join", "userId"?, "displayName"?}` puts the caller into the room; every member
   (the sender too) gets `{"type": "user_joined", "userId", "displayName"}`, with the user id
   from the verified token: a `userId` the client claims is ignored. Joins and leaves are told
-  at a bounded rate (presence.py): several at once arrive as one `presence_delta` frame.
+  at a bounded rate (presence.py): several at once arrive as one `presence_delta` frame
+  (`joined`, `left`, the room's `count`), which names at most 50 users each way; a joiner it
+  does not name gets its own `user_joined`.
 * `{"type": "ping"}` is answered `{"type": "pong"}`.
 * When a user's last connection to the room ends, the others get `{"type": "user_left",
   "userId"}`.
@@ -32,8 +34,10 @@ the server a fixed amount of memory, never a growing one.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -178,23 +182,50 @@ def encode(frame: ServerFrame) -> bytes:
 # -------------------------------------------------------------------------- connection
 
 
+class Overflowed(Exception):
+    """The client let its queue of frames fill up."""
+
+
 class SendQueue:
-    """The frames waiting to be sent to one client: at most `limit`, else it overflows."""
+    """The frames waiting to be sent to one client: at most `limit`, else it overflows.
+
+    A deque and one waiter (the connection's sender): a few hundred bytes a socket, where an
+    asyncio.Queue with an Event and a task watching it cost kilobytes. On overflow the frames
+    are dropped and `on_overflow` runs (the connection cancels its sender, which may be stuck
+    writing to a client that does not read); `next` raises `Overflowed` from then on."""
+
+    __slots__ = ("_frames", "_limit", "_waiter", "on_overflow", "overflowed")
 
     def __init__(self, limit: int) -> None:
-        self._frames: asyncio.Queue[bytes] = asyncio.Queue(limit)
-        self.overflowed = asyncio.Event()
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
+        self.on_overflow: Callable[[], Any] | None = None
+        self.overflowed = False
 
     def offer(self, frame: bytes) -> None:
-        if self.overflowed.is_set():
+        if self.overflowed:
             return
-        try:
-            self._frames.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.overflowed.set()
+        if len(self._frames) >= self._limit:
+            self.overflowed = True
+            self._frames.clear()
+            if self.on_overflow is not None:
+                self.on_overflow()
+        else:
+            self._frames.append(frame)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self) -> bytes:
-        return await self._frames.get()
+        while not self._frames:
+            if self.overflowed:
+                raise Overflowed
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._frames.popleft()
 
 
 class RoomConnection:
@@ -219,7 +250,10 @@ class RoomConnection:
         self.limits = limits
         self.connection_id = uuid.uuid4().hex
         self.send_queue = SendQueue(limits.send_queue)
-        self.votes: asyncio.Queue[Vote] = asyncio.Queue(VOTES_WAITING)
+        # The client's votes waiting to be recorded, and the task recording them in order:
+        # made with the first vote (most members of a room never vote).
+        self.votes: collections.deque[Vote] = collections.deque()
+        self._voting: asyncio.Task[None] | None = None
         self.member: Member | None = None
 
     async def serve(self) -> None:
@@ -241,35 +275,50 @@ class RoomConnection:
         (1013)."""
         receiving = asyncio.create_task(self._receive_frames())
         sending = asyncio.create_task(self._send_frames(first))
-        overflow = asyncio.create_task(self.send_queue.overflowed.wait())
-        voting = asyncio.create_task(self._cast_votes())
-        tasks = (receiving, sending, overflow, voting)
+        self.send_queue.on_overflow = sending.cancel
+        tasks = (receiving, sending)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
+            self.send_queue.on_overflow = None
+            every = [task for task in (*tasks, self._voting) if task is not None]
+            for task in every:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if overflow in done:
+            await asyncio.gather(*every, return_exceptions=True)
+        if self.send_queue.overflowed:
             log.info("slow client dropped", session_id=str(self.session_id))
             return CLOSE_TRY_AGAIN_LATER
         if receiving in done and (error := receiving.exception()) is not None:
             if not isinstance(error, WebSocketDisconnect):
                 raise error
-        if sending in done and (error := sending.exception()) is not None:
+        if sending in done and not sending.cancelled() and (error := sending.exception()):
             # The client went away mid-send (the server may have closed the socket itself:
             # a keepalive ping unanswered), anything else is ours.
             if not isinstance(error, OSError | WebSocketDisconnect) and not _closed(error):
                 raise error
-        if voting in done and (error := voting.exception()) is not None:
-            raise error
         return None
 
     async def _cast_votes(self) -> None:
         """The client's votes, in the order sent, while frames keep being read: a vote
-        waiting on its group commit must not stop the socket from answering pings."""
-        while True:
-            await self._vote(await self.votes.get())
+        waiting on its group commit must not stop the socket from answering pings. Ends
+        when none waits (the next vote starts it again)."""
+        try:
+            while self.votes:
+                frame = self.votes[0]
+                try:
+                    await self._vote(frame)
+                except Exception:  # ours (the store down): the voter hears it, the socket stays
+                    log.exception("a vote failed", session_id=str(self.session_id))
+                    self._reply(
+                        ErrorFrame(
+                            code="INTERNAL",
+                            message="The vote was not recorded: try again",
+                            decision_id=frame.decision_id,
+                        )
+                    )
+                self.votes.popleft()
+        finally:
+            self._voting = None
 
     async def _receive_frames(self) -> None:
         while True:
@@ -296,9 +345,7 @@ class RoomConnection:
             case Join():
                 await self._join(frame)
             case Vote():
-                try:
-                    self.votes.put_nowait(frame)
-                except asyncio.QueueFull:  # a client voting faster than votes are recorded
+                if len(self.votes) >= VOTES_WAITING:  # voting faster than votes are recorded
                     self._reply(
                         ErrorFrame(
                             code="RATE_LIMITED",
@@ -306,6 +353,10 @@ class RoomConnection:
                             decision_id=frame.decision_id,
                         )
                     )
+                    return
+                self.votes.append(frame)
+                if self._voting is None:
+                    self._voting = asyncio.create_task(self._cast_votes())
 
     async def _vote(self, frame: Vote) -> None:
         if self.studio is None:
@@ -344,7 +395,9 @@ class RoomConnection:
         self.member = Member(self.connection_id, user_id, frame.display_name)
         await self.rooms.join(self.session_id, self.member)
         if self.announcer is not None:  # told with others' changes, at a bounded rate
-            self.announcer.joined(self.session_id, user_id, frame.display_name)
+            self.announcer.joined(
+                self.session_id, user_id, frame.display_name, tell=self.send_queue.offer
+            )
         else:
             joined = UserJoined(user_id=user_id, display_name=frame.display_name)
             await self.rooms.broadcast(self.session_id, encode(joined))
