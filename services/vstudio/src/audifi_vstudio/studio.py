@@ -17,11 +17,11 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -49,6 +49,9 @@ KEY_ENV = "AUDIFI_VSTUDIO_PSEUDONYM_KEY"
 # Replicas voting on one decision at once: a batch that lost the race is decided again.
 VOTE_RACES = 5
 KEY_FILE = "vstudio-pseudonym.key"
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,53 @@ class VoteUpdates:
             await asyncio.sleep(self.interval)  # the rate limit: votes meanwhile wait
 
 
+class SharedReads(Generic[K, V]):
+    """Concurrent reads of one key share one read, which started after each of them asked.
+
+    A big room opening: hundreds of sockets a second each wanting the session's snapshot.
+    One read runs per key; whoever asks meanwhile waits for the next one, started when it
+    ends, so nobody gets a result read before they asked (a socket subscribes to its room,
+    then reads: a change in between is seen twice, never missed)."""
+
+    def __init__(self, read: Callable[[K], Awaitable[V]]) -> None:
+        self.read = read
+        self._running: dict[K, asyncio.Future[V]] = {}
+        self._begun: set[K] = set()  # keys whose running read has looked already
+        self._next: dict[K, asyncio.Future[V]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def get(self, key: K) -> V:
+        loop = asyncio.get_running_loop()
+        if (shared := self._running.get(key)) is None:
+            shared = self._running[key] = loop.create_future()
+            self._start(key, shared)
+        elif key in self._begun and (shared := self._next.get(key)) is None:
+            shared = self._next[key] = loop.create_future()
+        return await asyncio.shield(shared)  # a waiter cancelled leaves the read to others
+
+    def _start(self, key: K, shared: asyncio.Future[V]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(key, shared))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: K, shared: asyncio.Future[V]) -> None:
+        self._begun.add(key)
+        try:
+            shared.set_result(await self.read(key))
+        except asyncio.CancelledError:
+            shared.cancel()
+            raise
+        except Exception as exc:
+            shared.set_exception(exc)
+            shared.exception()  # retrieved: nobody may be waiting any more
+        finally:
+            del self._running[key]
+            self._begun.discard(key)
+            if (waiting := self._next.pop(key, None)) is not None:
+                self._running[key] = waiting
+                self._start(key, waiting)
+
+
 class Studio:
     def __init__(
         self,
@@ -164,6 +214,7 @@ class Studio:
         self.key = key
         self.clock = clock
         self.updates = VoteUpdates(self.decision, rooms, interval)
+        self._snapshots: SharedReads[UUID, bytes] = SharedReads(self._snapshot_frame)
 
     @property
     def app(self) -> VstudioApplication:
@@ -193,6 +244,14 @@ class Studio:
             status=session.status,
             decisions=[decision_state(d) for d in await self.decisions(session)],
         )
+
+    async def snapshot_frame(self, session_id: UUID) -> bytes:
+        """The `snapshot` frame of a socket that just connected: one read, and one encoding,
+        shared by the sockets connecting meanwhile (SessionNotFound: no such session)."""
+        return await self._snapshots.get(session_id)
+
+    async def _snapshot_frame(self, session_id: UUID) -> bytes:
+        return encode(await self.snapshot(session_id))
 
     def voter(self, decision_id: UUID, account_id: str) -> str:
         return pseudonym(self.key, decision_id, account_id)

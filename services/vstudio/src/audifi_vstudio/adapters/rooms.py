@@ -169,6 +169,10 @@ class InMemoryRooms(Rooms):
         # place: dicts keep insertion order), and how many connections each user holds.
         self._members: dict[UUID, dict[str, Member]] = {}
         self._users: dict[UUID, dict[str, int]] = {}
+        # Per session, the first members as `presence(limit)` last listed them, and their
+        # connections: handed out again until a join or leave changes them (a big room's
+        # first members rarely change while hundreds connect).
+        self._heads: dict[UUID, tuple[int, list[Member], frozenset[str]]] = {}
 
     async def join(self, session_id: UUID, member: Member) -> None:
         members = self._members.setdefault(session_id, {})
@@ -176,11 +180,17 @@ class InMemoryRooms(Rooms):
             users = self._users.setdefault(session_id, {})
             users[member.user_id] = users.get(member.user_id, 0) + 1
         members[member.connection_id] = member
+        head = self._heads.get(session_id)
+        if head is not None and (len(members) <= head[0] or member.connection_id in head[2]):
+            del self._heads[session_id]
 
     async def leave(self, session_id: UUID, connection_id: str) -> None:
         members = self._members.get(session_id)
         if members is None or (member := members.pop(connection_id, None)) is None:
             return
+        head = self._heads.get(session_id)
+        if head is not None and connection_id in head[2]:
+            del self._heads[session_id]
         users = self._users[session_id]
         users[member.user_id] -= 1
         if not users[member.user_id]:
@@ -188,10 +198,20 @@ class InMemoryRooms(Rooms):
         if not members:
             del self._members[session_id]
             del self._users[session_id]
+            self._heads.pop(session_id, None)
 
     async def presence(self, session_id: UUID, limit: int | None = None) -> list[Member]:
-        members = self._members.get(session_id, {}).values()
-        return list(members if limit is None else itertools.islice(members, limit))
+        """The members (the first `limit`): a list the caller must not change."""
+        members = self._members.get(session_id, {})
+        if limit is None:
+            return list(members.values())
+        head = self._heads.get(session_id)
+        if head is None or head[0] != limit:
+            first = list(itertools.islice(members.values(), limit))
+            head = (limit, first, frozenset(m.connection_id for m in first))
+            if members:
+                self._heads[session_id] = head
+        return head[1]
 
     async def count(self, session_id: UUID) -> int:
         return len(self._members.get(session_id, ()))
@@ -205,6 +225,7 @@ class InMemoryRooms(Rooms):
     async def close(self) -> None:
         self._members.clear()
         self._users.clear()
+        self._heads.clear()
 
 
 class RedisRooms(Rooms):

@@ -48,8 +48,6 @@ from audifi_kit.errors import DomainError, Unauthorized
 from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
 from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, session_revoked
 from litestar import WebSocket, websocket
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
@@ -419,20 +417,18 @@ class RoomConnection:
 
     async def _presence(self) -> Presence:
         members = await self.rooms.presence(self.session_id, PRESENCE_LIMIT)
-        users: dict[str, PresentUser] = {}
-        for member in members:
-            users.setdefault(member.user_id, PresentUser(member.user_id, member.display_name))
+        users = _present_users(members)
         count = None
         if len(members) == PRESENCE_LIMIT:  # perhaps cut short: say how many there are
             count = await self.rooms.count(self.session_id)
-        return Presence(session_id=self.session_id, users=list(users.values()), count=count)
+        return Presence(session_id=self.session_id, users=users, count=count)
 
     async def _snapshot(self) -> bytes | None:
         """The session's decisions, for a client that just connected (None: no session)."""
         if self.studio is None:
             return None
         try:
-            return encode_frame(await self.studio.snapshot(self.session_id))
+            return await self.studio.snapshot_frame(self.session_id)
         except SessionNotFound:  # a room with no session behind it: presence only
             return None
 
@@ -447,6 +443,33 @@ class RoomConnection:
 
     async def _send(self, frame: bytes) -> None:
         await self.socket.send_data(frame.decode(), mode="text")
+
+
+# The users of the presence lists handed out lately, by the list: a big room's first members
+# change rarely while hundreds connect a second, and the rooms hand out the same list until
+# they do (InMemoryRooms). Kept with the list itself, so an id is never mistaken for another.
+_PRESENT_USERS: collections.OrderedDict[int, tuple[list[Member], list[PresentUser]]] = (
+    collections.OrderedDict()
+)
+_PRESENT_USERS_KEPT = 256
+
+
+def _present_users(members: list[Member]) -> list[PresentUser]:
+    """One entry per user, in the order of their first connection."""
+    cached = _PRESENT_USERS.get(id(members))
+    if cached is not None and cached[0] is members:
+        _PRESENT_USERS.move_to_end(id(members))
+        return cached[1]
+    users: dict[str, PresentUser] = {}
+    for member in members:
+        if member.user_id not in users:
+            users[member.user_id] = PresentUser(member.user_id, member.display_name)
+    present = list(users.values())
+    if len(members) >= 16:  # worth keeping
+        _PRESENT_USERS[id(members)] = (members, present)
+        while len(_PRESENT_USERS) > _PRESENT_USERS_KEPT:
+            _PRESENT_USERS.popitem(last=False)
+    return present
 
 
 def _closed(error: BaseException) -> bool:
@@ -485,14 +508,6 @@ async def authenticate(socket: WebSocket[Any, Any, Any]) -> Identity | None:
     return identity
 
 
-def provide_rooms(state: State) -> Rooms:
-    return state[ROOMS_STATE_KEY]
-
-
-def provide_limits(state: State) -> ConnectionLimits:
-    return state.get(LIMITS_STATE_KEY) or ConnectionLimits()
-
-
 @websocket(
     "/vstudio/sessions/{session_id:uuid}/ws",
     # Public to the kit's AuthMiddleware, which runs for websockets too but refuses before the
@@ -500,17 +515,13 @@ def provide_limits(state: State) -> ConnectionLimits:
     # Server Error", nothing a browser can tell from a network failure. The handler verifies
     # the same token itself and refuses with 4401 after accepting.
     opt={PUBLIC_OPT: True},
-    dependencies={
-        "rooms": Provide(provide_rooms, sync_to_thread=False),
-        "limits": Provide(provide_limits, sync_to_thread=False),
-    },
 )
-async def session_room(
-    socket: WebSocket[Any, Any, Any],
-    session_id: FromPath[UUID],
-    rooms: NamedDependency[Rooms],
-    limits: NamedDependency[ConnectionLimits],
-) -> None:
+async def session_room(socket: WebSocket[Any, Any, Any], session_id: FromPath[UUID]) -> None:
+    # The rooms and limits read from the app's state, not injected: Litestar resolves two or
+    # more dependencies in a task group of their own, a tenth of a big room's opening CPU.
+    state = socket.app.state
+    rooms: Rooms = state[ROOMS_STATE_KEY]
+    limits: ConnectionLimits = state.get(LIMITS_STATE_KEY) or ConnectionLimits()
     identity = await authenticate(socket)
     await socket.accept()
     if identity is None:
