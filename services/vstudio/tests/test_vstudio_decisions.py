@@ -3,6 +3,7 @@ weigh and count, and a tally anyone can check (a property test over random vote 
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -138,6 +139,28 @@ def test_equal_weighting_counts_one_per_account_and_a_tie_goes_to_the_first_opti
         decision.id, session_id=session.id, actor_id=ARTIST, actor_is_admin=False, now=T0
     )
     assert (closed.results, closed.winner, closed.tie) == ({"Slow": 1, "Fast": 1}, "Slow", True)
+
+
+def test_a_copy_of_a_decision_votes_without_touching_the_original() -> None:
+    """The repository copies a cached decision out for each batch: votes on the copy (its
+    ballots changed in place) must leave the cached one as it was."""
+    app = in_memory()
+    session = _session(app)
+    opened = _decision(app, session, None, weighting="equal")
+    app.vote(opened.id, session_id=session.id, voter=FAN, choice="A", now=T0)
+    original = app.decision(opened.id)
+    copied = copy.deepcopy(original)
+    copied.vote(voter=FAN, choice="B", now=T0)
+    copied.vote(voter=ARTIST, choice="B", now=T0)
+    assert (copied.results, copied.ballots[FAN][0], copied.votes) == ({"A": 0, "B": 2}, "B", 3)
+    assert (original.results, original.ballots, original.votes) == (
+        {"A": 1, "B": 0},
+        {FAN: ("A", 1)},
+        1,
+    )
+    assert len(copied.pending_events) == 2 and original.pending_events == []
+    app.save(copied)
+    assert app.decision(opened.id).results == {"A": 0, "B": 2}
 
 
 def test_locking_closes_every_open_decision_and_refuses_what_follows() -> None:

@@ -622,9 +622,20 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Pending]) -> tuple[list[_Pending], bool]:
         """Runs in a worker thread. Returns the commands deferred to a later batch, and
-        whether this batch held aggregates."""
+        whether this batch held aggregates. Its callers hear their outcomes together, in
+        one wake-up of their loop (one each cost a fifth of a vote's CPU)."""
         claimed: list[UUID] = []
         claim = self._claimer(next(self._tokens), claimed)
+        outcomes = _outcomes.set([])
+        try:
+            return self._commit_claimed(batch, claim, claimed)
+        finally:
+            _settle_all(_outcomes.get() or [])
+            _outcomes.reset(outcomes)
+
+    def _commit_claimed(
+        self, batch: list[_Pending], claim: Callable[[UUID], bool], claimed: list[UUID]
+    ) -> tuple[list[_Pending], bool]:
         try:
             decided, deferred, aggregates = self._decide_all(batch, claim)
             if not decided:
@@ -716,20 +727,39 @@ def _as_list(result: Iterable[Any] | Any) -> list[Any]:
     return [result]
 
 
+# A batch's outcomes, gathered while it commits (in its worker thread), settled at its end.
+_Outcome = tuple[_Pending, list[int] | None, BaseException | None]
+_outcomes: ContextVar[list[_Outcome] | None] = ContextVar("audifi_group_outcomes", default=None)
+
+
 def _resolve(
     p: _Pending, *, result: list[int] | None = None, exc: BaseException | None = None
 ) -> None:
-    loop = p.future.get_loop()
+    gathered = _outcomes.get()
+    if gathered is not None:
+        gathered.append((p, result, exc))
+    else:
+        _settle_all([(p, result, exc)])
 
-    def settle() -> None:
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """The callers' futures settled on their loops: one call_soon_threadsafe per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].future.get_loop(), []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for p, result, exc in outcomes:
         if p.future.done():
-            return
+            continue
         if exc is not None:
             p.future.set_exception(exc)
         else:
             p.future.set_result(result or [])
-
-    loop.call_soon_threadsafe(settle)
 
 
 async def run_command(

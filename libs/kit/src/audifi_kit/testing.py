@@ -192,13 +192,15 @@ async def served(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncItera
     """
     import uvicorn
 
+    from audifi_kit.server import WebSocketSansIO
+
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,
         lifespan="on",
-        ws="websockets-sansio",
+        ws=WebSocketSansIO,  # the kit's WebSocket protocol, as `audifi serve` runs it
         ws_per_message_deflate=False,  # as the kit serves (server.py)
     )
     async with serving(config) as url:

@@ -16,6 +16,7 @@ session is locked; the tally (tally.py) is fixed then: results, winner, tie, fin
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -326,6 +327,17 @@ class Decision(Aggregate):
             sources=sources or {},
         )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Decision:
+        """The repository's copy out of its cache, at a dict copy's cost: every attribute is
+        replaced whole when it changes (immutable values, fresh dicts), but the ballots,
+        changed in place, and the events not yet saved. A generic deepcopy of 2,000 ballots
+        was a third of a vote batch's time."""
+        clone = copy.copy(self)
+        clone.ballots = dict(self.ballots)
+        clone._pending_events = list(self._pending_events)
+        memo[id(self)] = clone
+        return clone
+
     def is_open(self, now: datetime) -> bool:
         return self.status == OPEN and (self.closes_at is None or now < self.closes_at)
 
@@ -372,7 +384,9 @@ class Decision(Aggregate):
             results[previous[0]] -= previous[1]
         results[choice] += weight
         self.results = results
-        self.ballots = {**self.ballots, voter: (choice, weight)}
+        # In place: a batch decides on its own copy of the cached decision (the repository
+        # copies it out), and copying 2,000 ballots per vote was most of deciding one.
+        self.ballots[voter] = (choice, weight)
         self.votes = seq
         self.hash = hash
 
