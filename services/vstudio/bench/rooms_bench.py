@@ -13,6 +13,10 @@
                    --seconds: send -> vote_ack, and send -> the first vote_update after that
                    ack, p50/p99, beside a bare `websockets` echo server's round trip of the same
                    frames at the same rate, in this run; sockets the server closed, by code
+    make run       `make run`'s one process (every service and the gateway, embedded) while
+                   --big-room sockets open one room through its gateway: a sign-in a second and
+                   a signed-in read every 50 ms through the same gateway, p50/p99 and refusals,
+                   beside the same with no room (the room must not starve the other services)
     compression    whether the server negotiates permessage-deflate today, and the idle
                    sockets' KB per socket with the client offering it (as browsers do) and
                    refusing it (`compression=None`), each from a fresh server's heap
@@ -42,9 +46,12 @@ import json
 import multiprocessing
 import os
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -66,6 +73,7 @@ FD_RESERVE = 500
 PATIENCE = 120.0  # a guard against a hung phase, never a timing
 TICK = 0.002  # the vote sender's pacing step
 SERVER_LOG = Path("var/bench/rooms_server.log")
+PLATFORM_LOG = Path("var/bench/rooms_platform.log")
 
 # Frames are told apart by their first bytes: msgspec writes the tag first.
 PRESENCE = '{"type":"presence"'
@@ -559,7 +567,16 @@ class Server:
     def __init__(self, spawn: Any, config: dict[str, Any]) -> None:
         self.conn, end = spawn.Pipe()
         self.process = spawn.Process(target=server_process, args=(end, config), name="vstudio")
-        self.process.start()
+        # The allocator is chosen when the interpreter starts: the child's environment.
+        saved = os.environ.get("PYTHONMALLOC")
+        os.environ["PYTHONMALLOC"] = config["allocator"]
+        try:
+            self.process.start()
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONMALLOC", None)
+            else:
+                os.environ["PYTHONMALLOC"] = saved
         if not self.conn.poll(PATIENCE):
             raise TimeoutError("the vstudio server did not start")
         self.info = self.conn.recv()
@@ -675,6 +692,7 @@ def census_growth(before: dict[str, int], after: dict[str, int]) -> str:
 def bench_idle(b: Bench, server: Server, rooms: list[str], n: int, compress: bool) -> dict:
     """Figure 1 (and 4): a fresh server, its RSS with `n` idle members and after they left."""
     label = "client offers permessage-deflate" if compress else "client refuses compression"
+    label += f", PYTHONMALLOC={b.args.allocator}"
     b.warm_up(server, rooms)
     fds = server.proc.fds()
     objects = server.ask("census")
@@ -711,8 +729,13 @@ def bench_idle(b: Bench, server: Server, rooms: list[str], n: int, compress: boo
         f"{after / 1024:,.0f} MiB ([bold]{100 * (after - before) / before:+.1f}%[/bold] of the "
         f"baseline), after malloc_trim {trimmed / 1024:,.0f} MiB "
         f"({100 * (trimmed - before) / before:+.1f}%); objects the gc tracks vs the baseline: "
-        f"{left}; pymalloc arenas {heap['arenas_mib']:,.0f} -> {heap_after['arenas_mib']:,.0f} "
-        f"MiB, blocks in use {heap['blocks_mib']:,.0f} -> {heap_after['blocks_mib']:,.0f} MiB",
+        f"{left}; "
+        + (
+            f"pymalloc arenas {heap['arenas_mib']:,.0f} -> {heap_after['arenas_mib']:,.0f} MiB, "
+            f"blocks in use {heap['blocks_mib']:,.0f} -> {heap_after['blocks_mib']:,.0f} MiB"
+            if b.args.allocator == "pymalloc"
+            else "PYTHONMALLOC=malloc (glibc's heap; the server trims it every 60 s)"
+        ),
         f"server RSS before {before / 1024:,.0f} MiB (goal: within 20%)",
         after / before,
     )
@@ -809,6 +832,204 @@ def bench_votes(b: Bench, server: Server, echo: dict[str, Any], room: str, decis
     )
 
 
+# ------------------------------------------------------------ the embedded platform
+
+
+class Platform:
+    """`make run`'s process (`audifi up`: every service and the gateway in one process, with
+    embedded PostgreSQL, in-process bus and memory stores) on free ports, auth signing with
+    the bench's key. Rate limits raised: the probes measure the services, not the limiter."""
+
+    def __init__(self, private_pem: bytes, var_dir: Path) -> None:
+        from audifi_kit.settings import DEFAULT_PORTS
+        from audifi_kit.testing import free_port
+
+        self.ports = {name: free_port() for name in DEFAULT_PORTS}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL", "CHAIN_RPC_URL")
+            and not k.startswith("AUDIFI_")
+        }
+        env |= {f"AUDIFI_{n.upper()}_PORT": str(p) for n, p in self.ports.items()}
+        env |= {
+            "AUDIFI_VAR_DIR": str(var_dir),
+            "AUDIFI_SMTP_SINK_PORT": "0",
+            "AUDIFI_STRIPE_LOCAL_PORT": str(free_port()),
+            "AUDIFI_HOST": "127.0.0.1",
+            "AUDIFI_RATE_LIMITS": "default=1000000/60,auth=1000000/60,write=1000000/60",
+            "JWT_PRIVATE_KEY": private_pem.decode(),
+        }
+        self.log = PLATFORM_LOG.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "audifi_kit.cli", "up"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.proc = Proc(self.process.pid)
+        self.api = f"http://127.0.0.1:{self.ports['gateway']}/api/v1"
+        deadline = time.monotonic() + 4 * PATIENCE  # embedded PostgreSQL's initdb included
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"make run's process ended: see {PLATFORM_LOG}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api}/admin/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"make run's platform did not start: see {PLATFORM_LOG}")
+            time.sleep(0.5)
+
+    def room(self, session_id: str) -> str:
+        return f"{self.api.replace('http://', 'ws://')}/vstudio/sessions/{session_id}/ws"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+class Probe:
+    """Other users of the platform meanwhile: a sign-in (`POST /auth/login`, argon2 included)
+    every second and a signed-in read (`GET /auth/session`) every 50 ms, through the gateway,
+    each from its own task; latencies and refusals by status."""
+
+    SIGN_IN_EVERY = 1.0
+    READ_EVERY = 0.05
+    TIMEOUT = 30.0
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+        self.email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        self.password = "a long bench passphrase 42"
+        with httpx.Client(base_url=api, timeout=self.TIMEOUT) as client:
+            made = client.post(
+                "/auth/signup", json={"email": self.email, "password": self.password}
+            )
+            if made.status_code != 201:
+                raise RuntimeError(f"sign-up refused: {made.status_code} {made.text[:200]}")
+            self.token = self._sign_in(client)
+
+    def _sign_in(self, client: httpx.Client) -> str:
+        answer = client.post("/auth/login", json={"email": self.email, "password": self.password})
+        answer.raise_for_status()
+        return answer.json()["token"]
+
+    def run(self, stop: threading.Event) -> dict[str, Any]:
+        return asyncio.run(self._run(stop))
+
+    async def _run(self, stop: threading.Event) -> dict[str, Any]:
+        took: dict[str, list[float]] = {"sign-in": [], "read": []}
+        failed: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in took}
+        tasks: set[asyncio.Task[None]] = set()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        credentials = {"email": self.email, "password": self.password}
+        async with httpx.AsyncClient(base_url=self.api, timeout=self.TIMEOUT) as client:
+
+            async def one(kind: str) -> None:
+                started = time.perf_counter()
+                try:
+                    if kind == "sign-in":
+                        answer = await client.post("/auth/login", json=credentials)
+                    else:
+                        answer = await client.get("/auth/session", headers=headers)
+                except httpx.HTTPError as exc:
+                    failed[kind][type(exc).__name__] += 1
+                    return
+                if answer.status_code == 200:
+                    took[kind].append(time.perf_counter() - started)
+                else:
+                    failed[kind][str(answer.status_code)] += 1
+
+            started = time.perf_counter()
+            next_sign_in = next_read = started
+            while not stop.is_set():
+                now = time.perf_counter()
+                for kind, due in (("sign-in", next_sign_in), ("read", next_read)):
+                    if now >= due:
+                        task = asyncio.create_task(one(kind))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                if now >= next_sign_in:
+                    next_sign_in += self.SIGN_IN_EVERY
+                if now >= next_read:
+                    next_read += self.READ_EVERY
+                await asyncio.sleep(TICK)
+            await asyncio.gather(*tasks)
+        return {"took": took, "failed": {k: dict(v) for k, v in failed.items()}}
+
+
+def probed(probe: Probe, during: Callable[[], Any] | float) -> tuple[Any, dict[str, Any]]:
+    """The probe's figures while `during` runs (or for that many seconds)."""
+    stop = threading.Event()
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.update(probe.run(stop)), daemon=True)
+    thread.start()
+    try:
+        result = time.sleep(during) if isinstance(during, float) else during()
+    finally:
+        stop.set()
+        thread.join(PATIENCE)
+    return result, out
+
+
+def probe_figures(seen: dict[str, Any], kind: str) -> str:
+    took, failed = seen["took"][kind], seen["failed"][kind]
+    shown = f"p50 {ms(pct(took, 50))}, p99 {ms(pct(took, 99))}, max {ms(max(took, default=0))}"
+    shown += f" ({len(took):,} answered"
+    if failed:
+        shown += f"; [red]failed {failed}[/red]"
+    return shown + ")"
+
+
+def bench_platform(b: Bench, m: int, private_pem: bytes) -> None:
+    """Figure 4: `make run`'s one process while `m` sockets open one room through its gateway
+    (and stay, 10 s in all): sign-ins and reads through the same gateway, beside the same for
+    10 s with no room."""
+    with tempfile.TemporaryDirectory(prefix="audifi-rooms-bench-") as var:
+        platform = Platform(private_pem, Path(var))
+        try:
+            probe = Probe(platform.api)
+            _, quiet = probed(probe, 10.0)
+            cpu = platform.proc.cpu()
+            payload = {
+                "tag": "platform",
+                "rooms": [platform.room(str(uuid.uuid4()))],
+                "count": m,
+                "concurrency": b.args.concurrency,
+                "compression": b.compress,
+            }
+
+            def open_and_hold() -> Any:  # the room opens, then stays, for the same 10 s
+                started = time.monotonic()
+                opened = ask(b.client, "open", payload)
+                time.sleep(max(0.0, 10.0 - (time.monotonic() - started)))
+                return opened
+
+            opened, busy = probed(probe, open_and_hold)
+            spent = platform.proc.cpu() - cpu
+            b.close("platform")
+        finally:
+            platform.stop()
+    took = opened["all_joined_seconds"]
+    record(
+        "make run: one big room through the gateway",
+        f"{opened['joined']:,} of {m:,} sockets open and joined in [bold]{took:.1f} s[/bold] "
+        f"(the last seeing its own join; the platform process's CPU {spent:.1f} s); meanwhile "
+        f"sign-in {probe_figures(busy, 'sign-in')}; signed-in read "
+        f"{probe_figures(busy, 'read')}" + failures_of(opened),
+        f"with no room: sign-in {probe_figures(quiet, 'sign-in')}; read "
+        f"{probe_figures(quiet, 'read')}",
+        pct(busy["took"]["read"], 99) / pct(quiet["took"]["read"], 99),
+    )
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -831,13 +1052,20 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1_000, help="votes per second (goal 2,000)")
     parser.add_argument("--seconds", type=float, default=10.0, help="of voting")
     parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
-    parser.add_argument("--only", default="idle,big,votes", help="comma-separated figures")
+    parser.add_argument("--only", default="idle,big,votes,platform", help="comma-separated figures")
     parser.add_argument(
         "--compression",
         choices=("both", "deflate", "none"),
         default="both",
         help="idle sockets with the client offering permessage-deflate, refusing it, or both "
         "(the big room and the voters offer it unless `none`)",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("malloc", "pymalloc"),
+        default="malloc",
+        help="the server's PYTHONMALLOC (deploy/ runs vstudio with malloc: memory a closed "
+        "socket freed goes back to the system)",
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -856,8 +1084,11 @@ def main() -> None:
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     database = os.environ.get("DATABASE_URL") or LOCAL_DEFAULTS["DATABASE_URL"][0]
     prefix = f"audifi_vbench{uuid.uuid4().hex[:6]}_"
+    from audifi_auth.adapters.signing_keys import SigningKey
+
     key = Ed25519PrivateKey.generate()
-    private, kid = key.private_bytes_raw(), f"k-{uuid.uuid4().hex[:8]}"
+    signing = SigningKey(key)  # auth's: `make run`'s platform signs with it too
+    private, kid = key.private_bytes_raw(), signing.kid
     signer = signer_of(private, kid)
     artist = str(uuid.uuid4())
     config = {
@@ -868,6 +1099,7 @@ def main() -> None:
         "var_dir": "var/bench",
         "log": str(SERVER_LOG),
         "artist": artist,
+        "allocator": args.allocator,
     }
     spawn = multiprocessing.get_context("spawn")
     client, client_end = spawn.Pipe()
@@ -906,6 +1138,10 @@ def main() -> None:
             bench_big_room(b, server, big, args.big_room)
         if "votes" in only:
             bench_votes(b, server, echo_info, voting, decision)
+        if "platform" in only:
+            server.stop()  # the cores to `make run`'s process alone
+            server = None
+            bench_platform(b, args.big_room, signing.pem())
     finally:
         for conn in (client, echo):
             with contextlib.suppress(Exception):
