@@ -233,6 +233,7 @@ def server_process(conn: Connection, config: dict[str, Any]) -> None:
 
 async def serve_vstudio(conn: Connection, config: dict[str, Any]) -> None:
     from audifi_kit.bus.inprocess import InProcessBus
+    from audifi_kit.launch import tune_collector
     from audifi_kit.server import connection_ceiling
     from audifi_kit.settings import Settings
     from audifi_kit.testing import served
@@ -253,6 +254,7 @@ async def serve_vstudio(conn: Connection, config: dict[str, Any]) -> None:
             var_dir=Path(config["var_dir"]),
         )
         app = create_app(settings, InProcessBus(), masters=StubMasters(config["artist"]))
+        tune_collector()  # as `audifi serve` does once its apps are built
 
         async def collect(_: Any) -> int:
             return gc.collect()

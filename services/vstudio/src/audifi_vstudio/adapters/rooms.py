@@ -30,10 +30,10 @@ import contextlib
 import itertools
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 import msgspec
@@ -56,6 +56,17 @@ class Member(msgspec.Struct, frozen=True, rename="camel"):
     user_id: str
     display_name: str | None = None
     joined_at: float = msgspec.field(default_factory=time.time)
+
+
+class Members(list[Member]):
+    """A room's first members as the rooms hand them out again until they change, with a
+    `memo` for what callers derive from them (dropped with the list)."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self, members: Iterable[Member]) -> None:
+        super().__init__(members)
+        self.memo: dict[str, Any] = {}
 
 
 _member_encoder = msgspec.json.Encoder()
@@ -172,7 +183,7 @@ class InMemoryRooms(Rooms):
         # Per session, the first members as `presence(limit)` last listed them, and their
         # connections: handed out again until a join or leave changes them (a big room's
         # first members rarely change while hundreds connect).
-        self._heads: dict[UUID, tuple[int, list[Member], frozenset[str]]] = {}
+        self._heads: dict[UUID, tuple[int, Members, frozenset[str]]] = {}
 
     async def join(self, session_id: UUID, member: Member) -> None:
         members = self._members.setdefault(session_id, {})
@@ -207,7 +218,7 @@ class InMemoryRooms(Rooms):
             return list(members.values())
         head = self._heads.get(session_id)
         if head is None or head[0] != limit:
-            first = list(itertools.islice(members.values(), limit))
+            first = Members(itertools.islice(members.values(), limit))
             head = (limit, first, frozenset(m.connection_id for m in first))
             if members:
                 self._heads[session_id] = head

@@ -47,6 +47,7 @@ import structlog
 from audifi_kit.errors import DomainError, Unauthorized
 from audifi_kit.http.auth import PUBLIC_OPT, Identity, TokenVerifier, bearer_token
 from audifi_kit.http.revocations import REVOCATIONS_STATE_KEY, session_revoked
+from audifi_kit.server import SEND_TEXT_NOW, prepared_text_frame
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
@@ -214,6 +215,12 @@ class SendQueue:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waits and the sender waits for the next frame (it is not mid-send): a
+        frame written now keeps its place."""
+        return self._waiter is not None and not self._frames and not self.overflowed
+
     async def next(self) -> bytes:
         while not self._frames:
             if self.overflowed:
@@ -248,6 +255,8 @@ class RoomConnection:
         self.limits = limits
         self.connection_id = uuid.uuid4().hex
         self.send_queue = SendQueue(limits.send_queue)
+        # The kit's connections write a room's frame, prepared once, straight to the socket.
+        self._send_now = socket.scope.get("extensions", {}).get(SEND_TEXT_NOW)
         # The client's votes waiting to be recorded, and the task recording them in order:
         # made with the first vote (most members of a room never vote).
         self.votes: collections.deque[Vote] = collections.deque()
@@ -257,7 +266,7 @@ class RoomConnection:
     async def serve(self) -> None:
         close_code: int | None = None
         # Subscribed before presence is read: a join in between is seen twice, never missed.
-        async with self.rooms.subscribe(self.session_id, self.send_queue.offer):
+        async with self.rooms.subscribe(self.session_id, self._room_frame):
             try:
                 first = [encode(await self._presence())]
                 if (snapshot := await self._snapshot()) is not None:
@@ -267,6 +276,14 @@ class RoomConnection:
                 await self._leave()
         if close_code == CLOSE_TRY_AGAIN_LATER:
             await close(self.socket, close_code, "Frames were not read in time", self.limits)
+
+    def _room_frame(self, frame: bytes) -> None:
+        """A frame to everyone in the room: written at once when the socket is idle, else
+        queued behind what waits (its order kept either way)."""
+        if self._send_now is not None and self.send_queue.idle:
+            if self._send_now(_prepared(frame)):
+                return
+        self.send_queue.offer(frame)
 
     async def _exchange(self, first: list[bytes]) -> int | None:
         """Frames both ways, presence first, until the client leaves (None) or falls behind
@@ -445,30 +462,31 @@ class RoomConnection:
         await self.socket.send_data(frame.decode(), mode="text")
 
 
-# The users of the presence lists handed out lately, by the list: a big room's first members
-# change rarely while hundreds connect a second, and the rooms hand out the same list until
-# they do (InMemoryRooms). Kept with the list itself, so an id is never mistaken for another.
-_PRESENT_USERS: collections.OrderedDict[int, tuple[list[Member], list[PresentUser]]] = (
-    collections.OrderedDict()
-)
-_PRESENT_USERS_KEPT = 256
+# The last room frame prepared: a broadcast hands the same bytes to every subscriber.
+_last_prepared: tuple[bytes, bytes] = (b"", prepared_text_frame(b""))
+
+
+def _prepared(frame: bytes) -> bytes:
+    global _last_prepared
+    if _last_prepared[0] is not frame:
+        _last_prepared = (frame, prepared_text_frame(frame))
+    return _last_prepared[1]
 
 
 def _present_users(members: list[Member]) -> list[PresentUser]:
-    """One entry per user, in the order of their first connection."""
-    cached = _PRESENT_USERS.get(id(members))
-    if cached is not None and cached[0] is members:
-        _PRESENT_USERS.move_to_end(id(members))
-        return cached[1]
+    """One entry per user, in the order of their first connection. A list the rooms hand out
+    again while a big room's first members stay the same (`Members`) keeps the answer with it,
+    so hundreds of sockets connecting a second do not each rebuild it."""
+    memo = getattr(members, "memo", None)
+    if memo is not None and (present := memo.get("present_users")) is not None:
+        return present  # type: ignore[no-any-return]
     users: dict[str, PresentUser] = {}
     for member in members:
         if member.user_id not in users:
             users[member.user_id] = PresentUser(member.user_id, member.display_name)
     present = list(users.values())
-    if len(members) >= 16:  # worth keeping
-        _PRESENT_USERS[id(members)] = (members, present)
-        while len(_PRESENT_USERS) > _PRESENT_USERS_KEPT:
-            _PRESENT_USERS.popitem(last=False)
+    if memo is not None:
+        memo["present_users"] = present
     return present
 
 
