@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -84,3 +86,24 @@ async def test_a_websocket_to_a_vstudio_that_is_down_is_refused_with_503(
             async with connect(ws_url(gateway, query=f"access_token={signer.token()}")):
                 pass
     assert refused.value.response.status_code == 503
+
+
+async def test_handshakes_beyond_the_limit_wait_their_turn_and_all_open(
+    start_gateway, upstream_settings, gateway_config, signer
+) -> None:
+    """AUDIFI_WS_HANDSHAKES bounds the handshakes under way (a room of thousands opening must
+    leave the loop to other requests): more wait, none is refused."""
+    config = dataclasses.replace(gateway_config, ws_handshakes=2)
+    async with start_gateway(upstream_settings(), config=config) as gateway:
+
+        async def one(n: int) -> str:
+            token = signer.token(f"fan-{n}", ttl=-5 if n % 4 == 1 else 300)
+            headers = {"Authorization": f"Bearer {token}"}
+            try:
+                async with connect(ws_url(gateway, f"s-{n}"), additional_headers=headers) as ws:
+                    return str(json.loads(await ws.recv())["userId"])
+            except InvalidStatus as refused:  # a refusal gives its turn back
+                return str(refused.response.status_code)
+
+        opened = await asyncio.gather(*(one(n) for n in range(12)))
+    assert opened == ["401" if n % 4 == 1 else f"fan-{n}" for n in range(12)]

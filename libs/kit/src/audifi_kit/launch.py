@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -137,16 +138,36 @@ def ordered(names: Sequence[str]) -> list[str]:
 # request holds for tens of milliseconds (a vote waiting for its batch) was promoted to the
 # oldest generation, and full collections over 2,000 sockets' half-million objects paused the
 # process 200-250 ms, four times in ten seconds of voting (vstudio's rooms_bench: vote_update
-# p99 450 ms; 245 ms with these).
-GC_THRESHOLDS = (10_000, 20, 10)
+# p99 450 ms, 245 ms with 10,000); in `make run`'s one process, with a room of 4,750 sockets
+# through the gateway, each full collection paused every service for seconds (sign-in p99
+# 2.6 s; 0.8 s without them). So the oldest generation is not collected on the way (1,000
+# younger collections first: practically never) but every FULL_COLLECTION_SECONDS.
+GC_THRESHOLDS = (10_000, 20, 1_000)
+FULL_COLLECTION_SECONDS = 300.0
 
 
 def tune_collector() -> None:
     """What was allocated to start (modules, apps, the chain) lives as long as the process:
-    frozen out of the collector's sight; and the youngest generation collected per 10,000
-    objects, so short-lived ones die before they are promoted."""
+    frozen out of the collector's sight; the youngest generation collected per 10,000
+    objects, so short-lived ones die before they are promoted; the oldest left to
+    `collect_periodically`."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+async def collect_periodically(interval: float = FULL_COLLECTION_SECONDS) -> None:
+    """A full collection every `interval` seconds: the cycles that reached the oldest
+    generation (closed sockets' tasks and protocols) are freed at a known rate, not
+    whenever allocation happens to trigger it."""
+    while True:
+        await asyncio.sleep(interval)
+        started = time.perf_counter()
+        found = gc.collect()
+        log.info(
+            "full collection: %d unreachable objects in %.0f ms",
+            found,
+            1000 * (time.perf_counter() - started),
+        )
 
 
 async def serve(names: Sequence[str], settings: Settings) -> None:
@@ -203,6 +224,7 @@ async def _serve_built(
         asyncio.create_task(s.serve(), name=f"serve-{n}")
         for s, n in zip(servers, order, strict=True)
     ]
+    collector = asyncio.create_task(collect_periodically(), name="full-collections")
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # One server ending (bind failure, startup error) ends the platform: never half up.
@@ -215,6 +237,7 @@ async def _serve_built(
         if failed:
             raise RuntimeError(f"could not start the servers on ports {failed}")
     finally:
+        collector.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

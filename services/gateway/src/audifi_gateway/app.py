@@ -98,7 +98,9 @@ def create_app(
     admission = Admission(table, EdgeAuth(TokenVerifier(keys), store), limiter, breakers)
     upstreams = Upstreams(settings)  # one turn and one memory of refusals for both
     http_proxy = HttpProxy(admission, settings, config, upstreams)
-    websocket_proxy = WebSocketProxy(admission, settings, upstreams)
+    websocket_proxy = WebSocketProxy(
+        admission, settings, upstreams, handshakes=config.ws_handshakes
+    )
     merged = MergedOpenApi(table, settings, cache_seconds=config.openapi_cache_seconds)
     health = UpstreamHealth(table.services, settings, timeout=config.health_timeout)
     consumer = RevocationConsumer(bus, store, config.revocation_queue, prefetch=settings.prefetch)

@@ -20,6 +20,9 @@ What every deployable shares (service URLs, REDIS_URL, AMQP_URL, the JWKS URL) i
   name its own (`routes.Route.max_body`); larger is refused with 413. Default 1048576 (1 MiB).
 - `AUDIFI_BODY_TIMEOUT`: seconds a client has to send its whole request body; slower is
   refused with 408, and the upstream never sees the request. Default 10.
+- `AUDIFI_WS_HANDSHAKES`: WebSocket handshakes the gateway carries out at once; more wait
+  their turn (a room of thousands opening must leave the loop to everyone else's requests).
+  Default 16.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class GatewayConfig:
     health_timeout: float = 2.0
     max_body: int = 1024 * 1024
     body_timeout: float = 10.0
+    ws_handshakes: int = 16
     # Fixed by the architecture (`<consumer>.<purpose>`); a field so tests can use their own.
     revocation_queue: str = REVOCATION_QUEUE
 
@@ -68,4 +72,5 @@ class GatewayConfig:
             health_timeout=float(opt("AUDIFI_HEALTH_TIMEOUT") or 2.0),
             max_body=int(opt("AUDIFI_MAX_BODY") or 1024 * 1024),
             body_timeout=float(opt("AUDIFI_BODY_TIMEOUT") or 10.0),
+            ws_handshakes=max(1, int(opt("AUDIFI_WS_HANDSHAKES") or 16)),
         )

@@ -66,15 +66,39 @@ _UPSTREAM_LOG.setLevel(logging.INFO)
 
 class WebSocketProxy:
     def __init__(
-        self, admission: Admission, settings: Settings, upstreams: Upstreams | None = None
+        self,
+        admission: Admission,
+        settings: Settings,
+        upstreams: Upstreams | None = None,
+        *,
+        handshakes: int = 16,
     ) -> None:
         self.admission = admission
         self.settings = settings
         self.upstreams = upstreams or Upstreams(settings)
+        # Handshakes carried out at once (verifying the caller, opening the upstream socket):
+        # a room of thousands opening must leave the loop to everyone else's requests
+        # (rooms_bench, make run: sign-ins waited seconds behind 200 handshakes in flight).
+        self._handshakes = asyncio.Semaphore(handshakes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
+        async with self._handshakes:
+            upstream = await self._open(scope, send)
+        if upstream is None:
+            return
+        sessions = metrics.websocket_sessions.labels(upstream[0])
+        sessions.inc()
+        try:
+            await _relay(upstream[1], receive, send)
+        finally:
+            sessions.dec()
+            await upstream[1].close()
+
+    async def _open(self, scope: Scope, send: Send) -> tuple[str, ClientConnection] | None:
+        """The caller admitted, the upstream socket open and the client's accepted: (the
+        service, its socket); None when refused (the client was told)."""
         token = bearer_token(scope) or _query_token(scope)
         try:
             check_request(scope)
@@ -84,7 +108,7 @@ class WebSocketProxy:
             identity = await self.admission.admit(scope, route, token)
         except DomainError as error:
             await _deny(scope, send, error)
-            return
+            return None
 
         breaker = self.admission.breakers[route.service]
         headers = upstream_headers(scope, identity, skip=_HANDSHAKE_HEADERS)
@@ -95,24 +119,22 @@ class WebSocketProxy:
         except InvalidStatus as exc:
             breaker.record_success()  # it answered: the refusal is the service's to make
             await _relay_refusal(scope, send, exc)
-            return
+            return None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             breaker.record_failure()
             log.warning("websocket_upstream_unreachable", upstream=route.service, error=repr(exc))
             await _deny(scope, send, Unavailable(details={"service": route.service}))
-            return
+            return None
         except BaseException:
             breaker.release()
             raise
         breaker.record_success()
-        await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-        sessions = metrics.websocket_sessions.labels(route.service)
-        sessions.inc()
         try:
-            await _relay(upstream, receive, send)
-        finally:
-            sessions.dec()
+            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+        except BaseException:
             await upstream.close()
+            raise
+        return route.service, upstream
 
     async def _connect(
         self, route: Route, raw_path: bytes, scope: Scope, headers: list[tuple[bytes, bytes]]
