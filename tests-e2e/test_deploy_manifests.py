@@ -795,3 +795,17 @@ def test_k8s_chain_settings_reach_the_chain_users_only(name: str) -> None:
     deployment_file = Path(settings.chain_deployment or "")
     (volume,) = [v for v, path in mounts.items() if Path(path) == deployment_file.parent]
     assert volumes[volume]["configMap"]["name"] == "audifi-chain-deployment"
+
+
+@pytest.mark.parametrize("name", DEPLOYABLES)
+def test_a_deployables_own_process_environment_is_set_wherever_it_runs(name: str) -> None:
+    """`AppSpec.environment` (vstudio: PYTHONMALLOC=malloc) is read by the interpreter before
+    any code runs: `make up` passes it, and compose and k8s must say the same."""
+    wanted = load_app(name).environment
+    compose, pod = compose_env(name), pod_env(name)
+    assert {k: compose.get(k) for k in wanted} == dict(wanted)
+    assert {k: pod.get(k) for k in wanted} == dict(wanted)
+
+
+def test_vstudio_runs_with_glibcs_allocator() -> None:
+    assert load_app("vstudio").environment == {"PYTHONMALLOC": "malloc"}

@@ -21,14 +21,18 @@
                    sockets' KB per socket with the client offering it (as browsers do) and
                    refusing it (`compression=None`), each from a fresh server's heap
 
-The server is the app as the tests serve it (uvicorn, ws="websockets-sansio", no connection
-ceiling), embedded (in-memory rooms, no REDIS_URL), its event store on DATABASE_URL under a
-unique prefix dropped at the end, nft stubbed (every master is the artist's). It runs in a
-process of its own, which also serves the JWKS its tokens verify against, so /proc/<pid>/status
-VmRSS is the server's alone; its log goes to var/bench/rooms_server.log. The client process
+The server is the app as the tests serve it (uvicorn with the kit's WebSocket protocol, no
+connection ceiling), with the collector tuned as `audifi serve` tunes it and the allocator
+deploy/ gives vstudio (PYTHONMALLOC=malloc; `--allocator pymalloc` for Python's own),
+embedded (in-memory rooms, no REDIS_URL), its event store on DATABASE_URL under a unique
+prefix dropped at the end, nft stubbed (every master is the artist's). It runs in a process
+of its own, which also serves the JWKS its tokens verify against, so /proc/<pid>/status VmRSS
+is the server's alone; its log goes to var/bench/rooms_server.log. The client process
 (`websockets`, no keepalive pings, as browsers) signs tokens with the same key (made by this
-parent process), one distinct user per socket; the echo baseline is a third process. Sizes above
-the descriptor limit (`ulimit -n`, per process) less a reserve are cut to it, and said so.
+parent process, named as auth names its keys), one distinct user per socket; the echo
+baseline is a third process. `make run`'s figure starts the real platform (`audifi up`, its
+log in var/bench/rooms_platform.log) with auth signing with that key. Sizes above the
+descriptor limit (`ulimit -n`, per process) less a reserve are cut to it, and said so.
 
 Printed, never asserted. Each figure says the CPU the server spent on it (its event loop and
 its other threads: the event store's workers) and the client's: on 2 cores the two compete.
@@ -1072,7 +1076,7 @@ def main() -> None:
     parser.add_argument(
         "--compression",
         choices=("both", "deflate", "none"),
-        default="both",
+        default="deflate",
         help="idle sockets with the client offering permessage-deflate, refusing it, or both "
         "(the big room and the voters offer it unless `none`)",
     )

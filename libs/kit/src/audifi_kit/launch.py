@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -57,12 +57,15 @@ class AppSpec:
     """A deployable. `uses_chain`: its factory takes `chain=` too, and `serve` hands every such
     app of one process the same `PlatformChain` (embedded: one EVM, one deployment).
     `uses_stripe`: without STRIPE_SECRET_KEY, the platform starts the local Stripe for it
-    (`audifi_kit.stripe_dev`)."""
+    (`audifi_kit.stripe_dev`). `environment`: what its own process starts with (read by the
+    interpreter before any code runs: PYTHONMALLOC); `make up` sets it, and deploy/ says the
+    same (a test holds them equal)."""
 
     name: str
     factory: Callable[..., Litestar]
     uses_chain: bool = False
     uses_stripe: bool = False
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def build(self, settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
         if self.uses_chain:
@@ -329,6 +332,8 @@ async def supervise(names: Sequence[str], settings: Settings, *, max_backoff: fl
         for n in stripe_users:
             envs[n] = {**envs.get(n, {}), **stripe_env}
     try:
+        for n in names:
+            envs[n] = {**load_app(n).environment, **envs.get(n, {})}
         await asyncio.gather(*node, *(keep_running(n, env=envs.get(n)) for n in ordered(names)))
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
