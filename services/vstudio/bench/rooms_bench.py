@@ -7,7 +7,8 @@
                    arenas before and after, to tell a leak from memory the allocators keep
     one big room   M sockets (--big-room, default 2,000; goal 5,000 in < 10 s) opening one room,
                    each joining, until the last has seen its own join; the presence frames
-                   (user_joined / presence_delta) the first member and all of them received
+                   (user_joined / presence_delta) the first member and all of them received;
+                   then the same through `audifi serve gateway` in a process of its own
     votes          K members of one room (--voters, default 1,000; goal 2,000) voting on an
                    `equal` decision at a total rate (--rate, default 1,000/s; goal 2,000/s) for
                    --seconds: send -> vote_ack, and send -> the first vote_update after that
@@ -78,6 +79,7 @@ PATIENCE = 120.0  # a guard against a hung phase, never a timing
 TICK = 0.002  # the vote sender's pacing step
 SERVER_LOG = Path("var/bench/rooms_server.log")
 PLATFORM_LOG = Path("var/bench/rooms_platform.log")
+GATEWAY_LOG = Path("var/bench/rooms_gateway.log")
 
 # Frames are told apart by their first bytes: msgspec writes the tag first.
 PRESENCE = '{"type":"presence"'
@@ -278,6 +280,7 @@ async def serve_vstudio(conn: Connection, config: dict[str, Any]) -> None:
             conn.send(
                 {
                     "url": url,
+                    "jwks": f"{jwks_base}/.well-known/jwks.json",
                     "pid": os.getpid(),
                     "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
                     # What `audifi serve` would admit at this limit (the kit's ceiling).
@@ -901,6 +904,93 @@ class Platform:
         self.log.close()
 
 
+class GatewayProcess:
+    """`audifi serve gateway` in a process of its own (as `make up` runs it) in front of the
+    bench's vstudio server, verifying the bench's tokens against the server's JWKS."""
+
+    def __init__(self, vstudio: str, jwks: str) -> None:
+        from audifi_kit.testing import free_port
+
+        self.port = free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "AMQP_URL", "REDIS_URL") and not k.startswith("AUDIFI_")
+        }
+        env |= {
+            "AUDIFI_GATEWAY_PORT": str(self.port),
+            "AUDIFI_VSTUDIO_URL": vstudio,
+            "AUDIFI_JWKS_URL": jwks,
+            "AUDIFI_HOST": "127.0.0.1",
+            "AUDIFI_RATE_LIMITS": "default=1000000/60",
+        }
+        self.log = GATEWAY_LOG.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "audifi_kit.cli", "serve", "gateway"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.proc = Proc(self.process.pid)
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the gateway ended: see {GATEWAY_LOG}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).is_success:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the gateway did not start: see {GATEWAY_LOG}")
+            time.sleep(0.2)
+
+    def room(self, session_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/v1/vstudio/sessions/{session_id}/ws"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def bench_big_room_gateway(b: Bench, server: Server, room: str, m: int) -> None:
+    """Figure 2 again, through a gateway process: each socket's frames cross it both ways."""
+    gateway = GatewayProcess(server.info["url"], server.info["jwks"])
+    try:
+        before = (server.proc.cpu(), gateway.proc.cpu(), b.client_proc.cpu())
+        payload = {
+            "tag": "big-gw",
+            "rooms": [gateway.room(room)],
+            "count": m,
+            "concurrency": b.args.concurrency,
+            "compression": b.compress,
+        }
+        opened = ask(b.client, "open", payload)
+        spent = [
+            now - then
+            for now, then in zip(
+                (server.proc.cpu(), gateway.proc.cpu(), b.client_proc.cpu()), before, strict=True
+            )
+        ]
+        b.close("big-gw")
+    finally:
+        gateway.stop()
+    took = opened["all_joined_seconds"]
+    record(
+        "one big room through a gateway process",
+        f"{opened['joined']:,} of {m:,} sockets open and joined, the last seeing its own join, "
+        f"in [bold]{took:.1f} s[/bold] ({opened['joined'] / took:,.0f}/s; per socket p50 "
+        f"{ms(opened['join_p50'])}, p99 {ms(opened['join_p99'])}); CPU: vstudio "
+        f"{spent[0]:.1f} s, gateway {spent[1]:.1f} s, client {spent[2]:.1f} s"
+        + failures_of(opened),
+        "goal 5,000 in < 10 s (the gateway, vstudio and the client share 2 cores)",
+        None,
+    )
+
+
 class Probe:
     """Other users of the platform meanwhile: a sign-in (`POST /auth/login`, argon2 included)
     every second and a signed-in read (`GET /auth/session`) every 50 ms, through the gateway,
@@ -1156,6 +1246,7 @@ def main() -> None:
             report_compression(idle)
         if "big" in only:
             bench_big_room(b, server, big, args.big_room)
+            bench_big_room_gateway(b, server, big, args.big_room)
         if "votes" in only:
             bench_votes(b, server, echo_info, voting, decision)
         if "platform" in only:
