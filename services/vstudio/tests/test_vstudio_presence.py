@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 from audifi_vstudio.presence import PresenceAnnouncer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 class Heard:
@@ -111,3 +113,59 @@ async def test_the_first_change_is_told_at_once_and_the_next_ones_wait_for_the_i
         ("user_left", "ada"),
         ("user_joined", "bob"),
     ]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["join", "leave", "flush"]), st.integers(0, 30)),
+        max_size=120,
+    ),
+    st.integers(1, 12),
+)
+@settings(max_examples=150, deadline=None)
+def test_every_join_still_standing_at_its_telling_is_seen_once_by_its_joiner(
+    steps: list[tuple[str, int]], named: int
+) -> None:
+    """Any joins and leaves, told in any batches: a joiner whose join was told sees it exactly
+    once (named in the room's frame or told alone); one cancelled by its leave sees nothing."""
+
+    async def run() -> None:
+        heard = Heard(count=100)
+        announcer = PresenceAnnouncer(heard, interval=60, individually=3, named=named)
+        room = uuid.uuid4()
+        told_to: dict[int, Connection] = {}
+        waiting: dict[str, list[int]] = {}  # user -> joiner connections of the open batch
+        for n, (step, user_n) in enumerate(steps):
+            user = f"fan{user_n}"
+            if step == "join":
+                told_to[n] = Connection()
+                announcer.joined(room, user, None, tell=told_to[n].tell)
+                waiting.setdefault(user, []).append(n)
+            elif step == "leave":
+                announcer.left(room, user)
+            else:
+                pending = dict(announcer._pending.get(room, {}))
+                before = len(heard.frames)
+                await announcer._flush(room)
+                frames = [f for _, f in heard.frames[before:]]
+                named_now = {u["userId"] for f in frames if "joined" in f for u in f["joined"]}
+                named_now |= {f["userId"] for f in frames if f["type"] == "user_joined"}
+                for f in frames:
+                    if f["type"] == "presence_delta":
+                        assert len(f["joined"]) <= named and len(f["left"]) <= named
+                for u, joiners in waiting.items():
+                    told = pending.get(u, ("left",))[0] == "joined"
+                    for j in joiners:
+                        alone = told_to[j].told
+                        if not told:  # its join cancelled by a leave in the same batch
+                            assert alone == [] and u not in named_now
+                        elif u in named_now:  # the room's frame names it: nothing alone
+                            assert alone == []
+                        else:  # told to it alone, once
+                            assert alone == [
+                                {"type": "user_joined", "userId": u, "displayName": None}
+                            ]
+                waiting = {}
+        await announcer.close()
+
+    asyncio.run(run())
