@@ -262,6 +262,30 @@ async def test_an_overdue_order_without_a_checkout_is_expired() -> None:
     assert await p.payments.expire_overdue_order(order.id) == "order expired"
 
 
+@pytest.mark.parametrize("minutes", [5, 60 * 25])
+async def test_a_checkout_reaching_stripe_a_second_later_is_still_accepted(minutes: int) -> None:
+    """Stripe judges a checkout's expiry by its own clock in whole seconds: an order due in
+    5 minutes (asked 30 minutes) or in 25 hours (asked 24) read at x.9 s and arriving at
+    x+1 s must not be refused at the edge."""
+    ours = datetime(2026, 12, 8, 12, 0, 0, 900_000, tzinfo=UTC)
+    p = in_memory_payments(clock=lambda: ours)
+    p.stripe.now = lambda: ours + timedelta(milliseconds=150)
+    order = p.app.open_order(
+        uuid4(),
+        Product("nft", "ipo_shares", "master-1"),
+        title="2 shares of Master One",
+        quantity=2,
+        unit_amount=2_500,
+        currency="USD",
+        buyer_id=FAN,
+        seller_id=ARTIST,
+        expires_at=ours + timedelta(minutes=minutes),
+        at=ours,
+    )
+    session = await p.payments.checkout_order(FAN, order.id)
+    assert session.status == "open"
+
+
 async def test_an_overdue_order_whose_checkout_was_paid_in_time_is_paid_not_expired() -> None:
     p = in_memory_payments()
     order = _order(p, minutes=5)

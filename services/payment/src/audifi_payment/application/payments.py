@@ -51,9 +51,12 @@ T = TypeVar("T")
 
 ORDER_KEY = "order_id"
 SUBSCRIPTION_KEY = "subscription_id"
-# Stripe accepts a checkout's expiry from 30 minutes to 24 hours ahead.
-CHECKOUT_MIN = timedelta(minutes=30)
-CHECKOUT_MAX = timedelta(hours=24)
+# Stripe accepts a checkout's expiry from 30 minutes to 24 hours after it creates the
+# session, by its own clock, in whole seconds. Asked at the edges, the request is refused
+# when it reaches Stripe a second later than our clock read (CI saw it: 30 minutes asked
+# at x.9 s arrived at x+1 s): a minute's margin on both sides.
+CHECKOUT_MIN = timedelta(minutes=31)
+CHECKOUT_MAX = timedelta(hours=23, minutes=59)
 
 
 class EventStoreCalls(Protocol):
