@@ -1,7 +1,253 @@
-"""The coin service's eventsourcing application: one method per command."""
+"""The coin service's eventsourcing application: one method per command.
+
+The lottery's commands record what the chain said (a round opened, tickets issued, a round
+closed and drawn) and the claims on transaction hashes the service verified; the service
+layer (lottery.py) talks to the chain and calls these. Each is idempotent: the chain's facts
+arrive from a receipt and again from the indexer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 from audifi_kit.eventstore import ServiceApplication
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
+
+from audifi_coin.domain.lottery import LotteryRound as Round
+from audifi_coin.domain.lottery import (
+    RoundExists,
+    RoundNotFound,
+    RoundTerms,
+    TicketClaim,
+    TicketRange,
+    TxHashClaim,
+    TxHashUsed,
+    claim_uuid,
+    round_uuid,
+)
+
+CHAIN_ROUND_NAMESPACE = uuid.UUID("0d6f2b7e-4c8a-4e1f-b3a9-5e7d1c2f8a60")
+LATEST_ROUNDS_ID = uuid.UUID("e3c1a2b4-7f5d-4a6e-9b8c-0d1e2f3a4b5c")
+
+
+def chain_round_uuid(chain_round_id: int) -> UUID:
+    return uuid.uuid5(CHAIN_ROUND_NAMESPACE, str(chain_round_id))
+
+
+class ChainRound(Aggregate):
+    """Which round chain round N is: the indexer's logs name chain ids."""
+
+    @event("Linked")
+    def __init__(self, *, chain_round_id: int, round_id: str) -> None:
+        self.chain_round_id = chain_round_id
+        self.round_id = round_id
+
+
+class RoundBook(Aggregate):
+    """Every round's id in creation order: the newest running one is the current round."""
+
+    @event("Started")
+    def __init__(self) -> None:
+        self.round_ids: list[str] = []
+
+    @event("Added")
+    def add(self, round_id: str) -> None:
+        self.round_ids.append(round_id)
 
 
 class CoinApplication(ServiceApplication):
     """Artist coins, staking, liquidity pools and the lottery."""
+
+    # -- rounds --------------------------------------------------------------------------------
+
+    def create_round(
+        self, *, round_id: str, terms: RoundTerms, seed_hash: str, actor_id: str, at: datetime
+    ) -> Round:
+        """A round (not yet on chain: `opening`); the same id with the same terms answers the
+        round it made (a retried request), other terms are refused."""
+        terms.check()
+        wanted = _terms_json(terms)
+        existing = self._find(Round, round_uuid(round_id))
+        if existing is not None:
+            if existing.terms_json != wanted or existing.seed_hash != seed_hash:
+                raise RoundExists(details={"roundId": round_id})
+            return existing
+        found = self._find(RoundBook, LATEST_ROUNDS_ID)
+        book = (
+            found
+            if found is not None
+            else RoundBook._create(RoundBook.Started, id=LATEST_ROUNDS_ID)
+        )
+        book.add(round_id)
+        created = Round._create(
+            Round.Created,
+            id=round_uuid(round_id),
+            round_id=round_id,
+            terms=wanted,
+            seed_hash=seed_hash,
+            created_by=actor_id,
+            at=at,
+        )
+        try:
+            self.save(created, book)
+        except IntegrityError:  # created meanwhile, or the book moved: decide again
+            raced = self._find(Round, round_uuid(round_id))
+            if raced is None:
+                raise
+            if raced.terms_json != wanted or raced.seed_hash != seed_hash:
+                raise RoundExists(details={"roundId": round_id}) from None
+            return raced  # type: ignore[no-any-return]
+        return created
+
+    def round(self, round_id: str) -> Round:
+        found = self._find(Round, round_uuid(round_id))
+        if found is None:
+            raise RoundNotFound(details={"roundId": round_id})
+        return found  # type: ignore[no-any-return]
+
+    def round_ids(self) -> list[str]:
+        book = self._find(RoundBook, LATEST_ROUNDS_ID)
+        return list(book.round_ids) if book is not None else []
+
+    def round_of_chain(self, chain_round_id: int) -> Round | None:
+        link = self._find(ChainRound, chain_round_uuid(chain_round_id))
+        return None if link is None else self.round(link.round_id)
+
+    def round_opened(
+        self, round_id: str, *, chain_round_id: int, pot: int, tx_hash: str, at: datetime
+    ) -> Round:
+        r = self.round(round_id)
+        if r.open(chain_round_id=chain_round_id, pot=pot, tx_hash=tx_hash, at=at):
+            link = ChainRound._create(
+                ChainRound.Linked,
+                id=chain_round_uuid(chain_round_id),
+                chain_round_id=chain_round_id,
+                round_id=round_id,
+            )
+            self.save(r, link)
+        return r
+
+    def record_tickets(self, round_id: str, tickets: TicketRange, *, at: datetime) -> Round:
+        """A range the chain issued (from a log or a receipt), once; the claim it answers, if
+        the service verified one, is marked issued with it."""
+        r = self.round(round_id)
+        changed: list[Any] = []
+        if r.record_tickets(tickets, at=at):
+            changed.append(r)
+        claim = self._find(TicketClaim, claim_uuid(tickets.ref))
+        if claim is not None and claim.issued(first=tickets.first, tx_hash=tickets.tx_hash, at=at):
+            changed.append(claim)
+        if changed:
+            self.save(*changed)
+        return r
+
+    def drop_tickets(
+        self, round_id: str, *, first: int, ref: str, tx_hash: str, at: datetime
+    ) -> Round:
+        """The range issued at `first` by `tx_hash` left the chain: dropped, and its claim (if
+        any) back to `verified`."""
+        r = self.round(round_id)
+        changed: list[Any] = []
+        if r.drop_tickets(first, tx_hash=tx_hash, at=at):
+            changed.append(r)
+        claim = self._find(TicketClaim, claim_uuid(ref))
+        if claim is not None and claim.unissued(tx_hash=tx_hash, at=at):
+            changed.append(claim)
+        if changed:
+            self.save(*changed)
+        return r
+
+    def add_to_pot(self, round_id: str, *, amount: int, tx_hash: str, at: datetime) -> Round:
+        r = self.round(round_id)
+        r.add_to_pot(amount, tx_hash=tx_hash, at=at)
+        self.save(r)
+        return r
+
+    def close_round(
+        self, round_id: str, *, close_block: int, tickets: int, pot: int, at: datetime
+    ) -> Round:
+        r = self.round(round_id)
+        if r.close(close_block=close_block, tickets=tickets, pot=pot, at=at):
+            self.save(r)
+        return r
+
+    def draw_round(self, round_id: str, **drawn: Any) -> Round:
+        r = self.round(round_id)
+        if r.draw(**drawn):
+            self.save(r)
+        return r
+
+    # -- claims on transaction hashes ----------------------------------------------------------
+
+    def claim(self, tx_hash: str) -> TicketClaim | None:
+        """The claim a transaction hash is part of (its first hash's, or a further one's)."""
+        found = self._find(TicketClaim, claim_uuid(tx_hash))
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        further = self._find(TxHashClaim, claim_uuid(tx_hash))
+        if further is not None:
+            return self._find(TicketClaim, claim_uuid(further.claim_tx_hash))  # type: ignore[no-any-return]
+        return None
+
+    def claim_tickets(
+        self,
+        *,
+        tx_hashes: list[str],
+        round_id: str,
+        wallet: str,
+        account_id: str | None,
+        method: str,
+        payment_method: str | None,
+        count: int,
+        amount: int,
+        pot_added: int,
+        at: datetime,
+    ) -> TicketClaim:
+        """Verified transactions claimed for `count` tickets: every hash taken at once, ever
+        (TxHashUsed if any was). The first hash names the claim (and the issue's ref)."""
+        hashes = [h.lower() for h in tx_hashes]
+        for h in hashes:
+            if self.claim(h) is not None:
+                raise TxHashUsed(details={"txHash": h})
+        claim = TicketClaim._create(
+            TicketClaim.Verified,
+            id=claim_uuid(hashes[0]),
+            tx_hash=hashes[0],
+            tx_hashes=hashes,
+            round_id=round_id,
+            wallet=wallet,
+            account_id=account_id,
+            method=method,
+            payment_method=payment_method,
+            count=count,
+            amount=amount,
+            pot_added=pot_added,
+            at=at,
+        )
+        further = [
+            TxHashClaim._create(
+                TxHashClaim.Claimed, id=claim_uuid(h), tx_hash=h, claim_tx_hash=hashes[0], at=at
+            )
+            for h in hashes[1:]
+        ]
+        try:
+            self.save(claim, *further)
+        except IntegrityError:  # claimed meanwhile
+            raise TxHashUsed(details={"txHashes": hashes}) from None
+        return claim
+
+
+def _terms_json(terms: RoundTerms) -> dict[str, Any]:
+    return {
+        "ticket_price": terms.ticket_price,
+        "native_ticket_price": terms.native_ticket_price,
+        "burn_master_id": terms.burn_master_id,
+        "shares_per_ticket": terms.shares_per_ticket,
+        "max_per_wallet": terms.max_per_wallet,
+        "starts_at": terms.starts_at.isoformat(),
+        "ends_at": terms.ends_at.isoformat(),
+    }

@@ -1,0 +1,504 @@
+"""The lottery's service layer: what a request asks, free of the web.
+
+`Lottery` checks a purchase or a burn against the chain (through the `LotteryChain` port:
+the Lottery contract and the payment checks on the platform's chain, or its in-memory twin),
+claims the transaction hashes in the event store (once, ever), has the operator issue the
+tickets on chain (`issueTickets`, keyed by the claim's hash: the contract issues a ref once,
+so a retry after a crash cannot issue twice) and records the range the receipt names. The
+draw: the round is closed on chain (its ticket count final, the draw block the next one), and
+once that block is mined the seed is revealed and the contract names the winner and pays the
+pot (`domain/draw.py` recomputes it from the proof).
+
+A round's seed is never stored: it is HMAC-SHA256(the service's lottery key, round id), so the
+event store (and anyone replaying it) cannot learn it before the reveal; its hash is committed
+on chain when the round opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from audifi_kit.errors import Conflict, Forbidden, ValidationFailed
+from audifi_kit.eventstore import EventStore
+from eth_utils import is_hex_address, to_checksum_address
+
+from audifi_coin.application import CoinApplication
+from audifi_coin.domain.draw import DrawProof, commitment
+from audifi_coin.domain.lottery import (
+    ACTIVE,
+    BURN,
+    DRAWING,
+    OPENING,
+    PAYMENT_METHODS,
+    PURCHASE,
+    USDC,
+    NoCurrentRound,
+    RoundNotActive,
+    RoundNotOver,
+    RoundTerms,
+    TicketClaim,
+    TicketRange,
+    TxHashUsed,
+)
+from audifi_coin.domain.lottery import LotteryRound as Round
+
+TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+MAX_TICKETS_PER_PURCHASE = 10_000
+MAX_BURN_TRANSACTIONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PayTo:
+    """Where and how tickets are paid: the treasury (the Lottery's operator) receives."""
+
+    chain_id: int
+    lottery: str
+    treasury: str
+    token: str
+    confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    payer: str
+    amount: int
+    block_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    chain_round_id: int
+    pot: int
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    first: int
+    count: int
+    wallet: str
+    pot_added: int
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    close_block: int
+    tickets: int
+    pot: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    seed: str
+    draw_block_hash: str
+    winning_index: int | None
+    winner: str | None
+    prize: int
+    tx_hash: str
+
+
+class DrawNotReady(Conflict):
+    """The draw block (the first after the close) is not mined yet: ask again shortly."""
+
+    code = "DRAW_NOT_READY"
+    default_message = "The round is closed; the block its draw reads is not mined yet"
+
+
+class AmountMismatch(ValidationFailed):
+    code = "AMOUNT_MISMATCH"
+    default_message = "amountPaid is not ticketCount times the round's price"
+
+
+class WalletMismatch(ValidationFailed):
+    code = "WALLET_MISMATCH"
+    default_message = "The transaction was not sent from walletAddress"
+
+
+class PaidOutsideRound(ValidationFailed):
+    code = "PAID_OUTSIDE_ROUND"
+    default_message = "The payment was mined outside the round's sales window"
+
+
+class BurnMismatch(ValidationFailed):
+    code = "BURN_MISMATCH"
+    default_message = "The shares burnt do not make ticketsClaimed tickets"
+
+
+class NoBurn(ValidationFailed):
+    code = "NO_BURN"
+    default_message = "The transaction burnt none of the round's shares"
+
+
+class BurnNotYours(ValidationFailed):
+    code = "BURN_NOT_YOURS"
+    default_message = "The transaction burnt shares another wallet held"
+
+
+class LotteryChain(Protocol):
+    """The Lottery contract and the payment checks, as the service needs them."""
+
+    async def pay_to(self) -> PayTo: ...
+
+    async def open_round(self, seed_hash: bytes, terms: RoundTerms) -> Opened: ...
+
+    async def find_round(self, seed_hash: bytes) -> Opened | None: ...
+
+    async def check_payment(self, tx_hash: str, *, method: str, amount: int) -> Payment: ...
+
+    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> int: ...
+
+    async def issue(
+        self, chain_round_id: int, wallet: str, count: int, pot_added: int, ref: str
+    ) -> Issued: ...
+
+    async def add_to_pot(self, chain_round_id: int, amount: int) -> str: ...
+
+    async def close(self, chain_round_id: int) -> Closed: ...
+
+    async def reveal(self, chain_round_id: int, seed: bytes) -> Drawn: ...
+
+
+def seed_for(key: bytes, round_id: str) -> bytes:
+    """A round's seed: HMAC-SHA256(key, round id). Nothing stores it; the key reveals it."""
+    return hmac.new(key, f"audifi lottery seed\x00{round_id}".encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseOutcome:
+    claim: TicketClaim
+    round: Round
+
+    @property
+    def numbers(self) -> list[int]:
+        tickets = self.claim.tickets()
+        return tickets.numbers if tickets else []
+
+
+class Lottery:
+    def __init__(
+        self,
+        store: EventStore[CoinApplication] | Any,
+        chain: LotteryChain,
+        seed_key: bytes,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        draw_wait: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.seed_key = seed_key
+        self.clock = clock
+        self.draw_wait = draw_wait
+
+    @property
+    def app(self) -> CoinApplication:
+        return self.store.app  # type: ignore[no-any-return]
+
+    # -- rounds --------------------------------------------------------------------------------
+
+    async def create_round(self, round_id: str, terms: RoundTerms, *, actor_id: str) -> Round:
+        """A round created and opened on chain with its seed committed. A retry (or a round
+        left `opening` by a crash) finds the chain round by its commitment before opening."""
+        seed_hash = commitment(seed_for(self.seed_key, round_id))
+        r: Round = await self.store.call(
+            self.app.create_round,
+            round_id=round_id,
+            terms=terms,
+            seed_hash="0x" + seed_hash.hex(),
+            actor_id=actor_id,
+            at=self.clock(),
+        )
+        if r.status != OPENING:
+            return r
+        opened = await self.chain.find_round(seed_hash) or await self.chain.open_round(
+            seed_hash, terms
+        )
+        return await self.store.call(  # type: ignore[no-any-return]
+            self.app.round_opened,
+            round_id,
+            chain_round_id=opened.chain_round_id,
+            pot=opened.pot,
+            tx_hash=opened.tx_hash,
+            at=self.clock(),
+        )
+
+    async def round(self, round_id: str) -> Round:
+        return await self.store.call(self.app.round, round_id)  # type: ignore[no-any-return]
+
+    async def rounds(self) -> list[Round]:
+        ids: list[str] = await self.store.call(self.app.round_ids)
+        return [await self.round(i) for i in reversed(ids)]
+
+    async def current(self) -> Round:
+        """The round selling now, else the newest not yet completed (between rounds: the one
+        being drawn, or the next to open)."""
+        now = self.clock()
+        waiting = None
+        for r in await self.rounds():
+            if r.selling(now):
+                return r
+            if waiting is None and r.status in (ACTIVE, DRAWING):
+                waiting = r
+        if waiting is None:
+            raise NoCurrentRound()
+        return waiting
+
+    # -- tickets -------------------------------------------------------------------------------
+
+    async def purchase(
+        self,
+        *,
+        wallet: str,
+        count: int,
+        payment_method: str,
+        tx_hash: str,
+        amount_paid: int,
+        account_id: str | None,
+    ) -> PurchaseOutcome:
+        """Tickets for a payment to the treasury, verified on chain: exactly `count` times the
+        round's price in that currency, from `wallet`, mined within the round's window."""
+        wallet = _wallet(wallet)
+        tx_hash = _tx_hash(tx_hash, "transactionSignature")
+        if payment_method not in PAYMENT_METHODS:
+            raise ValidationFailed(
+                f"paymentMethod must be one of {', '.join(PAYMENT_METHODS)}",
+                details={"field": "paymentMethod"},
+            )
+        r = await self.current()
+        claim = await self.store.call(self.app.claim, tx_hash)
+        if claim is not None:
+            return await self._resume(claim, wallet)
+        r.check_sale(wallet, count, now=self.clock())
+        price = r.terms.price_of(payment_method)
+        if price == 0:
+            raise RoundNotActive(
+                f"This round is not sold for {payment_method}",
+                details={"roundId": r.round_id, "paymentMethod": payment_method},
+            )
+        if amount_paid != count * price:
+            raise AmountMismatch(
+                details={"expected": str(count * price), "actual": str(amount_paid)}
+            )
+        paid = await self.chain.check_payment(tx_hash, method=payment_method, amount=amount_paid)
+        if paid.payer.lower() != wallet.lower():
+            raise WalletMismatch(details={"payer": paid.payer, "walletAddress": wallet})
+        if not r.terms.starts_at <= paid.block_time < r.terms.ends_at:
+            raise PaidOutsideRound(details={"minedAt": paid.block_time.isoformat()})
+        # The pot holds the payment token: a USDC payment goes in whole; a native-coin
+        # payment stays with the treasury (an admin moves value into the pot: DECIDED).
+        pot_added = amount_paid if payment_method == USDC else 0
+        claim = await self.store.call(
+            self.app.claim_tickets,
+            tx_hashes=[tx_hash],
+            round_id=r.round_id,
+            wallet=wallet,
+            account_id=account_id,
+            method=PURCHASE,
+            payment_method=payment_method,
+            count=count,
+            amount=amount_paid,
+            pot_added=pot_added,
+            at=self.clock(),
+        )
+        return await self._issue(claim)
+
+    async def burn_claim(
+        self, *, wallet: str, tx_hashes: list[str], tickets: int, account_id: str | None
+    ) -> PurchaseOutcome:
+        """Tickets for the round's master's shares that `wallet` burnt (in those transactions):
+        exactly `tickets` x the round's shares per ticket."""
+        wallet = _wallet(wallet)
+        if not tx_hashes or len(tx_hashes) > MAX_BURN_TRANSACTIONS:
+            raise ValidationFailed(
+                f"transactionSignatures must name 1 to {MAX_BURN_TRANSACTIONS} transactions",
+                details={"field": "transactionSignatures"},
+            )
+        hashes = [_tx_hash(h, "transactionSignatures").lower() for h in tx_hashes]
+        if len(set(hashes)) != len(hashes):
+            raise ValidationFailed(
+                "transactionSignatures names a transaction twice",
+                details={"field": "transactionSignatures"},
+            )
+        r = await self.current()
+        for h in hashes:
+            claim = await self.store.call(self.app.claim, h)
+            if claim is not None:
+                if claim.tx_hashes == hashes:
+                    return await self._resume(claim, wallet)
+                raise TxHashUsed(details={"txHash": h})
+        r.check_sale(wallet, tickets, now=self.clock())
+        per_ticket = r.terms.shares_per_ticket
+        if not per_ticket or r.terms.burn_master_id is None:
+            raise RoundNotActive(
+                "This round gives no tickets for burnt shares", details={"roundId": r.round_id}
+            )
+        burnt = await self.chain.check_burns(
+            hashes, wallet=wallet, master_id=r.terms.burn_master_id
+        )
+        if burnt != tickets * per_ticket:
+            raise BurnMismatch(
+                details={
+                    "sharesBurned": burnt,
+                    "sharesPerTicket": per_ticket,
+                    "ticketsClaimed": tickets,
+                    "ticketsDue": burnt // per_ticket,
+                }
+            )
+        claim = await self.store.call(
+            self.app.claim_tickets,
+            tx_hashes=hashes,
+            round_id=r.round_id,
+            wallet=wallet,
+            account_id=account_id,
+            method=BURN,
+            payment_method=None,
+            count=tickets,
+            amount=burnt,
+            pot_added=0,
+            at=self.clock(),
+        )
+        return await self._issue(claim)
+
+    async def _resume(self, claim: TicketClaim, wallet: str) -> PurchaseOutcome:
+        """A hash claimed before: refused, unless it is this wallet's claim whose tickets were
+        never issued (a crash, or a reorganisation dropped the issue), which is issued now."""
+        if claim.state == "verified" and claim.wallet.lower() == wallet.lower():
+            return await self._issue(claim)
+        tickets = claim.tickets()
+        raise TxHashUsed(
+            details={
+                "txHash": claim.tx_hash,
+                "roundId": claim.round_id,
+                "ticketsIssued": tickets.numbers if tickets else [],
+            }
+        )
+
+    async def _issue(self, claim: TicketClaim) -> PurchaseOutcome:
+        r = await self.round(claim.round_id)
+        assert r.chain_round_id is not None
+        issued = await self.chain.issue(
+            r.chain_round_id, claim.wallet, claim.count, claim.pot_added, claim.tx_hash
+        )
+        tickets = TicketRange(
+            first=issued.first,
+            count=issued.count,
+            wallet=issued.wallet,
+            method=claim.method,
+            payment_method=claim.payment_method,
+            ref=claim.tx_hash,
+            pot_added=issued.pot_added,
+            tx_hash=issued.tx_hash,
+        )
+        r = await self.store.call(self.app.record_tickets, claim.round_id, tickets, at=self.clock())
+        done: TicketClaim = await self.store.call(self.app.claim, claim.tx_hash)
+        return PurchaseOutcome(done, r)
+
+    # -- the pot and the draw ------------------------------------------------------------------
+
+    async def add_to_pot(self, round_id: str, amount: int) -> Round:
+        r = await self.round(round_id)
+        if r.chain_round_id is None:
+            raise RoundNotActive(details={"roundId": round_id, "status": r.status})
+        if amount < 1:
+            raise ValidationFailed("amount must be at least 1", details={"field": "amount"})
+        tx_hash = await self.chain.add_to_pot(r.chain_round_id, amount)
+        return await self.store.call(  # type: ignore[no-any-return]
+            self.app.add_to_pot, round_id, amount=amount, tx_hash=tx_hash, at=self.clock()
+        )
+
+    async def draw(self, round_id: str) -> Round:
+        """Close the round on chain (after its end date), wait for the draw block, reveal.
+        Safe to repeat: each step is skipped once done, on chain and here."""
+        r = await self.round(round_id)
+        if r.status == OPENING:
+            raise RoundNotActive(details={"roundId": round_id, "status": r.status})
+        if r.drawn_at is not None:
+            return r
+        if self.clock() < r.terms.ends_at:
+            raise RoundNotOver(
+                details={"roundId": round_id, "endDate": r.terms.ends_at.isoformat()}
+            )
+        assert r.chain_round_id is not None
+        closed = await self.chain.close(r.chain_round_id)
+        r = await self.store.call(
+            self.app.close_round,
+            round_id,
+            close_block=closed.close_block,
+            tickets=closed.tickets,
+            pot=closed.pot,
+            at=self.clock(),
+        )
+        seed = seed_for(self.seed_key, round_id)
+        drawn = await self._reveal(r.chain_round_id, seed)
+        return await self.store.call(  # type: ignore[no-any-return]
+            self.app.draw_round,
+            round_id,
+            seed=drawn.seed,
+            draw_block_hash=drawn.draw_block_hash,
+            winning_index=drawn.winning_index,
+            winner=drawn.winner,
+            prize=drawn.prize,
+            tx_hash=drawn.tx_hash,
+            at=self.clock(),
+        )
+
+    async def _reveal(self, chain_round_id: int, seed: bytes) -> Drawn:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.draw_wait
+        delay = 0.05
+        while True:
+            try:
+                return await self.chain.reveal(chain_round_id, seed)
+            except DrawNotReady:
+                if loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)  # a block is mined every few seconds
+                delay = min(delay * 2, 2.0)
+
+    async def proof(self, round_id: str) -> tuple[Round, DrawProof]:
+        r = await self.round(round_id)
+        if r.drawn_at is None or r.seed is None or r.draw_block_hash is None:
+            raise Conflict(
+                "The round is not drawn yet", code="ROUND_NOT_DRAWN", details={"roundId": round_id}
+            )
+        assert r.close_block is not None and r.tickets_at_close is not None
+        proof = DrawProof(
+            round_id=round_id,
+            seed_hash=bytes.fromhex(r.seed_hash[2:]),
+            seed=bytes.fromhex(r.seed[2:]),
+            close_block=r.close_block,
+            close_block_hash=bytes.fromhex(r.draw_block_hash[2:]),
+            tickets_sold=r.tickets_at_close,
+            winning_ticket=r.winning_index,
+        )
+        return r, proof
+
+
+def require_admin(is_admin: bool) -> None:
+    if not is_admin:
+        raise Forbidden("Only an admin runs the lottery")
+
+
+def _wallet(value: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValidationFailed(
+            "walletAddress must be a 0x-prefixed 20-byte address",
+            details={"field": "walletAddress"},
+        )
+    return to_checksum_address(value)
+
+
+def _tx_hash(value: str, field: str) -> str:
+    if not isinstance(value, str) or not TX_HASH.match(value):
+        raise ValidationFailed(
+            f"{field} must be a 0x-prefixed 32-byte transaction hash", details={"field": field}
+        )
+    return value.lower()
