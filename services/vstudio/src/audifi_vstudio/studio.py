@@ -15,17 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
 from audifi_kit.eventstore import ConcurrencyConflict, EventStore, GroupCommit
+from audifi_kit.keys import service_key
 from audifi_kit.media.storage import InMemoryStorage, MediaStorage
 from audifi_kit.settings import Settings
 
@@ -76,25 +74,7 @@ class Broadcast(Protocol):
 def pseudonym_key(settings: Settings) -> bytes:
     """The key of voters' pseudonyms: AUDIFI_VSTUDIO_PSEUDONYM_KEY (hex; every replica the
     same), else one made once and kept in the settings' var_dir (a single machine)."""
-    configured = settings.extra.get(KEY_ENV) or os.environ.get(KEY_ENV)
-    if configured:
-        return bytes.fromhex(configured)
-    path = Path(settings.var_dir) / KEY_FILE
-    if not path.exists():
-        # Written aside, then linked into place: a replica starting at the same moment reads
-        # either no file or a whole key, and the first link made is everyone's key.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        aside = path.with_name(f".{KEY_FILE}.{secrets.token_hex(8)}")
-        aside.write_text(secrets.token_hex(32))
-        try:
-            with contextlib.suppress(FileExistsError):
-                os.link(aside, path)
-        finally:
-            aside.unlink()
-    key = bytes.fromhex(path.read_text().strip())
-    if len(key) < 16:
-        raise RuntimeError(f"{path} holds no pseudonym key: remove it or set {KEY_ENV}")
-    return key
+    return service_key(settings, KEY_ENV, KEY_FILE)
 
 
 class VoteUpdates:
