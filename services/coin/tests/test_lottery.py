@@ -9,6 +9,7 @@ made or lost and the recorded tickets are the chain's.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from audifi_coin.adapters.lottery_memory import (
@@ -42,6 +43,9 @@ from audifi_coin.lottery import (
     WalletMismatch,
     seed_for,
 )
+from audifi_coin.outbox import outbox
+from audifi_events import IntegrationEvent
+from audifi_events.coin import RoundDrawn, TicketsIssued
 from audifi_kit.chain.payments import (
     PaymentFailed,
     PaymentNotConfirmed,
@@ -431,3 +435,43 @@ async def test_any_sales_conserve_the_token_and_record_the_chains_tickets(sales)
             == balances[drawn.winner] + drawn.prize
         )
     assert w.chain.total_token() == total
+
+
+def published(app: Any) -> list[IntegrationEvent]:
+    """Every integration event the relay would publish from the app's log, in order."""
+    out = []
+    for n in app.recorder.select_notifications(start=1, limit=1_000):
+        if outbox.publishes(n.topic):
+            event = outbox.to_integration_event(n.topic, app.mapper.to_domain_event(n))
+            if event is not None:
+                out.append(event)
+    return out
+
+
+async def test_tickets_issued_and_the_draw_are_published_for_mail_and_analytics() -> None:
+    w = await opened()
+    await w.lottery.purchase(
+        wallet=ALICE,
+        count=2,
+        payment_method=USDC,
+        tx_hash=w.chain.pay(ALICE, 2 * PRICE),
+        amount_paid=2 * PRICE,
+        account_id="fan-1",
+    )
+    w.now = T0 + timedelta(days=7)
+    await w.lottery.draw("2026-w50")
+    issued, drawn = published(w.app)
+    assert isinstance(issued, TicketsIssued) and isinstance(drawn, RoundDrawn)
+    assert (issued.round_id, issued.account_id, issued.wallet) == ("2026-w50", "fan-1", ALICE)
+    assert (issued.ticket_numbers, issued.method, issued.payment_method) == (
+        [1, 2],
+        "purchase",
+        "USDC",
+    )
+    assert issued.drawing_date == T0 + timedelta(days=7)
+    assert (drawn.winner_wallet, drawn.winner_account_id, drawn.prize) == (
+        ALICE,
+        "fan-1",
+        str(2 * PRICE),
+    )
+    assert drawn.winning_ticket in (1, 2) and drawn.tickets_sold == 2

@@ -132,39 +132,53 @@ class CoinApplication(ServiceApplication):
         return r
 
     def record_tickets(self, round_id: str, tickets: TicketRange, *, at: datetime) -> Round:
-        """A range the chain issued (from a log or a receipt), once; the claim it answers, if
-        the service verified one, is marked issued with it."""
-        r = self.round(round_id)
-        changed: list[Any] = []
-        if r.record_tickets(tickets, at=at):
-            changed.append(r)
-        claim = self._find(TicketClaim, claim_uuid(tickets.ref))
-        if claim is not None and claim.issued(first=tickets.first, tx_hash=tickets.tx_hash, at=at):
-            changed.append(claim)
+        """A range the issuing receipt names (unconfirmed); the claim it answers, if the
+        service verified one, is marked issued with it."""
+        changed = self.tickets_recorded(self.round(round_id), tickets, at=at)
         if changed:
             self.save(*changed)
-        return r
+        return self.round(round_id)
 
-    def drop_tickets(
-        self, round_id: str, *, first: int, ref: str, tx_hash: str, at: datetime
-    ) -> Round:
+    def tickets_recorded(
+        self, r: Round, tickets: TicketRange, *, at: datetime, confirmed_block: int | None = None
+    ) -> list[Any]:
+        """`record_tickets`, unsaved (the indexer saves them, with `confirmed_block`): the
+        aggregates it changed. The claims of ranges it replaced go back to `verified`."""
+        changed: list[Any] = []
+        recorded, replaced = r.record_tickets(tickets, at=at, confirmed_block=confirmed_block)
+        if recorded:
+            changed.append(r)
+        for old in replaced:
+            stale = self._find(TicketClaim, claim_uuid(old.ref))
+            if stale is not None and stale.unissued(tx_hash=old.tx_hash, at=at):
+                changed.append(stale)
+        claim = next((c for c in changed if getattr(c, "tx_hash", None) == tickets.ref), None)
+        claim = claim or self._find(TicketClaim, claim_uuid(tickets.ref))
+        drawing = r.terms.ends_at
+        if claim is not None and claim.issued(
+            first=tickets.first, tx_hash=tickets.tx_hash, at=at, drawing_date=drawing
+        ):
+            if claim not in changed:
+                changed.append(claim)
+        return changed
+
+    def tickets_dropped(
+        self, r: Round, *, first: int, ref: str, tx_hash: str, at: datetime
+    ) -> list[Any]:
         """The range issued at `first` by `tx_hash` left the chain: dropped, and its claim (if
-        any) back to `verified`."""
-        r = self.round(round_id)
+        any) back to `verified` (unsaved)."""
         changed: list[Any] = []
         if r.drop_tickets(first, tx_hash=tx_hash, at=at):
             changed.append(r)
         claim = self._find(TicketClaim, claim_uuid(ref))
         if claim is not None and claim.unissued(tx_hash=tx_hash, at=at):
             changed.append(claim)
-        if changed:
-            self.save(*changed)
-        return r
+        return changed
 
     def add_to_pot(self, round_id: str, *, amount: int, tx_hash: str, at: datetime) -> Round:
         r = self.round(round_id)
-        r.add_to_pot(amount, tx_hash=tx_hash, at=at)
-        self.save(r)
+        if r.add_to_pot(amount, tx_hash=tx_hash, at=at):
+            self.save(r)
         return r
 
     def close_round(
@@ -177,9 +191,19 @@ class CoinApplication(ServiceApplication):
 
     def draw_round(self, round_id: str, **drawn: Any) -> Round:
         r = self.round(round_id)
-        if r.draw(**drawn):
+        if r.draw(**drawn, winner_account_id=self.winner_account(r, drawn["winning_index"])):
             self.save(r)
         return r
+
+    def winner_account(self, r: Round, winning_index: int | None) -> str | None:
+        """The account whose claim the winning ticket answered, if the service issued it."""
+        if winning_index is None:
+            return None
+        for tickets in r.tickets():
+            if tickets.first <= winning_index < tickets.first + tickets.count:
+                claim = self._find(TicketClaim, claim_uuid(tickets.ref))
+                return claim.account_id if claim is not None else None
+        return None
 
     # -- claims on transaction hashes ----------------------------------------------------------
 

@@ -178,6 +178,8 @@ class LotteryRound(Aggregate):
         self.open_tx: str | None = None
         self.pot = 0
         self.carried_in = 0
+        self.pot_txs: list[str] = []
+        self.confirmed: dict[int, int] = {}  # first ticket -> the block the indexer saw it in
         self.ranges: dict[int, dict[str, Any]] = {}
         self.close_block: int | None = None
         self.tickets_at_close: int | None = None
@@ -275,31 +277,49 @@ class LotteryRound(Aggregate):
         self.carried_in = pot
         self.open_tx = tx_hash
 
-    def record_tickets(self, tickets: TicketRange, *, at: datetime) -> bool:
-        """A range the chain issued. False: recorded already (the receipt and the indexer both
-        say it). TicketsMismatch if it overlaps another range or lies past the close."""
-        known = self.ranges.get(tickets.first)
-        if known is not None:
-            if known == tickets.to_json():
-                return False
-            raise TicketsMismatch(details={"first": tickets.first, "recorded": known})
+    def record_tickets(
+        self, tickets: TicketRange, *, at: datetime, confirmed_block: int | None = None
+    ) -> tuple[bool, list[TicketRange]]:
+        """A range the chain issued: from the issuing receipt (unconfirmed) or from the
+        indexer (`confirmed_block`: its log is that deep in the chain). Returns whether
+        anything changed and the unconfirmed ranges it replaced: a receipt's range whose
+        transaction a reorganisation dropped before the indexer saw it, which the chain now
+        numbers otherwise. TicketsMismatch if it contradicts a confirmed range or the close."""
         if tickets.count < 1 or tickets.first < 0:
             raise ValidationFailed("A ticket range holds at least one ticket from index 0")
         end = tickets.first + tickets.count
-        for r in self.ranges.values():
-            if tickets.first < r["first"] + r["count"] and r["first"] < end:
-                raise TicketsMismatch(details={"first": tickets.first, "overlaps": r["first"]})
         if self.tickets_at_close is not None and end > self.tickets_at_close:
             raise TicketsMismatch(
                 details={"first": tickets.first, "ticketsAtClose": self.tickets_at_close}
             )
+        known = self.ranges.get(tickets.first)
+        if known is not None and known == tickets.to_json():
+            if confirmed_block is None or self.confirmed.get(tickets.first) == confirmed_block:
+                return False, []
+            self._tickets_confirmed(first=tickets.first, block=confirmed_block, at=at)
+            return True, []
+        overlapping = [
+            TicketRange(**r)
+            for r in self.ranges.values()
+            if tickets.first < r["first"] + r["count"] and r["first"] < end
+        ]
+        if any(r.first in self.confirmed for r in overlapping):
+            raise TicketsMismatch(details={"first": tickets.first, "recorded": known})
+        for r in overlapping:
+            self._tickets_dropped(first=r.first, tx_hash=r.tx_hash, at=at)
         self._tickets_recorded(tickets=tickets.to_json(), at=at)
-        return True
+        if confirmed_block is not None:
+            self._tickets_confirmed(first=tickets.first, block=confirmed_block, at=at)
+        return True, overlapping
 
     @event("TicketsRecorded")
     def _tickets_recorded(self, *, tickets: dict[str, Any], at: datetime) -> None:
         self.ranges[tickets["first"]] = tickets
         self.pot += tickets["pot_added"]
+
+    @event("TicketsConfirmed")
+    def _tickets_confirmed(self, *, first: int, block: int, at: datetime) -> None:
+        self.confirmed[first] = block
 
     def drop_tickets(self, first: int, *, tx_hash: str, at: datetime) -> bool:
         """The range issued at `first` by `tx_hash` left the chain (a reorganisation). False:
@@ -313,15 +333,21 @@ class LotteryRound(Aggregate):
     @event("TicketsDropped")
     def _tickets_dropped(self, *, first: int, tx_hash: str, at: datetime) -> None:
         self.pot -= self.ranges.pop(first)["pot_added"]
+        self.confirmed.pop(first, None)
 
-    def add_to_pot(self, amount: int, *, tx_hash: str, at: datetime) -> None:
+    def add_to_pot(self, amount: int, *, tx_hash: str, at: datetime) -> bool:
+        """`amount` moved into the pot by `tx_hash`. False: recorded already."""
+        if tx_hash in self.pot_txs:
+            return False
         if self.drawn_at is not None:
             raise Conflict("The round is drawn: its pot is paid out", code="ROUND_COMPLETED")
         self._pot_added(amount=amount, tx_hash=tx_hash, at=at)
+        return True
 
     @event("PotAdded")
     def _pot_added(self, *, amount: int, tx_hash: str, at: datetime) -> None:
         self.pot += amount
+        self.pot_txs.append(tx_hash)
 
     def close(self, *, close_block: int, tickets: int, pot: int, at: datetime) -> bool:
         """Closed on chain in `close_block` with `tickets` sold: the draw block is the next.
@@ -348,8 +374,10 @@ class LotteryRound(Aggregate):
         prize: int,
         tx_hash: str,
         at: datetime,
+        winner_account_id: str | None = None,
     ) -> bool:
-        """The contract's draw, as its `RoundDrawn` says. False: recorded already."""
+        """The contract's draw, as its `RoundDrawn` says. False: recorded already.
+        `winner_account_id`: whose claim the winning ticket answered (published, for mail)."""
         if self.drawn_at is not None:
             return False
         if self.close_block is None:
@@ -362,6 +390,11 @@ class LotteryRound(Aggregate):
             prize=prize,
             tx_hash=tx_hash,
             at=at,
+            facts={
+                "round_id": self.round_id,
+                "winner_account_id": winner_account_id,
+                "tickets_sold": self.tickets_at_close or 0,
+            },
         )
         return True
 
@@ -376,6 +409,7 @@ class LotteryRound(Aggregate):
         prize: int,
         tx_hash: str,
         at: datetime,
+        facts: dict[str, Any],
     ) -> None:
         self.seed = seed
         self.draw_block_hash = draw_block_hash
@@ -427,14 +461,28 @@ class TicketClaim(Aggregate):
     def state(self) -> str:
         return "issued" if self.first is not None else "verified"
 
-    def issued(self, *, first: int, tx_hash: str, at: datetime) -> bool:
+    def issued(
+        self, *, first: int, tx_hash: str, at: datetime, drawing_date: datetime | None = None
+    ) -> bool:
+        """The operator's issue for this claim, mined with tickets from `first`. The event
+        carries what `coin.lottery.tickets_issued` publishes (`drawing_date`: the round's end)."""
         if self.first == first and self.issue_tx == tx_hash:
             return False
-        self._issued(first=first, tx_hash=tx_hash, at=at)
+        facts = {
+            "round_id": self.round_id,
+            "claim_tx_hash": self.tx_hash,
+            "account_id": self.account_id,
+            "wallet": self.wallet,
+            "method": self.method,
+            "payment_method": self.payment_method,
+            "count": self.count,
+            "drawing_date": (drawing_date or at).isoformat(),
+        }
+        self._issued(first=first, tx_hash=tx_hash, at=at, facts=facts)
         return True
 
     @event("Issued")
-    def _issued(self, *, first: int, tx_hash: str, at: datetime) -> None:
+    def _issued(self, *, first: int, tx_hash: str, at: datetime, facts: dict[str, Any]) -> None:
         self.first = first
         self.issue_tx = tx_hash
 
