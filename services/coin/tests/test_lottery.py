@@ -329,8 +329,8 @@ async def test_the_draw_names_the_ticket_anyone_recomputes_and_pays_its_holder()
     assert r.status == COMPLETED and r.tickets_at_close == 7
     _, proof = await w.lottery.proof("2026-w50")
     recomputed = proof.verify()
-    assert recomputed == winning_ticket(seed_for(KEY, "2026-w50"), proof.close_block_hash, 7)
-    assert proof.close_block_hash == w.chain.block_hash(r.close_block + 1)
+    assert recomputed == winning_ticket(seed_for(KEY, "2026-w50"), proof.draw_block_hash, 7)
+    assert proof.draw_block_hash == w.chain.block_hash(r.close_block + 1)
     assert r.winner == r.holder_of(recomputed)
     assert w.chain.token[r.winner] == before[r.winner] + 7 * PRICE and r.prize == 7 * PRICE
     again = await w.lottery.draw("2026-w50")

@@ -26,7 +26,7 @@ def proof_of(seed: bytes, block_hash: bytes, tickets: int) -> DrawProof:
         seed_hash=commitment(seed),
         seed=seed,
         close_block=1234,
-        close_block_hash=block_hash,
+        draw_block_hash=block_hash,
         tickets_sold=tickets,
         winning_ticket=winning_ticket(seed, block_hash, tickets),
     )
@@ -83,7 +83,7 @@ def test_a_round_with_no_tickets_has_no_winner_and_bad_sizes_are_refused() -> No
     assert proof_of(seed, block, 0).verify() is None
     with pytest.raises(ValueError, match="seed must be 32 bytes"):
         winning_ticket(b"short", block, 5)
-    with pytest.raises(ValueError, match="close block hash must be 32 bytes"):
+    with pytest.raises(ValueError, match="draw block hash must be 32 bytes"):
         winning_ticket(seed, b"", 5)
     with pytest.raises(ValueError, match="negative"):
         winning_ticket(seed, block, -1)

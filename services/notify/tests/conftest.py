@@ -124,6 +124,7 @@ async def bus(request: pytest.FixtureRequest, unique_name: str) -> AsyncIterator
     await _delete_rabbit(amqp_url, exchange, f"notify.auth-events-{unique_name}")
     await _delete_rabbit(amqp_url, exchange, f"notify.payment-events-{unique_name}")
     await _delete_rabbit(amqp_url, exchange, f"notify.nft-events-{unique_name}")
+    await _delete_rabbit(amqp_url, exchange, f"notify.coin-events-{unique_name}")
 
 
 # -------------------------------------------------------------------------------- notify

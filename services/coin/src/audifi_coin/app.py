@@ -1,22 +1,83 @@
-"""Wiring: settings and bus -> the coin service's Litestar app and background tasks."""
+"""Wiring: settings and bus -> the coin service's Litestar app and background tasks.
+
+The lottery runs on the platform's Lottery contract (`ChainLottery`, signing as coin, the
+contract's operator) unless a test gives its twin; an indexer follows the contract's logs
+into the rounds (tickets bought or burnt on the contract itself, and what the service issued,
+reorg-safe) while the app serves.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
 from audifi_kit.bus import Bus
-from audifi_kit.chain.platform import PlatformChain
+from audifi_kit.chain.platform import CHAIN_STATE_KEY, PlatformChain
 from audifi_kit.launch import AppSpec, service_app
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_coin.api.dependencies import CONTEXT_STATE_KEY, CoinContext
+from audifi_coin.api.lottery import LotteryAdminController, LotteryController
 from audifi_coin.application import CoinApplication
+from audifi_coin.lottery import LotteryChain
+from audifi_coin.lottery_indexer import INDEXER_NAME, lottery_indexer
+from audifi_coin.outbox import outbox
 
-spec = ServiceSpec(name="coin", application=CoinApplication)
+spec = ServiceSpec(name="coin", application=CoinApplication, outbox=outbox)
 
 
-def create_app(settings: Settings, bus: Bus, chain: PlatformChain | None = None) -> Litestar:
-    """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own."""
-    return service_app(spec, settings, bus, chain=chain or PlatformChain(settings))
+def create_app(
+    settings: Settings,
+    bus: Bus,
+    chain: PlatformChain | None = None,
+    *,
+    lottery_chain: LotteryChain | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Litestar:
+    """`chain`: the process's shared chain (`audifi up`); unset, the service starts its own.
+    `lottery_chain`: the Lottery's port (a test's twin: no indexer then); `clock`: the rounds'
+    time (start and end dates), the wall's unless given."""
+    context = CoinContext(settings=settings, lottery_chain=lottery_chain)
+    if clock is not None:
+        context.clock = clock
+
+    @asynccontextmanager
+    async def lottery_following(app: Litestar) -> AsyncIterator[None]:
+        """The Lottery's logs into the rounds, while the app serves (on the chain only)."""
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        context.runtime = runtime
+        if lottery_chain is not None:
+            yield
+            return
+        indexer = await lottery_indexer(
+            INDEXER_NAME,
+            app.state[CHAIN_STATE_KEY],
+            runtime.store,
+            runtime.pool,
+            settings,
+            poll_interval=settings.poll_interval,
+        )
+        following = asyncio.create_task(indexer.run(), name="coin lottery indexer")
+        try:
+            yield
+        finally:
+            indexer.stop()
+            await following
+
+    return service_app(
+        spec,
+        settings,
+        bus,
+        route_handlers=[LotteryController, LotteryAdminController],
+        lifespan=[lottery_following],
+        state={CONTEXT_STATE_KEY: context},
+        chain=chain or PlatformChain(settings),
+    )
 
 
 app = AppSpec(name="coin", factory=create_app, uses_chain=True)

@@ -109,6 +109,10 @@ class CoinApplication(ServiceApplication):
             raise RoundNotFound(details={"roundId": round_id})
         return found  # type: ignore[no-any-return]
 
+    def claimed_round(self, round_id: str) -> Round | None:
+        """The round of that id, if one was created (None: the id is free)."""
+        return self._find(Round, round_uuid(round_id))  # type: ignore[no-any-return]
+
     def round_ids(self) -> list[str]:
         book = self._find(RoundBook, LATEST_ROUNDS_ID)
         return list(book.round_ids) if book is not None else []

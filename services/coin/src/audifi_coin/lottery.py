@@ -208,6 +208,13 @@ class Lottery:
         """A round created and opened on chain with its seed committed. A retry (or a round
         left `opening` by a crash) finds the chain round by its commitment before opening."""
         seed_hash = commitment(seed_for(self.seed_key, round_id))
+        known = await self.store.call(self.app.claimed_round, round_id)
+        if known is None and terms.ends_at <= self.clock():
+            # Checked before it is saved: the contract would refuse it, leaving it `opening`.
+            raise ValidationFailed(
+                "endDate has passed: a round must end in the future",
+                details={"field": "endDate"},
+            )
         r: Round = await self.store.call(
             self.app.create_round,
             round_id=round_id,
@@ -407,6 +414,12 @@ class Lottery:
         r = await self.round(round_id)
         if r.chain_round_id is None:
             raise RoundNotActive(details={"roundId": round_id, "status": r.status})
+        if r.drawn_at is not None:
+            raise Conflict(
+                "The round is drawn: its pot is paid out",
+                code="ROUND_COMPLETED",
+                details={"roundId": round_id},
+            )
         if amount < 1:
             raise ValidationFailed("amount must be at least 1", details={"field": "amount"})
         tx_hash = await self.chain.add_to_pot(r.chain_round_id, amount)
@@ -475,7 +488,7 @@ class Lottery:
             seed_hash=bytes.fromhex(r.seed_hash[2:]),
             seed=bytes.fromhex(r.seed[2:]),
             close_block=r.close_block,
-            close_block_hash=bytes.fromhex(r.draw_block_hash[2:]),
+            draw_block_hash=bytes.fromhex(r.draw_block_hash[2:]),
             tickets_sold=r.tickets_at_close,
             winning_ticket=r.winning_index,
         )

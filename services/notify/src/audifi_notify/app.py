@@ -1,9 +1,9 @@
 """Wiring: settings and bus -> the notify service's Litestar app and background tasks.
 
 Runs the kit's runtime (event store, `notification_history` projection, the
-`notify.auth-events`, `notify.payment-events` and `notify.nft-events` consumers) and, beside
-it, the sender and — when SMTP_URL is unset — the local SMTP sink whose mail `GET /dev/mail`
-lists. Notify's own settings: see `config`.
+`notify.auth-events`, `notify.payment-events`, `notify.nft-events` and `notify.coin-events`
+consumers) and, beside it, the sender and — when SMTP_URL is unset — the local SMTP sink whose
+mail `GET /dev/mail` lists. Notify's own settings: see `config`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from audifi_notify.api.seal_key import SEAL_KEY_STATE
 from audifi_notify.application import NotifyApplication
 from audifi_notify.config import NotifyConfig
 from audifi_notify.consumers import (
+    COIN_QUEUE_PURPOSE,
     NFT_QUEUE_PURPOSE,
     PAYMENT_QUEUE_PURPOSE,
     QUEUE_PURPOSE,
     auth_events_consumer,
+    coin_events_consumer,
     nft_events_consumer,
     payment_events_consumer,
 )
@@ -49,6 +51,7 @@ def notify_spec(
     *,
     payment_purpose: str = PAYMENT_QUEUE_PURPOSE,
     nft_purpose: str = NFT_QUEUE_PURPOSE,
+    coin_purpose: str = COIN_QUEUE_PURPOSE,
     config: NotifyConfig | None = None,
 ) -> ServiceSpec:
     slot = slot or bootstrap.NotifierSlot()
@@ -61,6 +64,7 @@ def notify_spec(
             auth_events_consumer(slot.get, purpose),
             payment_events_consumer(slot.get, config.billing_url, payment_purpose),
             nft_events_consumer(slot.get, config.public_url, nft_purpose),
+            coin_events_consumer(slot.get, coin_purpose),
         ),
     )
 
@@ -86,6 +90,11 @@ def nft_purpose_beside(queue_purpose: str) -> str:
     return _purpose_beside(queue_purpose, NFT_QUEUE_PURPOSE)
 
 
+def coin_purpose_beside(queue_purpose: str) -> str:
+    """The coin queue beside a test's own auth queue, for the same reason."""
+    return _purpose_beside(queue_purpose, COIN_QUEUE_PURPOSE)
+
+
 def load_seal_key(settings: Settings, config: NotifyConfig) -> SealKey:
     if config.seal_key:
         return SealKey.from_b64(config.seal_key)
@@ -100,12 +109,13 @@ def create_app(
     queue_purpose: str = QUEUE_PURPOSE,
     payment_queue_purpose: str | None = None,
     nft_queue_purpose: str | None = None,
+    coin_queue_purpose: str | None = None,
 ) -> Litestar:
     """`config` defaults to the environment (plus `settings.extra`); `queue_purpose`,
-    `payment_queue_purpose` and `nft_queue_purpose` let tests consume from queues of their own.
-    A test that names only its auth queue (`auth-events-<x>`) gets payment and nft queues of
-    its own beside it (`payment-events-<x>`, `nft-events-<x>`), never the service's shared
-    ones."""
+    `payment_queue_purpose`, `nft_queue_purpose` and `coin_queue_purpose` let tests consume
+    from queues of their own. A test that names only its auth queue (`auth-events-<x>`) gets
+    payment, nft and coin queues of its own beside it (`payment-events-<x>`, `nft-events-<x>`,
+    `coin-events-<x>`), never the service's shared ones."""
     config = config or NotifyConfig.from_env({**os.environ, **settings.extra})
     slot = bootstrap.NotifierSlot()
     service_spec = notify_spec(
@@ -113,6 +123,7 @@ def create_app(
         slot,
         payment_purpose=payment_queue_purpose or payment_purpose_beside(queue_purpose),
         nft_purpose=nft_queue_purpose or nft_purpose_beside(queue_purpose),
+        coin_purpose=coin_queue_purpose or coin_purpose_beside(queue_purpose),
         config=config,
     )
     key = load_seal_key(settings, config)

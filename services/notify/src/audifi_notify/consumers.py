@@ -16,9 +16,14 @@ several accounts at once: every mail of one message is saved in the one transact
 records the message (`Notifier.queue_all`), with an id per recipient, so a redelivery mails
 nobody twice and an account nobody can write to leaves the others' mails alone.
 
-Payment's and nft's events name an account but not an address: notify writes only to an account
-whose address auth told it, and skips the mail quietly for a wallet-only or erased account (the
-sender checks erasure again before sending, for an account erased in between).
+A fourth, `notify.coin-events`, mails coin's lottery facts: a buyer's tickets were issued (their
+numbers and the drawing date), and a round's winner was paid their prize on chain. Each mails
+one account, the one the event names; tickets bought on the contract itself name none, and
+nobody but the winner is mailed for a draw (a draw without tickets mails nobody).
+
+Payment's, nft's and coin's events name an account but not an address: notify writes only to
+an account whose address auth told it, and skips the mail quietly for a wallet-only or erased
+account (the sender checks erasure again before sending, for an account erased in between).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from audifi_events.auth import (
     TwoFactorEnabled,
     WalletLinked,
 )
+from audifi_events.coin import RoundDrawn, TicketsIssued
 from audifi_events.nft import (
     ContentUnlocked,
     DistributionClaimable,
@@ -59,6 +65,11 @@ from audifi_notify.domain import RecipientErased, Template
 QUEUE_PURPOSE = "auth-events"
 PAYMENT_QUEUE_PURPOSE = "payment-events"
 NFT_QUEUE_PURPOSE = "nft-events"
+COIN_QUEUE_PURPOSE = "coin-events"
+
+# The lottery's payment token: its prizes are base units of USDC (6 decimals).
+LOTTERY_DECIMALS = 6
+LOTTERY_CURRENCY = "USDC"
 
 
 def _when(at: datetime) -> str:
@@ -347,5 +358,46 @@ def nft_events_consumer(
         }
         mails = [MailTo(s, Template.CONTENT_UNLOCKED, params) for s in e.subscribers]
         await _mail_all_reachable(await notifier(), mails, ctx)
+
+    return consumer
+
+
+def coin_events_consumer(
+    notifier: Callable[[], Awaitable[Notifier]],
+    purpose: str = COIN_QUEUE_PURPOSE,
+) -> Consumer:
+    """Mails about the Stoned Rabbits lottery: the seed's `ticketsPurchased` to the account
+    whose purchase or burn was issued tickets, and `lottery_won` to the account whose ticket won
+    a draw. Tickets or a win that name no account (bought on the contract itself) mail nobody;
+    nor does a draw anybody else: the other ticket holders are not told."""
+    consumer = Consumer("notify", purpose)
+
+    @consumer.handler("coin.lottery.tickets_issued", store=True)
+    async def tickets_issued(e: TicketsIssued, ctx: HandlerContext) -> None:
+        if e.account_id is None:  # no account asked: nobody to write to
+            return
+        params = {
+            "count": str(e.count),
+            "ticket_numbers": ", ".join(str(n) for n in e.ticket_numbers),
+            "drawing_date": _day(e.drawing_date),
+            "round_id": _one_line(e.round_id),
+            "wallet": _short_wallet(e.wallet),
+        }
+        mail = await notifier()
+        await _mail_if_reachable(mail, e.account_id, Template.TICKETS_PURCHASED, params, ctx)
+
+    @consumer.handler("coin.lottery.round_drawn", store=True)
+    async def round_drawn(e: RoundDrawn, ctx: HandlerContext) -> None:
+        if e.winner_account_id is None or e.winning_ticket is None or e.winner_wallet is None:
+            return  # no tickets (the pot carried over), or a winner with no account here
+        params = {
+            "round_id": _one_line(e.round_id),
+            "winning_ticket": str(e.winning_ticket),
+            "prize": token_amount(e.prize, LOTTERY_DECIMALS, LOTTERY_CURRENCY),
+            "wallet": _short_wallet(e.winner_wallet),
+            "tx_hash": e.tx_hash,
+        }
+        mail = await notifier()
+        await _mail_if_reachable(mail, e.winner_account_id, Template.LOTTERY_WON, params, ctx)
 
     return consumer

@@ -268,6 +268,8 @@ class InMemoryLotteryChain:
         r = self.rounds[chain_round_id]
         if r.drawn:
             raise ContractReverted("AlreadyDrawn")
+        if self.token.get(TREASURY, 0) < amount:
+            raise ContractReverted("ERC20InsufficientBalance")
         self.token[TREASURY] -= amount
         self.token[LOTTERY] = self.token.get(LOTTERY, 0) + amount
         r.pot += amount

@@ -4,7 +4,7 @@ When a round opens the operator publishes `seedHash = keccak256(seed)` of a 32-b
 keeps secret. The round closes; the first block mined after the close fixes a hash nobody
 knew while tickets could still be bought. The winning ticket is
 
-    uint256(keccak256(seed ++ closeBlockHash)) % ticketsSold
+    uint256(keccak256(seed ++ drawBlockHash)) % ticketsSold
 
 (big-endian, as Solidity's `abi.encodePacked(bytes32, bytes32)` and `uint256(bytes32)` read
 it): the operator, who knows the seed, cannot know the block hash when the sales close, and the
@@ -34,15 +34,15 @@ def commitment(seed: bytes) -> bytes:
     return keccak(seed)
 
 
-def winning_ticket(seed: bytes, close_block_hash: bytes, tickets_sold: int) -> int | None:
+def winning_ticket(seed: bytes, draw_block_hash: bytes, tickets_sold: int) -> int | None:
     """The winning ticket number (0-based, as the contract numbers them), or None: no tickets."""
     _check(seed, SEED_BYTES, "seed")
-    _check(close_block_hash, BLOCK_HASH_BYTES, "close block hash")
+    _check(draw_block_hash, BLOCK_HASH_BYTES, "draw block hash")
     if tickets_sold < 0:
         raise ValueError("tickets sold cannot be negative")
     if tickets_sold == 0:
         return None
-    return int.from_bytes(keccak(seed + close_block_hash), "big") % tickets_sold
+    return int.from_bytes(keccak(seed + draw_block_hash), "big") % tickets_sold
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +52,8 @@ class DrawProof:
     round_id: str
     seed_hash: bytes  # published at opening
     seed: bytes  # revealed after the close
-    close_block: int  # the first block after the close
-    close_block_hash: bytes
+    close_block: int  # the block the round was closed in; the draw block is the next one
+    draw_block_hash: bytes  # the hash of the draw block (close_block + 1)
     tickets_sold: int
     winning_ticket: int | None
 
@@ -61,7 +61,7 @@ class DrawProof:
         """The winner recomputed from the proof alone; DrawMismatch when it does not hold."""
         if commitment(self.seed) != self.seed_hash:
             raise DrawMismatch(f"round {self.round_id}: the seed is not the one committed")
-        recomputed = winning_ticket(self.seed, self.close_block_hash, self.tickets_sold)
+        recomputed = winning_ticket(self.seed, self.draw_block_hash, self.tickets_sold)
         if recomputed != self.winning_ticket:
             raise DrawMismatch(
                 f"round {self.round_id}: ticket {self.winning_ticket} was published, the seed "

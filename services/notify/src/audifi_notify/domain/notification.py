@@ -52,6 +52,9 @@ class Template(enum.StrEnum):
     MILESTONE_REJECTED = "milestone_rejected"
     # Bucket's lockers: one event, a mail to each subscriber the unlocked item opens to.
     CONTENT_UNLOCKED = "content_unlocked"
+    # The Stoned Rabbits lottery (coin): the buyer's tickets, and the winner of a draw.
+    TICKETS_PURCHASED = "tickets_purchased"
+    LOTTERY_WON = "lottery_won"
 
 
 class Status(enum.StrEnum):

@@ -1,0 +1,64 @@
+"""What every coin handler works with, injected as the `coin` dependency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from audifi_kit.chain.platform import CHAIN_STATE_KEY
+from audifi_kit.eventstore import EventStore
+from audifi_kit.http import Identity
+from audifi_kit.keys import service_key
+from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
+from audifi_kit.settings import Settings
+from litestar.datastructures import State
+
+from audifi_coin.adapters.lottery_chain import ChainLottery
+from audifi_coin.application import CoinApplication
+from audifi_coin.lottery import Lottery, LotteryChain
+
+CONTEXT_STATE_KEY = "coin_context"
+SEED_KEY_ENV = "AUDIFI_LOTTERY_SEED_KEY"
+SEED_KEY_FILE = "coin-lottery-seed.key"
+
+
+@dataclass(slots=True)
+class CoinContext:
+    settings: Settings
+    lottery_chain: LotteryChain | None = None  # the Lottery on the process's chain unless given
+    runtime: ServiceRuntime | None = None  # set when the runtime's store is open
+    # What time it is for rounds (start and end dates): the wall clock, or a test's.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    seed_key: bytes | None = None  # the rounds' seeds' key (AUDIFI_LOTTERY_SEED_KEY or a file)
+
+    @property
+    def store(self) -> EventStore[CoinApplication]:
+        assert self.runtime is not None
+        return self.runtime.store
+
+    @property
+    def app(self) -> CoinApplication:
+        return self.store.app
+
+    @property
+    def lottery(self) -> Lottery:
+        assert self.lottery_chain is not None
+        if self.seed_key is None:
+            self.seed_key = service_key(self.settings, SEED_KEY_ENV, SEED_KEY_FILE)
+        return Lottery(self.store, self.lottery_chain, self.seed_key, clock=self.clock)
+
+
+async def provide_coin(state: State) -> CoinContext:
+    context: CoinContext = state[CONTEXT_STATE_KEY]
+    if context.runtime is None:
+        context.runtime = state[RUNTIME_STATE_KEY]
+    if context.lottery_chain is None:
+        context.lottery_chain = ChainLottery(
+            state[CHAIN_STATE_KEY], confirmations=context.settings.chain_confirmations
+        )
+    return context
+
+
+def is_admin(identity: Identity) -> bool:
+    return identity.has_any("admin")
