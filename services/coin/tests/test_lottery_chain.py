@@ -9,142 +9,24 @@ winner on chain and anyone recomputes the winner from the proof endpoint alone.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from audifi_coin.app import create_app
-from audifi_kit.bus.inprocess import InProcessBus
-from audifi_kit.chain.platform import PlatformChain
-from audifi_kit.settings import Settings
-from audifi_kit.testing import TokenSigner, drop_databases, served
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from coin_support import USDC, Served, serving
 from eth_utils import keccak
-from litestar import Litestar, get
 
 ADMIN, FAN = str(uuid.uuid4()), str(uuid.uuid4())
-USDC = 10**6
 PRICE = 5 * USDC
 MASTER = uuid.uuid4()
-LOOP_DEADLINE = 30.0
-
-
-@dataclass
-class Wallet:
-    """A buyer's own wallet: a fresh key that signs its own transactions."""
-
-    account: LocalAccount
-    chain: PlatformChain
-
-    @property
-    def address(self) -> str:
-        return self.account.address
-
-    async def send(self, contract: Any, function: str, *args: Any) -> Any:
-        w3 = (await self.chain.adapter("deployer")).w3
-        tx = await contract.functions[function](*args).build_transaction(
-            {
-                "from": self.address,
-                "nonce": await w3.eth.get_transaction_count(self.address),
-                "chainId": await w3.eth.chain_id,
-            }
-        )
-        signed = self.account.sign_transaction(tx)
-        tx_hash = await w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = await w3.eth.wait_for_transaction_receipt(tx_hash)
-        assert receipt["status"] == 1
-        return receipt
-
-
-@dataclass
-class Served:
-    client: httpx.AsyncClient
-    signer: TokenSigner
-    chain: PlatformChain
-    now: list[datetime]
-
-    def headers(self, sub: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.signer.token(sub, roles=roles or ('fan',))}"}
-
-    async def contract(self, name: str) -> Any:
-        return await self.chain.contract("deployer", name)
-
-    async def wallet(self, *, usdc: int = 0, shares: int = 0) -> Wallet:
-        """A fresh wallet with gas, `usdc` DevUSD (payment mints it) and `shares` of MASTER
-        (nft mints them)."""
-        wallet = Wallet(Account.create(), self.chain)
-        deployer = await self.chain.adapter("deployer")
-        await deployer.send({"to": wallet.address, "value": 10**18})
-        if usdc:
-            payment = await self.chain.adapter("payment")
-            dev_usd = await self.chain.contract("payment", "DevUSD")
-            await payment.transact(dev_usd, "mint", wallet.address, usdc)
-        if shares:
-            nft = await self.chain.adapter("nft")
-            master_shares = await self.chain.contract("nft", "MasterShares")
-            if not await nft.call(master_shares, "ipoOpened", MASTER.int):
-                await nft.transact(master_shares, "openIpo", MASTER.int, 10_000, nft.address, 0)
-            await nft.transact(master_shares, "mint", wallet.address, MASTER.int, shares)
-        return wallet
-
-    def mine(self, blocks: int = 1) -> None:
-        assert self.chain.embedded is not None
-        self.chain.embedded.mine_blocks(blocks)
-
-    def travel(self, to: datetime) -> None:
-        """The chain's time and the service's clock, both moved to `to`."""
-        assert self.chain.embedded is not None
-        with self.chain.embedded.lock:
-            self.chain.embedded.tester.time_travel(int(to.timestamp()))
-        self.now[0] = to
-
-    async def until(self, path: str, ready: Any, sub: str = FAN) -> dict[str, Any]:
-        """GET `path` until `ready(body)`: the indexer follows the chain in the background."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOOP_DEADLINE
-        while True:
-            response = await self.client.get(path, headers=self.headers(sub))
-            assert response.status_code == 200, response.text
-            if ready(response.json()) or loop.time() > deadline:
-                return response.json()  # type: ignore[no-any-return]
-            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
 async def coin(postgres_url: str, tmp_path: Path) -> AsyncIterator[Served]:
-    signer = TokenSigner()
-
-    @get("/.well-known/jwks.json", sync_to_thread=False)
-    def jwks() -> dict[str, Any]:
-        return signer.jwks()
-
-    prefix = f"audifi_l{uuid.uuid4().hex[:8]}_"
-    now = [datetime.now(UTC)]
-    async with served(Litestar([jwks])) as auth:
-        settings = Settings(
-            database_url=postgres_url,
-            db_prefix=prefix,
-            var_dir=tmp_path,
-            poll_interval=0.1,
-            jwks_url=f"{auth}/.well-known/jwks.json",
-            pool_size=3,
-            chain_confirmations=2,
-        )
-        chain = PlatformChain(settings)
-        app = create_app(settings, InProcessBus(), chain, clock=lambda: now[0])
-        try:
-            async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
-                yield Served(client, signer, chain, now)
-        finally:
-            await chain.close()
-            await drop_databases(postgres_url, prefix)
+    async with serving(postgres_url, tmp_path, confirmations=2) as served:
+        yield served
 
 
 async def test_a_round_on_chain_from_purchases_to_a_draw_anyone_can_recompute(
@@ -202,7 +84,7 @@ async def test_a_round_on_chain_from_purchases_to_a_draw_anyone_can_recompute(
     assert bobs["ticketNumbers"] == [3, 4, 5]
 
     # Carol burns 10 of the round's master's shares and claims their 2 tickets.
-    carol = await coin.wallet(shares=20)
+    carol = await coin.wallet(shares=20, master=MASTER)
     master_shares = await coin.contract("MasterShares")
     burnt = await carol.send(master_shares, "burn", carol.address, MASTER.int, 10)
     coin.mine()

@@ -1,5 +1,8 @@
 """Wiring: settings and bus -> the coin service's Litestar app and background tasks.
 
+Artist coins run on the platform's ArtistCoinFactory (each coin's Pool and Staking deployed by
+coin's account); one indexer per live coin follows its three contracts.
+
 The lottery runs on the platform's Lottery contract (`ChainLottery`, signing as coin, the
 contract's operator) unless a test gives its twin; an indexer follows the contract's logs
 into the rounds (tickets bought or burnt on the contract itself, and what the service issued,
@@ -21,9 +24,11 @@ from audifi_kit.settings import Settings
 from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
+from audifi_coin.api.coins import CoinsController
 from audifi_coin.api.dependencies import CONTEXT_STATE_KEY, CoinContext
 from audifi_coin.api.lottery import LotteryAdminController, LotteryController
 from audifi_coin.application import CoinApplication
+from audifi_coin.coin_indexer import CoinIndexers
 from audifi_coin.lottery import LotteryChain
 from audifi_coin.lottery_indexer import INDEXER_NAME, lottery_indexer
 from audifi_coin.outbox import outbox
@@ -45,6 +50,25 @@ def create_app(
     context = CoinContext(settings=settings, lottery_chain=lottery_chain)
     if clock is not None:
         context.clock = clock
+
+    @asynccontextmanager
+    async def coins_following(app: Litestar) -> AsyncIterator[None]:
+        """Each live coin's logs into its record, while the app serves (one indexer each)."""
+        runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
+        indexers = CoinIndexers(
+            app.state[CHAIN_STATE_KEY],
+            runtime.store,
+            runtime.pool,
+            settings,
+            poll_interval=settings.poll_interval,
+        )
+        context.coin_indexers = indexers
+        await indexers.start_all()
+        try:
+            yield
+        finally:
+            context.coin_indexers = None
+            await indexers.stop()
 
     @asynccontextmanager
     async def lottery_following(app: Litestar) -> AsyncIterator[None]:
@@ -73,8 +97,8 @@ def create_app(
         spec,
         settings,
         bus,
-        route_handlers=[LotteryController, LotteryAdminController],
-        lifespan=[lottery_following],
+        route_handlers=[LotteryController, LotteryAdminController, CoinsController],
+        lifespan=[lottery_following, coins_following],
         state={CONTEXT_STATE_KEY: context},
         chain=chain or PlatformChain(settings),
     )

@@ -17,6 +17,16 @@ from audifi_kit.eventstore import ServiceApplication
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
+from audifi_coin.domain.coin import (
+    DEPLOYING,
+    ArtistCoin,
+    CoinAddress,
+    CoinExists,
+    CoinNotFound,
+    CoinTerms,
+    address_uuid,
+    coin_uuid,
+)
 from audifi_coin.domain.lottery import LotteryRound as Round
 from audifi_coin.domain.lottery import (
     RoundExists,
@@ -32,6 +42,7 @@ from audifi_coin.domain.lottery import (
 
 CHAIN_ROUND_NAMESPACE = uuid.UUID("0d6f2b7e-4c8a-4e1f-b3a9-5e7d1c2f8a60")
 LATEST_ROUNDS_ID = uuid.UUID("e3c1a2b4-7f5d-4a6e-9b8c-0d1e2f3a4b5c")
+COIN_BOOK_ID = uuid.UUID("2a9c4e61-5b7d-4f83-a1e0-9d8c7b6a5f40")
 
 
 def chain_round_uuid(chain_round_id: int) -> UUID:
@@ -59,8 +70,115 @@ class RoundBook(Aggregate):
         self.round_ids.append(round_id)
 
 
+class CoinBook(Aggregate):
+    """Every artist with a coin, in the order they asked: the coins' indexers start from it."""
+
+    @event("Started")
+    def __init__(self) -> None:
+        self.artist_ids: list[str] = []
+
+    @event("Added")
+    def add(self, artist_id: str) -> None:
+        self.artist_ids.append(artist_id)
+
+
 class CoinApplication(ServiceApplication):
     """Artist coins, staking, liquidity pools and the lottery."""
+
+    # -- artist coins --------------------------------------------------------------------------
+
+    def request_coin(
+        self, *, artist_id: str, terms: CoinTerms, requested_by: str, at: datetime
+    ) -> ArtistCoin:
+        """An artist's coin, to be deployed. Asked again with the same terms while it is
+        being deployed: the same coin (a retry resumes it); otherwise one per artist, 409."""
+        terms.check()
+        existing = self._find(ArtistCoin, coin_uuid(artist_id))
+        if existing is not None:
+            if existing.status == DEPLOYING and existing.terms == terms:
+                return existing  # type: ignore[no-any-return]
+            raise CoinExists(
+                details={
+                    "artistId": artist_id,
+                    "symbol": existing.symbol,
+                    "status": existing.status,
+                }
+            )
+        found = self._find(CoinBook, COIN_BOOK_ID)
+        book = found if found is not None else CoinBook._create(CoinBook.Started, id=COIN_BOOK_ID)
+        book.add(artist_id)
+        coin = ArtistCoin._create(
+            ArtistCoin.Requested,
+            id=coin_uuid(artist_id),
+            artist_id=artist_id,
+            terms={
+                "name": terms.name,
+                "symbol": terms.symbol,
+                "supply": terms.supply,
+                "recipient": terms.recipient,
+            },
+            requested_by=requested_by,
+            at=at,
+        )
+        try:
+            self.save(coin, book)
+        except IntegrityError:  # asked meanwhile
+            raise CoinExists(details={"artistId": artist_id}) from None
+        return coin
+
+    def coin(self, artist_id: str) -> ArtistCoin:
+        found = self._find(ArtistCoin, coin_uuid(artist_id))
+        if found is None:
+            raise CoinNotFound(details={"artistId": artist_id})
+        return found  # type: ignore[no-any-return]
+
+    def claim_funding(
+        self, artist_id: str, *, tx_hash: str, amount: int, at: datetime
+    ) -> ArtistCoin:
+        coin = self.coin(artist_id)
+        if coin.claim_funding(tx_hash, amount, at):
+            self.save(coin)
+        return coin
+
+    def funding_done(
+        self, artist_id: str, *, tx_hash: str, notify_tx: str, at: datetime
+    ) -> ArtistCoin:
+        coin = self.coin(artist_id)
+        coin.funded(tx_hash=tx_hash, notify_tx=notify_tx, at=at)
+        self.save(coin)
+        return coin
+
+    def coin_artists(self) -> list[str]:
+        book = self._find(CoinBook, COIN_BOOK_ID)
+        return list(book.artist_ids) if book is not None else []
+
+    def coin_of_address(self, address: str) -> tuple[ArtistCoin, str] | None:
+        """The coin a contract address is (role "coin"), or whose pool or staking it is."""
+        link = self._find(CoinAddress, address_uuid(address))
+        return None if link is None else (self.coin(link.artist_id), link.role)
+
+    def coin_contract_created(
+        self, artist_id: str, *, role: str, address: str, tx_hash: str, block: int = 0
+    ) -> ArtistCoin:
+        """A deployment step's receipt: the coin (`role` "coin"), its pool or its staking."""
+        coin = self.coin(artist_id)
+        if coin.contracts().get(role) == address:
+            return coin
+        if role == "coin":
+            coin.deployed(address=address, block=block, tx_hash=tx_hash)
+        elif role == "pool":
+            coin.pool_created(address=address, tx_hash=tx_hash)
+        else:
+            coin.staking_created(address=address, tx_hash=tx_hash)
+        link = CoinAddress._create(
+            CoinAddress.Linked,
+            id=address_uuid(address),
+            address=address,
+            artist_id=artist_id,
+            role=role,
+        )
+        self.save(coin, link)
+        return coin
 
     # -- rounds --------------------------------------------------------------------------------
 

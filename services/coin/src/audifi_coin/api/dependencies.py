@@ -14,8 +14,11 @@ from audifi_kit.runtime import RUNTIME_STATE_KEY, ServiceRuntime
 from audifi_kit.settings import Settings
 from litestar.datastructures import State
 
+from audifi_coin.adapters.coin_chain import ChainCoins
 from audifi_coin.adapters.lottery_chain import ChainLottery
 from audifi_coin.application import CoinApplication
+from audifi_coin.coin_indexer import CoinIndexers
+from audifi_coin.coins import CoinChain, Coins
 from audifi_coin.lottery import Lottery, LotteryChain
 
 CONTEXT_STATE_KEY = "coin_context"
@@ -31,6 +34,8 @@ class CoinContext:
     # What time it is for rounds (start and end dates): the wall clock, or a test's.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     seed_key: bytes | None = None  # the rounds' seeds' key (AUDIFI_LOTTERY_SEED_KEY or a file)
+    coin_chain: CoinChain | None = None  # the factory, pools and staking on the process's chain
+    coin_indexers: CoinIndexers | None = None  # one per live coin, while the app serves
 
     @property
     def store(self) -> EventStore[CoinApplication]:
@@ -48,6 +53,17 @@ class CoinContext:
             self.seed_key = service_key(self.settings, SEED_KEY_ENV, SEED_KEY_FILE)
         return Lottery(self.store, self.lottery_chain, self.seed_key, clock=self.clock)
 
+    @property
+    def coins(self) -> Coins:
+        assert self.coin_chain is not None
+        indexers = self.coin_indexers
+        return Coins(
+            self.store,
+            self.coin_chain,
+            clock=self.clock,
+            started=indexers.started if indexers is not None else None,
+        )
+
 
 async def provide_coin(state: State) -> CoinContext:
     context: CoinContext = state[CONTEXT_STATE_KEY]
@@ -55,6 +71,10 @@ async def provide_coin(state: State) -> CoinContext:
         context.runtime = state[RUNTIME_STATE_KEY]
     if context.lottery_chain is None:
         context.lottery_chain = ChainLottery(
+            state[CHAIN_STATE_KEY], confirmations=context.settings.chain_confirmations
+        )
+    if context.coin_chain is None:
+        context.coin_chain = ChainCoins(
             state[CHAIN_STATE_KEY], confirmations=context.settings.chain_confirmations
         )
     return context

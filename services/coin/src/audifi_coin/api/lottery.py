@@ -51,6 +51,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
+from audifi_coin.api.amounts import BaseUnits, base_units
 from audifi_coin.api.dependencies import CoinContext, is_admin, provide_coin
 from audifi_coin.domain.lottery import (
     COMPLETED,
@@ -73,19 +74,10 @@ FORMULA = (
     "winningIndex = uint256(keccak256(seed ++ drawBlockHash)) mod ticketsSold; "
     "winningTicket = winningIndex + 1"
 )
-MAX_UINT256 = 2**256 - 1
 RESERVED_ROUND_IDS = frozenset({"current"})  # GET /lottery/rounds/current is the current round
 
 # -- request fields ----------------------------------------------------------------------------
 
-Digits = text_type(
-    "[0-9]{1,78}",
-    max_length=78,
-    description="A whole amount in base units, as a string of decimal digits",
-    examples=["5000000"],
-)
-# An amount in base units: an integer, or a string of digits (wei exceed JSON's exact integers).
-BaseUnits = Annotated[int, msgspec.Meta(ge=0)] | Digits
 RoundId = text_type(
     "[A-Za-z0-9._-]{1,50}",
     min_length=1,
@@ -339,15 +331,6 @@ def sale_view(t: TicketRange) -> TicketSaleView:
 
 
 # -- request values ----------------------------------------------------------------------------
-
-
-def base_units(value: int | str, *, field: str, minimum: int = 0) -> int:
-    """An amount in base units from an integer or a string of digits (the decoder refused
-    floats, bools, negative numbers and other text), within a uint256."""
-    amount = int(value)
-    if not minimum <= amount <= MAX_UINT256:
-        raise invalid(field, f"Expected a whole amount of base units from {minimum} to 2**256-1")
-    return amount
 
 
 def checked_wallet(value: str) -> str:

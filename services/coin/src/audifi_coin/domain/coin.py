@@ -1,0 +1,303 @@
+"""AudiFi artist coins: one fixed-supply ERC-20 per artist, its liquidity pool against the
+payment token (USDC) and its staking contract, and what the chain says of them.
+
+`ArtistCoin` records the deployment the service carried out (the coin from the factory, then
+its Pool and Staking, each step once: a retry resumes where a crash stopped) and, from the
+indexer, every log of those three contracts (balances, stakes, the pool's reserves, LP supply,
+swaps, reward periods): positions come from the chain, never from the service's arithmetic on
+what it asked for. Each log is applied under its key and reverted by the same key when its
+block leaves the chain (`apply_log` / `revert_log`: the effect of a log is a pure function of
+it, so a revert is the same effect with the opposite sign).
+
+Amounts are base units: the coin has 18 decimals (OpenZeppelin's ERC-20), USDC 6.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from audifi_kit.errors import Conflict, NotFound, ValidationFailed
+from eventsourcing.domain import Aggregate, event
+
+COIN_DECIMALS = 18
+QUOTE_DECIMALS = 6
+ONE_COIN = 10**COIN_DECIMALS
+DEFAULT_SUPPLY = 1_000_000 * ONE_COIN
+MAX_SUPPLY = 10**12 * ONE_COIN
+STAKING_DURATION = timedelta(days=30)
+SYMBOL = re.compile(r"^[A-Z]{3,8}$")
+MAX_NAME = 50
+ZERO = "0x" + "00" * 20
+
+COIN_NAMESPACE = uuid.UUID("6e2d1f4a-8b3c-4d5e-9f60-7a1b2c3d4e5f")
+ADDRESS_NAMESPACE = uuid.UUID("c8f0a1b2-3d4e-4f50-8a6b-1c2d3e4f5a6b")
+
+DEPLOYING, DEPLOYED, LIVE = "deploying", "deployed", "live"
+
+
+class CoinNotFound(NotFound):
+    code = "COIN_NOT_FOUND"
+    default_message = "This artist has no coin"
+
+
+class CoinExists(Conflict):
+    code = "COIN_EXISTS"
+    default_message = "This artist has a coin already: one coin per artist"
+
+
+class RewardFundingUsed(Conflict):
+    code = "TX_HASH_USED"
+    default_message = "This transaction already funded a reward period"
+
+
+class CoinNotLive(Conflict):
+    code = "COIN_NOT_LIVE"
+    default_message = "The coin's pool and staking are not deployed yet"
+
+
+def coin_uuid(artist_id: str) -> UUID:
+    return uuid.uuid5(COIN_NAMESPACE, artist_id)
+
+
+def address_uuid(address: str) -> UUID:
+    return uuid.uuid5(ADDRESS_NAMESPACE, address.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class CoinTerms:
+    name: str
+    symbol: str
+    supply: int  # base units (18 decimals)
+    recipient: str  # who receives the whole supply: the artist's wallet, or custody
+
+    def check(self) -> None:
+        problems = []
+        if not SYMBOL.match(self.symbol):
+            problems.append("symbol must be 3 to 8 upper-case letters (A-Z)")
+        if not self.name.strip() or len(self.name) > MAX_NAME:
+            problems.append(f"name must be 1 to {MAX_NAME} characters")
+        if not ONE_COIN <= self.supply <= MAX_SUPPLY:
+            problems.append(f"supply must be from 1 to {MAX_SUPPLY // ONE_COIN:,} coins")
+        if problems:
+            raise ValidationFailed("; ".join(problems), details={"problems": problems})
+
+
+def log_effect(role: str, event_name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What a log of the coin (`role` "coin"), its pool ("pool") or its staking ("staking")
+    changes, as signed deltas: `balances` {address: delta} of the coin, `staked` {account:
+    delta}, `reserve_base`, `reserve_quote`, `lp_supply` (the pool's LP shares minted or
+    burnt), `volume_quote` (a swap's USDC side), `rewards` (a reward period funded). A swap's
+    args carry `baseIn` (the coin was sold), which the indexer adds from `tokenIn`."""
+    e: dict[str, Any] = {}
+    if event_name == "Transfer" and role == "pool":  # LP shares minted or burnt
+        if args["from"].lower() == ZERO:
+            e["lp_supply"] = int(args["value"])
+        elif args["to"].lower() == ZERO:
+            e["lp_supply"] = -int(args["value"])
+    elif event_name == "Transfer" and role == "coin":
+        src, dst, value = args["from"], args["to"], int(args["value"])
+        balances: dict[str, int] = {}
+        if src.lower() != ZERO:
+            balances[src] = balances.get(src, 0) - value
+        if dst.lower() != ZERO:
+            balances[dst] = balances.get(dst, 0) + value
+        e["balances"] = balances
+    elif event_name == "Staked":
+        e["staked"] = {args["account"]: int(args["amount"])}
+    elif event_name == "Unstaked":
+        e["staked"] = {args["account"]: -int(args["amount"])}
+    elif event_name == "LiquidityAdded":
+        e["reserve_base"] = int(args["amountBase"])
+        e["reserve_quote"] = int(args["amountQuote"])
+    elif event_name == "LiquidityRemoved":
+        e["reserve_base"] = -int(args["amountBase"])
+        e["reserve_quote"] = -int(args["amountQuote"])
+    elif event_name == "Swapped":
+        amount_in, amount_out = int(args["amountIn"]), int(args["amountOut"])
+        if args["baseIn"]:
+            e["reserve_base"], e["reserve_quote"] = amount_in, -amount_out
+            e["volume_quote"] = amount_out
+        else:
+            e["reserve_quote"], e["reserve_base"] = amount_in, -amount_out
+            e["volume_quote"] = amount_in
+    elif event_name == "RewardAdded":
+        e["rewards"] = int(args["reward"])
+        e["period_finish"] = int(args["periodFinish"])
+    return e
+
+
+class ArtistCoin(Aggregate):
+    @event("Requested")
+    def __init__(
+        self, *, artist_id: str, terms: dict[str, Any], requested_by: str, at: datetime
+    ) -> None:
+        self.artist_id = artist_id
+        self.name: str = terms["name"]
+        self.symbol: str = terms["symbol"]
+        self.supply: int = terms["supply"]
+        self.recipient: str = terms["recipient"]
+        self.requested_by = requested_by
+        self.requested_at = at
+        self.address: str | None = None
+        self.pool: str | None = None
+        self.staking: str | None = None
+        self.deploy_block: int | None = None
+        self.deploy_txs: dict[str, str] = {}
+        # What the indexer saw (the chain's word):
+        self.applied: dict[str, dict[str, Any]] = {}  # log key -> its effect
+        self.balances: dict[str, int] = {}
+        self.staked: dict[str, int] = {}
+        self.reserve_base = 0
+        self.reserve_quote = 0
+        self.lp_supply = 0
+        self.swaps: list[tuple[str, int, str]] = []  # (log key, quote volume, at ISO)
+        self.rewards_added = 0
+        self.period_finish = 0
+        self.fundings: dict[str, dict[str, Any]] = {}  # artist's transfer -> amount, notify tx
+
+    @property
+    def terms(self) -> CoinTerms:
+        return CoinTerms(self.name, self.symbol, self.supply, self.recipient)
+
+    @property
+    def status(self) -> str:
+        if self.address is None:
+            return DEPLOYING
+        if self.pool is None or self.staking is None:
+            return DEPLOYED
+        return LIVE
+
+    @property
+    def total_staked(self) -> int:
+        return sum(self.staked.values())
+
+    @property
+    def holders(self) -> int:
+        """Addresses holding any of the coin, the pool and staking contracts not counted."""
+        contracts = {a.lower() for a in (self.pool, self.staking) if a}
+        return sum(1 for a, b in self.balances.items() if b > 0 and a.lower() not in contracts)
+
+    def volume_since(self, since: datetime) -> int:
+        return sum(v for _, v, at in self.swaps if datetime.fromisoformat(at) >= since)
+
+    def contracts(self) -> dict[str, str]:
+        return {
+            name: address
+            for name, address in (
+                ("coin", self.address),
+                ("pool", self.pool),
+                ("staking", self.staking),
+            )
+            if address is not None
+        }
+
+    # -- deployment (the service's steps, from their receipts) ---------------------------------
+
+    @event("Deployed")
+    def deployed(self, *, address: str, block: int, tx_hash: str) -> None:
+        self.address = address
+        self.deploy_block = block
+        self.deploy_txs["coin"] = tx_hash
+
+    @event("PoolCreated")
+    def pool_created(self, *, address: str, tx_hash: str) -> None:
+        self.pool = address
+        self.deploy_txs["pool"] = tx_hash
+
+    @event("StakingCreated")
+    def staking_created(self, *, address: str, tx_hash: str) -> None:
+        self.staking = address
+        self.deploy_txs["staking"] = tx_hash
+
+    # -- reward periods the artist funded (their coins sent to the operator) -------------------
+
+    def claim_funding(self, tx_hash: str, amount: int, at: datetime) -> bool:
+        """The artist's transfer `tx_hash` of `amount` coins to the operator, verified, taken
+        for a reward period once. False: taken before and not yet handed to staking (a retry
+        after a crash: the operator hands it on; it holds those coins only once, so staking's
+        pull of a second hand-over would fail). RewardFundingUsed if it funded one already."""
+        known = self.fundings.get(tx_hash)
+        if known is not None:
+            if known["notify_tx"] is not None:
+                raise RewardFundingUsed(details={"txHash": tx_hash})
+            return False
+        self._funding_claimed(tx_hash=tx_hash, amount=amount, at=at)
+        return True
+
+    @event("RewardFundingClaimed")
+    def _funding_claimed(self, *, tx_hash: str, amount: int, at: datetime) -> None:
+        self.fundings[tx_hash] = {"amount": amount, "notify_tx": None}
+
+    @event("RewardFunded")
+    def funded(self, *, tx_hash: str, notify_tx: str, at: datetime) -> None:
+        self.fundings[tx_hash]["notify_tx"] = notify_tx
+
+    def require_live(self) -> None:
+        if self.status != LIVE:
+            raise CoinNotLive(details={"artistId": self.artist_id, "status": self.status})
+
+    # -- the chain's logs ----------------------------------------------------------------------
+
+    def apply_log(
+        self, key: str, role: str, event_name: str, args: dict[str, Any], at: datetime
+    ) -> bool:
+        """A log of the coin, its pool or its staking, once per key. False: known already or
+        nothing to record."""
+        if key in self.applied:
+            return False
+        effect = log_effect(role, event_name, args)
+        if not effect:
+            return False
+        self._log_applied(key=key, effect=effect, at=at)
+        return True
+
+    @event("LogApplied")
+    def _log_applied(self, *, key: str, effect: dict[str, Any], at: datetime) -> None:
+        self.applied[key] = effect
+        self._effect(effect, 1)
+        if "volume_quote" in effect:
+            self.swaps.append((key, effect["volume_quote"], at.isoformat()))
+
+    def revert_log(self, key: str, at: datetime) -> bool:
+        """The log's block left the chain: its effect undone."""
+        if key not in self.applied:
+            return False
+        self._log_reverted(key=key, at=at)
+        return True
+
+    @event("LogReverted")
+    def _log_reverted(self, *, key: str, at: datetime) -> None:
+        effect = self.applied.pop(key)
+        self._effect(effect, -1)
+        self.swaps = [s for s in self.swaps if s[0] != key]
+
+    def _effect(self, effect: dict[str, Any], sign: int) -> None:
+        for address, delta in effect.get("balances", {}).items():
+            self.balances[address] = self.balances.get(address, 0) + sign * delta
+            if self.balances[address] == 0:
+                del self.balances[address]
+        for account, delta in effect.get("staked", {}).items():
+            self.staked[account] = self.staked.get(account, 0) + sign * delta
+            if self.staked[account] == 0:
+                del self.staked[account]
+        self.reserve_base += sign * effect.get("reserve_base", 0)
+        self.reserve_quote += sign * effect.get("reserve_quote", 0)
+        self.lp_supply += sign * effect.get("lp_supply", 0)
+        self.rewards_added += sign * effect.get("rewards", 0)
+        if "period_finish" in effect and sign > 0:
+            self.period_finish = max(self.period_finish, effect["period_finish"])
+
+
+class CoinAddress(Aggregate):
+    """Which artist's coin a contract address (the coin, its pool, its staking) belongs to."""
+
+    @event("Linked")
+    def __init__(self, *, address: str, artist_id: str, role: str) -> None:
+        self.address = address
+        self.artist_id = artist_id
+        self.role = role
