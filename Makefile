@@ -35,6 +35,7 @@ bench: install ## throughput and latency figures, each beside a raw baseline fro
 	$(UV) run --frozen python services/nft/bench/holdings_bench.py $(HOLDINGS_BENCH_ARGS)
 	$(UV) run --frozen python services/nft/bench/locker_bench.py $(LOCKER_BENCH_ARGS)
 	$(UV) run --frozen python services/vstudio/bench/rooms_bench.py $(ROOMS_BENCH_ARGS)
+	$(UV) run --frozen python services/coin/bench/lottery_bench.py $(COIN_BENCH_ARGS)
 
 CHAOS_SECONDS ?= 300
 chaos: install ## the event store's concurrency proof for minutes: racing writers, delayed commits, tailing readers
