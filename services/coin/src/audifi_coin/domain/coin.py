@@ -30,7 +30,7 @@ ONE_COIN = 10**COIN_DECIMALS
 DEFAULT_SUPPLY = 1_000_000 * ONE_COIN
 MAX_SUPPLY = 10**12 * ONE_COIN
 STAKING_DURATION = timedelta(days=30)
-SYMBOL = re.compile(r"^[A-Z]{3,8}$")
+SYMBOL = re.compile(r"[A-Z]{3,8}")  # matched whole (fullmatch): no trailing newline slips by
 MAX_NAME = 50
 ZERO = "0x" + "00" * 20
 
@@ -77,7 +77,7 @@ class CoinTerms:
 
     def check(self) -> None:
         problems = []
-        if not SYMBOL.match(self.symbol):
+        if not SYMBOL.fullmatch(self.symbol):
             problems.append("symbol must be 3 to 8 upper-case letters (A-Z)")
         if not self.name.strip() or len(self.name) > MAX_NAME:
             problems.append(f"name must be 1 to {MAX_NAME} characters")
@@ -233,8 +233,14 @@ class ArtistCoin(Aggregate):
     def _funding_claimed(self, *, tx_hash: str, amount: int, at: datetime) -> None:
         self.fundings[tx_hash] = {"amount": amount, "notify_tx": None}
 
-    @event("RewardFunded")
     def funded(self, *, tx_hash: str, notify_tx: str, at: datetime) -> None:
+        """The claimed transfer was handed to staking in `notify_tx`."""
+        if tx_hash not in self.fundings:
+            raise Conflict("No such reward funding was claimed", code="FUNDING_NOT_CLAIMED")
+        self._funded(tx_hash=tx_hash, notify_tx=notify_tx, at=at)
+
+    @event("RewardFunded")
+    def _funded(self, *, tx_hash: str, notify_tx: str, at: datetime) -> None:
         self.fundings[tx_hash]["notify_tx"] = notify_tx
 
     def require_live(self) -> None:
@@ -289,8 +295,11 @@ class ArtistCoin(Aggregate):
         self.reserve_quote += sign * effect.get("reserve_quote", 0)
         self.lp_supply += sign * effect.get("lp_supply", 0)
         self.rewards_added += sign * effect.get("rewards", 0)
-        if "period_finish" in effect and sign > 0:
-            self.period_finish = max(self.period_finish, effect["period_finish"])
+        if "period_finish" in effect:  # the latest period still on the chain
+            self.period_finish = max(
+                (e["period_finish"] for e in self.applied.values() if "period_finish" in e),
+                default=0,
+            )
 
 
 class CoinAddress(Aggregate):
