@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from audifi_coin.adapters.lottery_memory import (
@@ -46,6 +47,7 @@ from audifi_coin.lottery import (
 from audifi_coin.outbox import outbox
 from audifi_events import IntegrationEvent
 from audifi_events.coin import RoundDrawn, TicketsIssued
+from audifi_events.payment import OrderRequest
 from audifi_kit.chain.payments import (
     PaymentFailed,
     PaymentNotConfirmed,
@@ -475,3 +477,48 @@ async def test_tickets_issued_and_the_draw_are_published_for_mail_and_analytics(
         str(2 * PRICE),
     )
     assert drawn.winning_ticket in (1, 2) and drawn.tickets_sold == 2
+
+
+async def test_tickets_bought_by_card_are_issued_once_payment_says_paid() -> None:
+    w = await opened()
+    order_id = uuid4()
+    order = await w.lottery.order_tickets(
+        order_id=order_id, wallet=CAROL, count=3, account_id="fan-2"
+    )
+    assert (order.status, order.unit_cents, order.currency) == ("pending", PRICE // 10_000, "USD")
+    again = await w.lottery.order_tickets(
+        order_id=order_id, wallet=CAROL, count=3, account_id="fan-2"
+    )
+    assert again.version == order.version  # a retried request: the same order
+    request = [e for e in published(w.app) if isinstance(e, OrderRequest)]
+    assert len(request) == 1 and request[0].order_id == str(order_id)
+    assert (request[0].unit_amount_cents, request[0].quantity) == (500, 3)
+    assert request[0].product.kind == "lottery_tickets" and request[0].buyer_id == "fan-2"
+
+    done = await w.lottery.fulfil_order(order_id, "pi_1")
+    assert done.status == "issued"
+    _, claim = await w.lottery.order(order_id)
+    assert claim is not None and claim.tickets().numbers == [1, 2, 3]
+    assert claim.payment_method == "CARD" and claim.pot_added == 0
+    await w.lottery.fulfil_order(order_id, "pi_1")  # payment's verdict delivered again
+    assert w.chain.rounds[0].count == 3 and (await w.lottery.current()).held_by(CAROL) == 3
+
+
+async def test_an_unpaid_card_order_lapses_and_one_paid_too_late_is_unfulfilled() -> None:
+    w = await opened()
+    lapsing, late = uuid4(), uuid4()
+    await w.lottery.order_tickets(order_id=lapsing, wallet=ALICE, count=1, account_id="a")
+    await w.lottery.order_tickets(order_id=late, wallet=BOB, count=2, account_id="b")
+    assert (await w.lottery.lapse_order(lapsing, "expired")).status == "lapsed"
+    assert (await w.lottery.fulfil_order(lapsing, "pi_x")).status == "lapsed"  # nothing issued
+    w.now = T0 + timedelta(days=7)
+    await w.lottery.draw("2026-w50")  # closed and drawn before the payment arrived
+    unfulfilled = await w.lottery.fulfil_order(late, "pi_late")
+    assert (unfulfilled.status, unfulfilled.reason) == ("unfulfilled", "AlreadyClosed")
+    assert w.chain.rounds[0].count == 0
+
+
+async def test_a_round_priced_below_a_cent_is_not_sold_by_card() -> None:
+    w = await opened("odd", ticket_price=1_234_567)
+    with pytest.raises(RoundNotActive):
+        await w.lottery.order_tickets(order_id=uuid4(), wallet=ALICE, count=1, account_id="a")

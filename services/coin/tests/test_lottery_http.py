@@ -205,6 +205,8 @@ async def test_both_controllers_register_their_routes_side_by_side(coin: Coin) -
     assert routes == {
         ("POST", "/lottery/purchase"),
         ("POST", "/lottery/burn-claim"),
+        ("POST", "/lottery/orders"),
+        ("GET", "/lottery/orders/{order_id:uuid}"),
         ("GET", "/lottery/tickets/{wallet_address:str}"),
         ("GET", "/lottery/rounds/current"),
         ("GET", "/lottery/rounds"),

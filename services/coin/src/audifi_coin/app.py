@@ -12,7 +12,7 @@ reorg-safe) while the app serves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -25,15 +25,32 @@ from audifi_kit.spec import ServiceSpec
 from litestar import Litestar
 
 from audifi_coin.api.coins import CoinsController
-from audifi_coin.api.dependencies import CONTEXT_STATE_KEY, CoinContext
+from audifi_coin.api.dependencies import CONTEXT_STATE_KEY, CoinContext, bind
 from audifi_coin.api.lottery import LotteryAdminController, LotteryController
 from audifi_coin.application import CoinApplication
 from audifi_coin.coin_indexer import CoinIndexers
-from audifi_coin.lottery import LotteryChain
+from audifi_coin.consumers import orders_consumer
+from audifi_coin.lottery import Lottery, LotteryChain
 from audifi_coin.lottery_indexer import INDEXER_NAME, lottery_indexer
 from audifi_coin.outbox import outbox
 
-spec = ServiceSpec(name="coin", application=CoinApplication, outbox=outbox)
+
+def coin_spec(lottery: Callable[[], Awaitable[Lottery]] | None = None) -> ServiceSpec:
+    """The service's spec; `lottery`: how its orders consumer reaches the lottery (an app's
+    own; the module's `spec`, for tools that only read the store, never consumes)."""
+
+    async def unavailable() -> Lottery:
+        raise RuntimeError("the coin spec's consumer runs only inside a coin app")
+
+    return ServiceSpec(
+        name="coin",
+        application=CoinApplication,
+        outbox=outbox,
+        consumers=(orders_consumer(lottery or unavailable),),
+    )
+
+
+spec = coin_spec()
 
 
 def create_app(
@@ -74,7 +91,8 @@ def create_app(
     async def lottery_following(app: Litestar) -> AsyncIterator[None]:
         """The Lottery's logs into the rounds, while the app serves (on the chain only)."""
         runtime: ServiceRuntime = app.state[RUNTIME_STATE_KEY]
-        context.runtime = runtime
+        bind(context, app.state)
+        bound.set()  # the orders consumer, started with the runtime, may use the lottery now
         if lottery_chain is not None:
             yield
             return
@@ -93,8 +111,14 @@ def create_app(
             indexer.stop()
             await following
 
+    bound = asyncio.Event()
+
+    async def the_lottery() -> Lottery:
+        await asyncio.wait_for(bound.wait(), timeout=60)
+        return context.lottery
+
     return service_app(
-        spec,
+        coin_spec(the_lottery),
         settings,
         bus,
         route_handlers=[LotteryController, LotteryAdminController, CoinsController],

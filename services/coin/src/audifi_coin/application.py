@@ -29,10 +29,12 @@ from audifi_coin.domain.coin import (
 )
 from audifi_coin.domain.lottery import LotteryRound as Round
 from audifi_coin.domain.lottery import (
+    OrderNotFound,
     RoundExists,
     RoundNotFound,
     RoundTerms,
     TicketClaim,
+    TicketOrder,
     TicketRange,
     TxHashClaim,
     TxHashUsed,
@@ -326,6 +328,37 @@ class CoinApplication(ServiceApplication):
                 claim = self._find(TicketClaim, claim_uuid(tickets.ref))
                 return claim.account_id if claim is not None else None
         return None
+
+    # -- card orders ---------------------------------------------------------------------------
+
+    def request_ticket_order(self, order_id: UUID, **order: Any) -> TicketOrder:
+        """A card order for tickets (its `payment.order.requested` published from this save);
+        the same id again answers the order it made (a retried request)."""
+        existing = self._find(TicketOrder, order_id)
+        if existing is not None:
+            return existing  # type: ignore[no-any-return]
+        made = TicketOrder._create(TicketOrder.Requested, id=order_id, **order)
+        try:
+            self.save(made)
+        except IntegrityError:
+            raced = self._find(TicketOrder, order_id)
+            if raced is None:
+                raise
+            return raced  # type: ignore[no-any-return]
+        return made
+
+    def ticket_order(self, order_id: UUID) -> TicketOrder:
+        found = self._find(TicketOrder, order_id)
+        if found is None:
+            raise OrderNotFound(details={"orderId": str(order_id)})
+        return found  # type: ignore[no-any-return]
+
+    def change_order(self, order_id: UUID, change: str, *args: Any) -> TicketOrder:
+        """`change` is one of the order's own steps (paid, issued, lapse, unfulfilled)."""
+        order = self.ticket_order(order_id)
+        if getattr(order, change)(*args):
+            self.save(order)
+        return order
 
     # -- claims on transaction hashes ----------------------------------------------------------
 

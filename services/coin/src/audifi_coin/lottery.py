@@ -22,10 +22,11 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from uuid import UUID
 
-from audifi_kit.errors import Conflict, Forbidden, ValidationFailed
+from audifi_kit.errors import BlockchainError, Conflict, Forbidden, ValidationFailed
 from audifi_kit.eventstore import EventStore
 from eth_utils import is_hex_address, to_checksum_address
 
@@ -34,8 +35,12 @@ from audifi_coin.domain.draw import DrawProof, commitment
 from audifi_coin.domain.lottery import (
     ACTIVE,
     BURN,
+    CARD,
+    CARD_ORDER_MINUTES,
     DRAWING,
     OPENING,
+    ORDER_ISSUED,
+    ORDER_PAID,
     PAYMENT_METHODS,
     PURCHASE,
     USDC,
@@ -44,14 +49,18 @@ from audifi_coin.domain.lottery import (
     RoundNotOver,
     RoundTerms,
     TicketClaim,
+    TicketOrder,
     TicketRange,
     TxHashUsed,
+    card_price_cents,
 )
 from audifi_coin.domain.lottery import LotteryRound as Round
 
 TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 MAX_TICKETS_PER_PURCHASE = 10_000
 MAX_BURN_TRANSACTIONS = 20
+# The contract's refusals that mean a paid card order's tickets cannot be issued any more.
+UNISSUABLE = frozenset({"AlreadyClosed", "TicketCapExceeded", "RoundNotOpen"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +416,85 @@ class Lottery:
         r = await self.store.call(self.app.record_tickets, claim.round_id, tickets, at=self.clock())
         done: TicketClaim = await self.store.call(self.app.claim, claim.tx_hash)
         return PurchaseOutcome(done, r)
+
+    # -- tickets by card (payment sells them) ---------------------------------------------------
+
+    async def order_tickets(
+        self, *, order_id: UUID, wallet: str, count: int, account_id: str
+    ) -> TicketOrder:
+        """A card order for `count` tickets to `wallet` in the current round: payment opens
+        it (`payment.order.requested`) and the buyer pays at `POST /payments/checkout`; its
+        tickets are issued when payment says it is paid."""
+        wallet = _wallet(wallet)
+        existing = await self.store.call(self.app._find, TicketOrder, order_id)
+        if existing is not None:
+            return existing  # type: ignore[no-any-return]
+        r = await self.current()
+        r.check_sale(wallet, count, now=self.clock())
+        cents = card_price_cents(r.terms.ticket_price)
+        if cents is None:
+            raise RoundNotActive("This round is not sold by card", details={"roundId": r.round_id})
+        now = self.clock()
+        return await self.store.call(  # type: ignore[no-any-return]
+            self.app.request_ticket_order,
+            order_id,
+            round_id=r.round_id,
+            wallet=wallet,
+            account_id=account_id,
+            count=count,
+            unit_cents=cents,
+            currency="USD",
+            expires_at=min(now + timedelta(minutes=CARD_ORDER_MINUTES), r.terms.ends_at),
+            at=now,
+        )
+
+    async def order(self, order_id: UUID) -> tuple[TicketOrder, TicketClaim | None]:
+        order: TicketOrder = await self.store.call(self.app.ticket_order, order_id)
+        claim = await self.store.call(self.app.claim, order.ref)
+        return order, claim
+
+    async def fulfil_order(self, order_id: UUID, payment: str) -> TicketOrder:
+        """Payment says the order is paid: its tickets issued on chain (under the order's
+        ref, once). A round that can no longer issue them (closed, or the wallet's cap
+        reached meanwhile) leaves the order `unfulfilled`: paid, nothing issued."""
+        order: TicketOrder = await self.store.call(
+            self.app.change_order, order_id, "paid", payment, self.clock()
+        )
+        if order.status not in (ORDER_PAID, ORDER_ISSUED):
+            return order
+        claim = await self.store.call(self.app.claim, order.ref)
+        if claim is None:
+            claim = await self.store.call(
+                self.app.claim_tickets,
+                tx_hashes=[order.ref],
+                round_id=order.round_id,
+                wallet=order.wallet,
+                account_id=order.account_id,
+                method=PURCHASE,
+                payment_method=CARD,
+                count=order.count,
+                amount=order.count * order.unit_cents,
+                pot_added=0,
+                at=self.clock(),
+            )
+        if claim.state != "issued":
+            try:
+                await self._issue(claim)
+            except BlockchainError as exc:
+                refused = exc.details.get("error")
+                if refused not in UNISSUABLE:
+                    raise
+                return await self.store.call(  # type: ignore[no-any-return]
+                    self.app.change_order, order_id, "unfulfilled", str(refused), self.clock()
+                )
+        return await self.store.call(  # type: ignore[no-any-return]
+            self.app.change_order, order_id, "issued", self.clock()
+        )
+
+    async def lapse_order(self, order_id: UUID, reason: str) -> TicketOrder:
+        return await self.store.call(  # type: ignore[no-any-return]
+            self.app.change_order, order_id, "lapse", reason, self.clock()
+        )
 
     # -- the pot and the draw ------------------------------------------------------------------
 

@@ -8,9 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from audifi_events import coin as published
+from audifi_events.payment import OrderRequest, Product
 from audifi_kit.outbox import OutboxMapping
 
-from audifi_coin.domain.lottery import LotteryRound, TicketClaim
+from audifi_coin.domain.lottery import LotteryRound, TicketClaim, TicketOrder
+
+LOTTERY_SELLER = "lottery"  # whose money card tickets are in payment's ledger: the lottery's
 
 outbox = OutboxMapping("coin")
 
@@ -44,4 +47,20 @@ def _round_drawn(e: Any) -> published.RoundDrawn:
         prize=str(e.prize),
         tx_hash=e.tx_hash,
         drawn_at=e.at,
+    )
+
+
+@outbox.maps(TicketOrder.Requested)
+def _order_requested(e: Any) -> OrderRequest:
+    """A card order for tickets: payment sells it (the same save that made the order)."""
+    return OrderRequest(
+        order_id=str(e.originator_id),
+        product=Product(service="coin", kind="lottery_tickets", reference=e.round_id),
+        title=f"{e.count} lottery ticket{'s' if e.count != 1 else ''} - round {e.round_id}"[:120],
+        quantity=e.count,
+        unit_amount_cents=e.unit_cents,
+        currency=e.currency,
+        buyer_id=e.account_id,
+        seller_id=LOTTERY_SELLER,
+        expires_at=e.expires_at,
     )

@@ -45,7 +45,11 @@ ZERO = "0x" + "00" * 20
 
 
 class ContractReverted(BlockchainError):
-    """What the contract would revert with (the adapter decodes the same names)."""
+    """What the contract would revert with: its error's name, as the adapter decodes it
+    (`details["error"]`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, details={"error": name})
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from audifi_kit.chain.platform import CHAIN_STATE_KEY
 from audifi_kit.eventstore import EventStore
@@ -66,7 +67,11 @@ class CoinContext:
 
 
 async def provide_coin(state: State) -> CoinContext:
-    context: CoinContext = state[CONTEXT_STATE_KEY]
+    return bind(state[CONTEXT_STATE_KEY], state)
+
+
+def bind(context: CoinContext, state: State | dict[str, Any]) -> CoinContext:
+    """The context's runtime and chain ports from the app's state (unless a test gave them)."""
     if context.runtime is None:
         context.runtime = state[RUNTIME_STATE_KEY]
     if context.lottery_chain is None:

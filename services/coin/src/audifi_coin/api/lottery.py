@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
 from audifi_kit.errors import BlockchainError, Conflict, Forbidden, NotFound, ValidationFailed
@@ -57,6 +57,8 @@ from audifi_coin.domain.lottery import (
     COMPLETED,
     MAX_TICKETS_PER_ROUND,
     RoundTerms,
+    TicketClaim,
+    TicketOrder,
     TicketRange,
 )
 from audifi_coin.domain.lottery import LotteryRound as Round
@@ -137,6 +139,32 @@ class PotRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fi
 
 
 # -- answers -----------------------------------------------------------------------------------
+
+
+class OrderRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Tickets bought by card: `ticketCount` tickets to `walletAddress` in the current round,
+    at the round's USDC price in US cents."""
+
+    wallet_address: EvmAddress
+    ticket_count: int
+
+
+class OrderView(msgspec.Struct, rename="camel", kw_only=True):
+    """A card order: pay it at `POST /api/v1/payments/checkout {"orderId": id}` before
+    `expiresAt`. `status`: pending, paid, issued (`ticketsIssued`), lapsed (expired or
+    failed: nothing charged), unfulfilled (paid when the round could no longer issue them:
+    `reason`; the payment is refunded by payment)."""
+
+    id: str
+    round_id: str
+    wallet_address: str
+    ticket_count: int
+    amount_cents: int
+    currency: str
+    status: str
+    expires_at: datetime
+    tickets_issued: list[int]
+    reason: str | None = None
 
 
 class TicketsIssuedView(msgspec.Struct, rename="camel", kw_only=True):
@@ -333,6 +361,22 @@ def sale_view(t: TicketRange) -> TicketSaleView:
 # -- request values ----------------------------------------------------------------------------
 
 
+def order_view(order: TicketOrder, claim: TicketClaim | None) -> OrderView:
+    tickets = claim.tickets() if claim is not None else None
+    return OrderView(
+        id=str(order.id),
+        round_id=order.round_id,
+        wallet_address=order.wallet,
+        ticket_count=order.count,
+        amount_cents=order.count * order.unit_cents,
+        currency=order.currency,
+        status=order.status,
+        expires_at=order.expires_at,
+        tickets_issued=tickets.numbers if tickets else [],
+        reason=order.reason,
+    )
+
+
 def checked_wallet(value: str) -> str:
     return to_checksum_address(check(EvmAddress, value, field="walletAddress"))
 
@@ -439,6 +483,41 @@ class LotteryController(Controller):
             account_id=identity.user_id,
         )
         return BurnClaimView(**issued_view(outcome), shares_burned=str(outcome.claim.amount))
+
+    @post(
+        "/orders",
+        status_code=201,
+        opt={IDEMPOTENT_OPT: True},
+        raises=(ValidationFailed, NotFound, Conflict),
+    )
+    async def order(
+        self,
+        data: JSONBody[OrderRequest],
+        identity: NamedDependency[Identity],
+        coin: NamedDependency[CoinContext],
+    ) -> OrderView:
+        """Tickets by card: an order payment sells (pay it at `POST /payments/checkout`);
+        the tickets are issued on chain to the wallet once it is paid. Send an
+        `Idempotency-Key` to retry one safely."""
+        count = ticket_count(data.ticket_count, "ticketCount")
+        lottery = coin.lottery
+        made = await lottery.order_tickets(
+            order_id=uuid4(), wallet=data.wallet_address, count=count, account_id=identity.user_id
+        )
+        return order_view(made, None)
+
+    @get("/orders/{order_id:uuid}", raises=(NotFound, Forbidden))
+    async def order_status(
+        self,
+        order_id: FromPath[UUID],
+        identity: NamedDependency[Identity],
+        coin: NamedDependency[CoinContext],
+    ) -> OrderView:
+        """A card order, its buyer's (or an admin's) to read."""
+        order, claim = await coin.lottery.order(order_id)
+        if order.account_id != identity.user_id and not is_admin(identity):
+            raise NotFound("No such ticket order", code="ORDER_NOT_FOUND")
+        return order_view(order, claim)
 
     @get("/tickets/{wallet_address:str}", raises=(ValidationFailed, NotFound))
     async def tickets(

@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from audifi_kit.errors import Conflict, NotFound, ValidationFailed
+from eth_utils import keccak
 from eventsourcing.domain import Aggregate, event
 
 OPENING, ACTIVE, DRAWING, COMPLETED = "opening", "active", "drawing", "completed"
@@ -75,6 +76,11 @@ class TicketCapExceeded(ValidationFailed):
 class TxHashUsed(Conflict):
     code = "TX_HASH_USED"
     default_message = "This transaction already issued tickets"
+
+
+class OrderNotFound(NotFound):
+    code = "ORDER_NOT_FOUND"
+    default_message = "No such ticket order"
 
 
 class TicketsMismatch(Conflict):
@@ -521,3 +527,99 @@ class TxHashClaim(Aggregate):
         self.tx_hash = tx_hash.lower()
         self.claim_tx_hash = claim_tx_hash.lower()
         self.at = at
+
+
+CARD_ORDER_MINUTES = 15
+CENTS_TO_BASE_UNITS = 10_000  # a USD cent in USDC's 6 decimals
+ORDER_PENDING, ORDER_PAID, ORDER_ISSUED, ORDER_LAPSED = "pending", "paid", "issued", "lapsed"
+ORDER_UNFULFILLED = "unfulfilled"
+
+
+def card_price_cents(ticket_price: int) -> int | None:
+    """A ticket's price by card in US cents: the USDC price, when it is whole cents."""
+    if ticket_price <= 0 or ticket_price % CENTS_TO_BASE_UNITS:
+        return None
+    return ticket_price // CENTS_TO_BASE_UNITS
+
+
+def order_ref(order_id: str) -> str:
+    """The ref a card order's tickets are issued under on chain (a bytes32, once ever)."""
+    return "0x" + keccak(text=f"audifi lottery card order {order_id}").hex()
+
+
+class TicketOrder(Aggregate):
+    """Tickets bought by card: an order payment sells (`payment.order.requested`, from the
+    same save), paid -> issued on chain to `wallet`; or lapsed (expired, failed); or, paid
+    when the round could no longer issue them, `unfulfilled` (its refund is payment's)."""
+
+    @event("Requested")
+    def __init__(
+        self,
+        *,
+        round_id: str,
+        wallet: str,
+        account_id: str,
+        count: int,
+        unit_cents: int,
+        currency: str,
+        expires_at: datetime,
+        at: datetime,
+    ) -> None:
+        self.round_id = round_id
+        self.wallet = wallet
+        self.account_id = account_id
+        self.count = count
+        self.unit_cents = unit_cents
+        self.currency = currency
+        self.expires_at = expires_at
+        self.requested_at = at
+        self.status = ORDER_PENDING
+        self.payment: str | None = None
+        self.reason: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return order_ref(str(self.id))
+
+    def paid(self, payment: str, at: datetime) -> bool:
+        if self.status != ORDER_PENDING:
+            return False
+        self._paid(payment=payment, at=at)
+        return True
+
+    @event("Paid")
+    def _paid(self, *, payment: str, at: datetime) -> None:
+        self.status = ORDER_PAID
+        self.payment = payment
+
+    def issued(self, at: datetime) -> bool:
+        if self.status == ORDER_ISSUED:
+            return False
+        self._issued(at=at)
+        return True
+
+    @event("Issued")
+    def _issued(self, *, at: datetime) -> None:
+        self.status = ORDER_ISSUED
+
+    def lapse(self, reason: str, at: datetime) -> bool:
+        if self.status != ORDER_PENDING:
+            return False
+        self._lapsed(reason=reason, at=at)
+        return True
+
+    @event("Lapsed")
+    def _lapsed(self, *, reason: str, at: datetime) -> None:
+        self.status = ORDER_LAPSED
+        self.reason = reason
+
+    def unfulfilled(self, reason: str, at: datetime) -> bool:
+        if self.status != ORDER_PAID:
+            return False
+        self._unfulfilled(reason=reason, at=at)
+        return True
+
+    @event("Unfulfilled")
+    def _unfulfilled(self, *, reason: str, at: datetime) -> None:
+        self.status = ORDER_UNFULFILLED
+        self.reason = reason
