@@ -44,6 +44,7 @@ from audifi_coin.domain.lottery import (
 
 CHAIN_ROUND_NAMESPACE = uuid.UUID("0d6f2b7e-4c8a-4e1f-b3a9-5e7d1c2f8a60")
 LATEST_ROUNDS_ID = uuid.UUID("e3c1a2b4-7f5d-4a6e-9b8c-0d1e2f3a4b5c")
+RACES = 8  # writers of one round at once: a purchase deciding again after losing a race
 COIN_BOOK_ID = uuid.UUID("2a9c4e61-5b7d-4f83-a1e0-9d8c7b6a5f40")
 
 
@@ -257,10 +258,19 @@ class CoinApplication(ServiceApplication):
 
     def record_tickets(self, round_id: str, tickets: TicketRange, *, at: datetime) -> Round:
         """A range the issuing receipt names (unconfirmed); the claim it answers, if the
-        service verified one, is marked issued with it."""
-        changed = self.tickets_recorded(self.round(round_id), tickets, at=at)
-        if changed:
-            self.save(*changed)
+        service verified one, is marked issued with it. Purchases of one round (and its
+        indexer) record at once: one that lost the race to save the round decides again on
+        the round as the winner left it (recording is idempotent)."""
+        for attempt in range(RACES):
+            changed = self.tickets_recorded(self.round(round_id), tickets, at=at)
+            if not changed:
+                break
+            try:
+                self.save(*changed)
+                break
+            except IntegrityError:
+                if attempt == RACES - 1:
+                    raise
         return self.round(round_id)
 
     def tickets_recorded(

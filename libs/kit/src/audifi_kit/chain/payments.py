@@ -86,21 +86,22 @@ async def check_payment(
     recipient = to_checksum_address(recipient)
     token = to_checksum_address(token) if token else None
     details: dict[str, Any] = {"txHash": tx_hex}
+    tx: Any = None
     try:
-        try:
-            tx = await w3.eth.get_transaction(tx_hex)
-        except TransactionNotFound:
-            raise PaymentNotFound(details=details) from None
-        if tx.get("blockNumber") is None:
-            raise PaymentNotConfirmed(
-                details=details | {"confirmations": 0, "required": confirmations}
-            )
+        # The receipt first: it says from, to, status, block and logs, all a token payment
+        # needs (on the embedded chain every lookup walks the chain back: lottery_bench).
         try:
             receipt = await w3.eth.get_transaction_receipt(tx_hex)
         except TransactionNotFound:
-            raise PaymentNotConfirmed(
+            try:
+                await w3.eth.get_transaction(tx_hex)
+            except TransactionNotFound:
+                raise PaymentNotFound(details=details) from None
+            raise PaymentNotConfirmed(  # known, not mined yet
                 details=details | {"confirmations": 0, "required": confirmations}
             ) from None
+        if token is None:  # the value sent is the transaction's, not the receipt's
+            tx = await w3.eth.get_transaction(tx_hex)
         head = await w3.eth.block_number
     except PaymentCheckError:
         raise
@@ -111,7 +112,7 @@ async def check_payment(
         raise PaymentFailed(details=details)
 
     if token is None:
-        paid_to = tx.get("to")
+        paid_to = receipt.get("to")
         if paid_to is None or to_checksum_address(paid_to) != recipient:
             raise PaymentWrongRecipient(
                 details=details | {"expected": recipient, "actual": paid_to}
@@ -141,7 +142,7 @@ async def check_payment(
     return ConfirmedPayment(
         tx_hash=tx_hex,
         token=token,
-        payer=to_checksum_address(tx["from"]),
+        payer=to_checksum_address(receipt["from"]),
         recipient=recipient,
         amount=paid,
         block_number=receipt["blockNumber"],
