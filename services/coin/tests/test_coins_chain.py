@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audifi_kit.chain.platform import artifact
@@ -191,3 +192,62 @@ async def test_a_coin_without_a_wallet_is_held_in_custody_and_unknown_coins_are_
             headers=coin.headers(FAN, "artist"),
         )
         assert refused.status_code == 400, (bad, refused.text)
+
+
+async def test_the_custody_signer_acts_for_an_artist_without_a_wallet(coin: Served) -> None:
+    artist_id = str(uuid.uuid4())
+    base, as_artist = f"/coins/{artist_id}", coin.headers(artist_id, "artist")
+    made = await coin.client.post(
+        f"{base}/deploy",
+        json={"name": "Custody Coin", "symbol": "CUST", "supply": str(100_000 * COIN)},
+        headers=as_artist,
+    )
+    assert made.status_code == 201, made.text
+    book = (await coin.client.get(f"{base}/custody", headers=as_artist)).json()
+    assert (book["held"], book["staked"]) == (str(100_000 * COIN), "0")
+    assert (await coin.client.get(f"{base}/custody", headers=coin.headers(FAN))).status_code == 403
+
+    async def act(action: str, amount: int = 0, key: str | None = None, **more: str) -> Any:
+        headers = as_artist | ({"Idempotency-Key": key} if key else {})
+        body = {"action": action, "amount": str(amount), **more}
+        return await coin.client.post(f"{base}/custody", json=body, headers=headers)
+
+    staked = await act("stake", 10_000 * COIN, key="stake-1")
+    assert staked.status_code == 200, staked.text
+    assert staked.json()["status"] == "done" and staked.json()["txHash"]
+    again = await act("stake", 10_000 * COIN, key="stake-1")  # a retried request
+    assert again.json()["opId"] == staked.json()["opId"]
+    too_much = await act("withdraw", 100_000 * COIN, walletAddress=(await coin.wallet()).address)
+    assert too_much.status_code == 400
+    assert too_much.json()["error"]["code"] == "INSUFFICIENT_BALANCE"
+
+    funded = await act("fund", 30_000 * COIN)
+    assert funded.json()["status"] == "done", funded.text
+    coin.travel(coin.now[0] + timedelta(days=1))
+    coin.mine()
+    claimed = await act("claim")
+    assert claimed.json()["status"] == "done", claimed.text
+    book = (await coin.client.get(f"{base}/custody", headers=as_artist)).json()
+    reward = int(book["held"]) - (100_000 - 10_000 - 30_000) * COIN
+    assert 0 < reward <= 1_000 * COIN  # a day of a 30-day period of 30,000 (the only staker)
+    assert book["staked"] == str(10_000 * COIN)
+
+    await act("unstake", 10_000 * COIN)
+    wallet = await coin.wallet()
+    sent = await act("withdraw", 5_000 * COIN, walletAddress=wallet.address)
+    assert sent.json()["status"] == "done", sent.text
+    mine = await coin.until(
+        f"{base}/balances/{wallet.address}", lambda b: b["balance"] == str(5_000 * COIN)
+    )
+    assert mine["balance"] == str(5_000 * COIN)
+    book = (await coin.client.get(f"{base}/custody", headers=as_artist)).json()
+    assert book["held"] == str(65_000 * COIN + reward) and book["staked"] == "0"
+    # the refused withdrawal recorded nothing: one operation per request that was carried out
+    assert [op["action"] for op in book["operations"]] == [
+        "stake",
+        "fund",
+        "claim",
+        "unstake",
+        "withdraw",
+    ]
+    assert {op["status"] for op in book["operations"]} == {"done"}

@@ -522,3 +522,14 @@ async def test_a_round_priced_below_a_cent_is_not_sold_by_card() -> None:
     w = await opened("odd", ticket_price=1_234_567)
     with pytest.raises(RoundNotActive):
         await w.lottery.order_tickets(order_id=uuid4(), wallet=ALICE, count=1, account_id="a")
+
+
+async def test_shares_burnt_before_the_round_opened_earn_no_tickets_in_it() -> None:
+    w = World()
+    w.now = T0 - timedelta(hours=2)
+    early = w.chain.burn(CAROL, MASTER, 5)  # burnt before this round was even announced
+    w.now = T0 + timedelta(hours=1)
+    await w.lottery.create_round("later", terms(), actor_id=ADMIN)
+    with pytest.raises(PaidOutsideRound):
+        await w.lottery.burn_claim(wallet=CAROL, tx_hashes=[early], tickets=1, account_id=None)
+    assert w.app.claim(early) is None  # refused: the hash is not spent

@@ -54,6 +54,8 @@ def test_the_longest_prefix_wins() -> None:
     assert not TABLE.match("/auth/logout", "POST").public  # type: ignore[union-attr]
     assert TABLE.match("/lottery/purchase", "POST").rate_class == "write"  # type: ignore[union-attr]
     assert TABLE.match("/lottery/tickets/0xabc", "GET").rate_class == "default"  # type: ignore[union-attr]
+    assert TABLE.match("/coins/a-1/deploy", "POST").rate_class == "write"  # type: ignore[union-attr]
+    assert TABLE.match("/coins/a-1/pool", "GET").rate_class == "default"  # type: ignore[union-attr]
 
 
 def test_a_prefix_matches_whole_segments_only() -> None:

@@ -151,6 +151,21 @@ class CoinApplication(ServiceApplication):
         self.save(coin)
         return coin
 
+    def change_coin(self, artist_id: str, change: str, *args: Any, **kwargs: Any) -> ArtistCoin:
+        """One of the coin's own steps (`change`, a method of ArtistCoin answering whether it
+        changed anything), saved; decided again if the indexer saved the coin meanwhile."""
+        for attempt in range(RACES):
+            coin = self.coin(artist_id)
+            if not getattr(coin, change)(*args, **kwargs) and not coin.pending_events:
+                return coin
+            try:
+                self.save(coin)
+                return coin
+            except IntegrityError:
+                if attempt == RACES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     def coin_artists(self) -> list[str]:
         book = self._find(CoinBook, COIN_BOOK_ID)
         return list(book.artist_ids) if book is not None else []
@@ -161,14 +176,22 @@ class CoinApplication(ServiceApplication):
         return None if link is None else (self.coin(link.artist_id), link.role)
 
     def coin_contract_created(
-        self, artist_id: str, *, role: str, address: str, tx_hash: str, block: int = 0
+        self,
+        artist_id: str,
+        *,
+        role: str,
+        address: str,
+        tx_hash: str,
+        block: int = 0,
+        custody_for: str | None = None,
     ) -> ArtistCoin:
-        """A deployment step's receipt: the coin (`role` "coin"), its pool or its staking."""
+        """A deployment step's receipt: the coin (`role` "coin"), its pool or its staking.
+        `custody_for`: the account whose supply custody received (deployed without a wallet)."""
         coin = self.coin(artist_id)
         if coin.contracts().get(role) == address:
             return coin
         if role == "coin":
-            coin.deployed(address=address, block=block, tx_hash=tx_hash)
+            coin.deployed(address=address, block=block, tx_hash=tx_hash, custody_for=custody_for)
         elif role == "pool":
             coin.pool_created(address=address, tx_hash=tx_hash)
         else:

@@ -12,12 +12,13 @@ operator, which the service checks on chain (once per transaction) before the op
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from audifi_kit.errors import Conflict, Forbidden, ValidationFailed
+from audifi_kit.chain.adapter import SignedTx
+from audifi_kit.errors import BlockchainError, Conflict, Forbidden, ValidationFailed
 from audifi_kit.eventstore import EventStore
 from eth_utils import is_hex_address, to_checksum_address
 
@@ -93,6 +94,28 @@ class CoinChain(Protocol):
 
     def payment_token(self) -> str: ...
 
+    async def custody_submit(
+        self,
+        kind: str,
+        coin: ArtistCoin,
+        amount: int,
+        to: str | None,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str: ...
+
+    async def custody_outcome(
+        self, kind: str, tx_hash: str, *, wait: bool = True
+    ) -> CustodyOutcome | None: ...
+
+    async def custody_resend(self, raw: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyOutcome:
+    ok: bool
+    received: int | None  # a claim's reward (from its log); None: the operation's amount
+    reason: str | None = None
+
 
 class Coins:
     def __init__(
@@ -164,7 +187,112 @@ class Coins:
             self.started(coin)
         return coin
 
+    # -- custody: the signer acts for an account without a wallet ----------------------------
+
+    async def custody_op(
+        self,
+        artist_id: str,
+        *,
+        op_id: str,
+        kind: str,
+        amount: int,
+        actor_id: str,
+        is_admin: bool,
+        to: str | None = None,
+    ) -> dict[str, Any]:
+        """What AudiFi's custody signer does for the artist whose coins it holds (deployed
+        without a wallet): stake, unstake, claim rewards, fund a reward period, withdraw to a
+        wallet. Exactly once per `op_id`: the signed transaction is recorded before it is
+        sent, so a retry after a crash sends that one again (or finds it mined)."""
+        if actor_id != artist_id and not is_admin:
+            raise Forbidden("Only the artist (or an admin) moves the artist's coins in custody")
+        coin = await self.coin(artist_id)
+        coin.require_live()
+        if kind == "withdraw":
+            to = _wallet(to, "walletAddress")
+        if kind != "claim":
+            _positive(amount, "amount")
+        await self.store.call(
+            self.app.change_coin,
+            artist_id,
+            "start_custody_op",
+            op_id,
+            kind,
+            artist_id,
+            amount,
+            self.clock(),
+        )
+        return await self._run_custody(artist_id, op_id, to)
+
+    async def _run_custody(self, artist_id: str, op_id: str, to: str | None) -> dict[str, Any]:
+        coin = await self.coin(artist_id)
+        op = coin.custody_ops[op_id]
+        if op["status"] in ("done", "failed"):
+            return {"op_id": op_id, **op}
+        tx_hash = op["tx_hash"]
+        outcome = None
+        if tx_hash:  # signed by an earlier attempt: mined, or sent again (the same one)
+            outcome = await self.chain.custody_outcome(op["kind"], tx_hash, wait=False)
+            if outcome is None and op["raw"]:
+                await self.chain.custody_resend(op["raw"])
+                outcome = await self.chain.custody_outcome(op["kind"], tx_hash)
+        if outcome is None:
+
+            async def record(signed: SignedTx) -> None:
+                await self.store.call(
+                    self.app.change_coin,
+                    artist_id,
+                    "custody_op_signed",
+                    op_id=op_id,
+                    tx_hash=signed.tx_hash,
+                    raw=signed.raw,
+                )
+
+            try:
+                tx_hash = await self.chain.custody_submit(
+                    op["kind"], coin, op["amount"], to, record
+                )
+            except BlockchainError as refused:  # refused before it was sent (the estimate)
+                await self.store.call(
+                    self.app.change_coin,
+                    artist_id,
+                    "custody_op_failed",
+                    op_id,
+                    reason=refused.message,
+                    at=self.clock(),
+                )
+                raise
+            outcome = await self.chain.custody_outcome(op["kind"], tx_hash)
+        assert outcome is not None and tx_hash is not None
+        if outcome.ok:
+            received = op["amount"] if outcome.received is None else outcome.received
+            await self.store.call(
+                self.app.change_coin,
+                artist_id,
+                "custody_op_done",
+                op_id,
+                tx_hash=tx_hash,
+                received=received,
+                at=self.clock(),
+            )
+        else:
+            await self.store.call(
+                self.app.change_coin,
+                artist_id,
+                "custody_op_failed",
+                op_id,
+                reason=outcome.reason or "reverted",
+                at=self.clock(),
+            )
+        coin = await self.coin(artist_id)
+        return {"op_id": op_id, **coin.custody_ops[op_id]}
+
     async def _record(self, artist_id: str, role: str, made: Created) -> ArtistCoin:
+        custody_for = None
+        if role == "coin":
+            coin = await self.coin(artist_id)
+            if coin.recipient.lower() == (await self.chain.custody()).lower():
+                custody_for = artist_id  # deployed without a wallet: held for the artist
         return await self.store.call(  # type: ignore[no-any-return]
             self.app.coin_contract_created,
             artist_id,
@@ -172,6 +300,7 @@ class Coins:
             address=made.address,
             tx_hash=made.tx_hash,
             block=made.block,
+            custody_for=custody_for,
         )
 
     # -- reading -------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ from audifi_coin.domain.lottery import LotteryRound as Round
 TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 MAX_TICKETS_PER_PURCHASE = 10_000
 MAX_BURN_TRANSACTIONS = 20
+# How long a draw waits for the block after the close before answering DRAW_NOT_READY (ask
+# again): within the gateway's 30 s for /lottery, a few blocks of a public chain.
+DRAW_WAIT = 20.0
 # The contract's refusals that mean a paid card order's tickets cannot be issued any more.
 UNISSUABLE = frozenset({"AlreadyClosed", "TicketCapExceeded", "RoundNotOpen"})
 
@@ -79,6 +82,15 @@ class Payment:
     payer: str
     amount: int
     block_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Burns:
+    """Shares of a master a wallet burnt in some transactions, and when (blocks' times)."""
+
+    shares: int
+    first_at: datetime
+    last_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +174,7 @@ class LotteryChain(Protocol):
 
     async def check_payment(self, tx_hash: str, *, method: str, amount: int) -> Payment: ...
 
-    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> int: ...
+    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> Burns: ...
 
     async def issue(
         self, chain_round_id: int, wallet: str, count: int, pot_added: int, ref: str
@@ -199,7 +211,7 @@ class Lottery:
         seed_key: bytes,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        draw_wait: float = 30.0,
+        draw_wait: float = DRAW_WAIT,
     ) -> None:
         self.store = store
         self.chain = chain
@@ -356,9 +368,15 @@ class Lottery:
             raise RoundNotActive(
                 "This round gives no tickets for burnt shares", details={"roundId": r.round_id}
             )
-        burnt = await self.chain.check_burns(
+        burns = await self.chain.check_burns(
             hashes, wallet=wallet, master_id=r.terms.burn_master_id
         )
+        if burns.first_at < r.terms.starts_at or burns.last_at >= r.terms.ends_at:
+            raise PaidOutsideRound(
+                "The shares were burnt outside the round's window",
+                details={"burntAt": burns.first_at.isoformat()},
+            )
+        burnt = burns.shares
         if burnt != tickets * per_ticket:
             raise BurnMismatch(
                 details={

@@ -124,6 +124,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/vstudio", "vstudio", timeout=120, max_body=UPLOAD_BODY),  # producers' takes
     # coin: artist coins, staking, pools, the lottery
     Route("/coins", "coin", timeout=30),
+    # a deploy mints a supply, `/rewards` and `/custody` have the operator send transactions
+    Route("/coins", "coin", timeout=30, rate_class="write", methods=frozenset({"POST"})),
     Route("/staking", "coin", timeout=30),
     Route("/pool", "coin", timeout=30),
     Route("/lottery", "coin", timeout=30),

@@ -10,8 +10,10 @@ are at stake before the service records it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from audifi_kit.chain.adapter import SignedTx
 from audifi_kit.chain.payments import check_payment
 from audifi_kit.chain.platform import PlatformChain, artifact
 from audifi_kit.chain.reverts import blockchain_error
@@ -19,8 +21,8 @@ from audifi_kit.errors import BlockchainError
 from eth_utils import keccak, to_checksum_address
 from web3.logs import DISCARD
 
-from audifi_coin.coins import Created, PreparedTx, StakeFacts
-from audifi_coin.domain.coin import CoinTerms
+from audifi_coin.coins import Created, CustodyOutcome, PreparedTx, StakeFacts
+from audifi_coin.domain.coin import ArtistCoin, CoinTerms
 
 OPERATOR = "coin"
 GAS_MARGIN = 1.25
@@ -192,3 +194,72 @@ class ChainCoins:
                     ) from None
                 raise
         return receipt["transactionHash"].to_0x_hex()  # type: ignore[no-any-return]
+
+    # -- custody: the operator signs for accounts without a wallet -----------------------------
+
+    async def custody_submit(
+        self,
+        kind: str,
+        coin: ArtistCoin,
+        amount: int,
+        to: str | None,
+        before_send: Callable[[SignedTx], Awaitable[None]],
+    ) -> str:
+        """Sign the custody operation's transaction, hand it to `before_send` (recorded),
+        then send it. Staking is approved once beforehand where the operation spends coins."""
+        adapter = await self._operator()
+        assert coin.address is not None and coin.staking is not None
+        token = self._at(adapter, "ERC20", coin.address)
+        staking = self._at(adapter, "Staking", coin.staking)
+        if kind in ("stake", "fund"):
+            async with self._lock:
+                allowed = int(
+                    await adapter.call(token, "allowance", adapter.address, staking.address)
+                )
+                if allowed < amount:
+                    await adapter.transact(token, "approve", staking.address, MAX_ALLOWANCE)
+        target, call = {
+            "stake": (staking, ["stake", amount]),
+            "unstake": (staking, ["unstake", amount]),
+            "claim": (staking, ["claim"]),
+            "fund": (staking, ["notifyRewardAmount", amount]),
+            "withdraw": (token, ["transfer", to, amount]),
+        }[kind]
+        function, *args = call
+        data = target.encode_abi(function, args=args)
+        tx_hash = await adapter.submit(
+            {"to": target.address, "data": data}, action=f"custody {kind}", before_send=before_send
+        )
+        return tx_hash.to_0x_hex()  # type: ignore[no-any-return]
+
+    async def custody_outcome(
+        self, kind: str, tx_hash: str, *, wait: bool = True
+    ) -> CustodyOutcome | None:
+        """The operation's outcome once mined (`wait`), or None: not mined (not waiting, or
+        not found). A claim's reward is read from its RewardPaid log."""
+        adapter = await self._operator()
+        action = f"custody {kind}"
+        receipt = await adapter.receipt(tx_hash, action=action)
+        if receipt is None and wait:
+            try:
+                receipt = await adapter.wait(tx_hash, action=action)
+            except BlockchainError:
+                receipt = await adapter.receipt(tx_hash, action=action)
+        if receipt is None:
+            return None
+        if receipt["status"] != 1:
+            try:  # mined and reverted: replayed for the contract's reason
+                await adapter.wait(tx_hash, action=action)
+            except BlockchainError as failure:
+                return CustodyOutcome(ok=False, received=None, reason=failure.message)
+            return CustodyOutcome(ok=False, received=None, reason="reverted")
+        received = None
+        if kind == "claim":
+            staking = self._at(adapter, "Staking", receipt["to"])
+            paid = staking.events.RewardPaid().process_receipt(receipt, errors=DISCARD)
+            received = sum(int(p["args"]["reward"]) for p in paid)
+        return CustodyOutcome(ok=True, received=received)
+
+    async def custody_resend(self, raw: str) -> None:
+        adapter = await self._operator()
+        await adapter.resend(raw, action="custody resend")

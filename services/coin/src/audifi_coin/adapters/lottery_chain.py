@@ -31,6 +31,7 @@ from web3.logs import DISCARD
 from audifi_coin.domain.lottery import USDC, RoundNotOver, RoundTerms
 from audifi_coin.lottery import (
     BurnNotYours,
+    Burns,
     Closed,
     Drawn,
     DrawNotReady,
@@ -152,7 +153,7 @@ class ChainLottery:
             block_time=datetime.fromtimestamp(int(block["timestamp"]), UTC),
         )
 
-    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> int:
+    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> Burns:
         """Shares of `master_id` that `wallet` burnt in these transactions (MasterShares'
         transfers to the zero address from the wallet), each confirmed. Burns made through the
         Lottery's own `burnForTickets` were ticketed there: refused here."""
@@ -163,6 +164,7 @@ class ChainLottery:
         token_id = master_token_id(master_id)
         head = int(await adapter.w3.eth.block_number)
         burnt = 0
+        times: list[datetime] = []
         for tx_hash in tx_hashes:
             receipt = await adapter.receipt(tx_hash, action="check burn")
             if receipt is None:
@@ -189,7 +191,9 @@ class ChainLottery:
             if any(holder != to_checksum_address(wallet) for holder, _, _ in found):
                 raise BurnNotYours(details={"txHash": tx_hash})
             burnt += sum(value for _, _, value in found)
-        return burnt
+            block = await adapter.w3.eth.get_block(int(receipt["blockNumber"]))
+            times.append(datetime.fromtimestamp(int(block["timestamp"]), UTC))
+        return Burns(burnt, min(times), max(times))
 
     # -- tickets, the pot and the draw ---------------------------------------------------------
 
@@ -250,8 +254,27 @@ class ChainLottery:
             receipt = await adapter.transact(lottery, "addToPot", chain_round_id, amount)
         return receipt["transactionHash"].to_0x_hex()  # type: ignore[no-any-return]
 
+    async def _nudge(self, blocks: int = 1) -> bool:
+        """Make `blocks` empty blocks on a development chain (the embedded EVM, or `audifi
+        chain node` and other nodes that mine only on transactions and answer `evm_mine`),
+        where nobody else may mine: a block carries the time of the block before it was
+        mined, and the draw needs the block after the close. False on a public chain."""
+        deployment = await self.chain.start()
+        if self.chain.embedded is not None:
+            self.chain.embedded.mine_blocks(blocks)
+            return True
+        if not deployment.embedded:
+            return False
+        adapter = await self.chain.adapter(OPERATOR)
+        for _ in range(blocks):
+            response = await adapter.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            if "error" in response:
+                return False
+        return True
+
     async def close(self, chain_round_id: int) -> Closed:
         adapter, lottery = await self._parts()
+        await self._nudge()  # a development chain's next block: its time, not its idle past
         async with self._lock:
             try:
                 receipt = await adapter.transact(lottery, "close", chain_round_id)
@@ -278,10 +301,9 @@ class ChainLottery:
             return await self._drawn_log(chain_round_id)
         draw_block = int(r[7]) + 1
         head = int(await adapter.w3.eth.block_number)
-        if head < draw_block:  # the reveal must come in a block after the draw block
-            if self.chain.embedded is None:
-                raise DrawNotReady(details={"drawBlock": draw_block, "head": head})
-            self.chain.embedded.mine_blocks(draw_block - head)  # nobody else mines here
+        if head < draw_block and not await self._nudge(draw_block - head):
+            # the reveal must come in a block after the draw block: a public chain makes it
+            raise DrawNotReady(details={"drawBlock": draw_block, "head": head})
         async with self._lock:
             try:
                 receipt = await adapter.transact(lottery, "reveal", chain_round_id, seed)

@@ -28,6 +28,7 @@ from audifi_coin.domain.draw import commitment, winning_ticket
 from audifi_coin.domain.lottery import USDC, RoundTerms
 from audifi_coin.lottery import (
     BurnNotYours,
+    Burns,
     Closed,
     Drawn,
     DrawNotReady,
@@ -180,7 +181,9 @@ class InMemoryLotteryChain:
             raise ValueError("insufficient shares")
         self.shares[key] -= shares
         h = self._tx_hash()
-        self.txs[h] = _Tx("burn", sender, self._block(), burns=[(holder, master_id, shares)])
+        self.txs[h] = _Tx(
+            "burn", sender, self._block(), burns=[(holder, master_id, shares)], at=self.clock()
+        )
         return h
 
     def buy_on_contract(self, wallet: str, chain_round_id: int, count: int) -> tuple[int, str]:
@@ -231,8 +234,9 @@ class InMemoryLotteryChain:
         assert tx.at is not None
         return Payment(tx.sender, tx.amount, tx.at)
 
-    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> int:
+    async def check_burns(self, tx_hashes: list[str], *, wallet: str, master_id: str) -> Burns:
         burnt = 0
+        times: list[datetime] = []
         for h in tx_hashes:
             tx = self.txs.get(h)
             if tx is None:
@@ -245,7 +249,9 @@ class InMemoryLotteryChain:
             if self.head - tx.block + 1 < self.confirmations:
                 raise PaymentNotConfirmed(details={"txHash": h})
             burnt += sum(shares for _, _, shares in mine)
-        return burnt
+            assert tx.at is not None
+            times.append(tx.at)
+        return Burns(burnt, min(times), max(times))
 
     async def issue(
         self, chain_round_id: int, wallet: str, count: int, pot_added: int, ref: str

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import uuid4
 
 import msgspec
 from audifi_kit.errors import BlockchainError, Conflict, Forbidden, NotFound, ValidationFailed
@@ -83,6 +84,33 @@ class RewardsRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
 
     transaction_hash: TxHash
     amount: BaseUnits
+
+
+class CustodyRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """What AudiFi's custody signer does with the coins it holds for the artist (a coin
+    deployed without a wallet): `stake`, `unstake`, `claim` (the rewards earned; no amount),
+    `fund` (a reward period) or `withdraw` (`amount` to `walletAddress`)."""
+
+    action: Literal["stake", "unstake", "claim", "fund", "withdraw"]
+    amount: BaseUnits = 0
+    wallet_address: EvmAddress | None = None
+
+
+class CustodyOpView(msgspec.Struct, rename="camel", kw_only=True):
+    op_id: str
+    action: str
+    amount: str
+    status: str  # done, failed (started or sent only while it runs)
+    tx_hash: str | None
+    wallet_address: str | None = None
+    reason: str | None = None
+
+
+class CustodyView(msgspec.Struct, rename="camel", kw_only=True):
+    account_id: str
+    held: str
+    staked: str
+    operations: list[CustodyOpView]
 
 
 class TxView(msgspec.Struct, rename="camel", kw_only=True):
@@ -155,6 +183,18 @@ class StakeView(msgspec.Struct, rename="camel", kw_only=True):
     reward_rate_per_second: str
     period_finish: datetime | None
     apr_bps: int | None  # None: nothing staked yet
+
+
+def custody_op_view(op_id: str, op: dict[str, Any]) -> CustodyOpView:
+    return CustodyOpView(
+        op_id=op_id,
+        action=op["kind"],
+        amount=str(op["amount"]),
+        status=op["status"],
+        tx_hash=op["tx_hash"],
+        wallet_address=op.get("to"),
+        reason=op.get("reason"),
+    )
 
 
 def tx_view(tx: PreparedTx) -> TxView:
@@ -387,6 +427,50 @@ class CoinsController(Controller):
             reward_rate_per_second=str(p["reward_rate"]),
             period_finish=datetime.fromtimestamp(finish, UTC) if finish else None,
             apr_bps=p["apr_bps"],
+        )
+
+    @post(
+        "/custody",
+        status_code=200,
+        opt={IDEMPOTENT_OPT: True},
+        raises=(Forbidden, NotFound, ValidationFailed, Conflict, BlockchainError),
+    )
+    async def custody(
+        self,
+        artist_id: FromPath[str],
+        data: JSONBody[CustodyRequest],
+        identity: NamedDependency[Identity],
+        coin: NamedDependency[CoinContext],
+    ) -> CustodyOpView:
+        """The custody signer's operation for the artist, carried out and mined before the
+        answer (exactly once: send an `Idempotency-Key` to retry one safely)."""
+        op = await coin.coins.custody_op(
+            artist_id,
+            op_id=str(uuid4()),
+            kind=data.action,
+            amount=base_units(data.amount, field="amount"),
+            actor_id=identity.user_id,
+            is_admin=is_admin(identity),
+            to=data.wallet_address,
+        )
+        return custody_op_view(op["op_id"], op)
+
+    @get("/custody", raises=(Forbidden, NotFound))
+    async def custody_book(
+        self,
+        artist_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        coin: NamedDependency[CoinContext],
+    ) -> CustodyView:
+        """What custody holds and has staked for the artist, and its operations."""
+        if identity.user_id != artist_id and not is_admin(identity):
+            raise Forbidden("Only the artist (or an admin) reads the artist's custody")
+        c = await coin.coins.coin(artist_id)
+        return CustodyView(
+            account_id=artist_id,
+            held=str(c.custody.get(artist_id, 0)),
+            staked=str(c.custody_staked.get(artist_id, 0)),
+            operations=[custody_op_view(i, op) for i, op in c.custody_ops.items()],
         )
 
     @post(

@@ -38,6 +38,7 @@ COIN_NAMESPACE = uuid.UUID("6e2d1f4a-8b3c-4d5e-9f60-7a1b2c3d4e5f")
 ADDRESS_NAMESPACE = uuid.UUID("c8f0a1b2-3d4e-4f50-8a6b-1c2d3e4f5a6b")
 
 DEPLOYING, DEPLOYED, LIVE = "deploying", "deployed", "live"
+CUSTODY_OPS = ("stake", "unstake", "claim", "fund", "withdraw")
 
 
 class CoinNotFound(NotFound):
@@ -53,6 +54,11 @@ class CoinExists(Conflict):
 class RewardFundingUsed(Conflict):
     code = "TX_HASH_USED"
     default_message = "This transaction already funded a reward period"
+
+
+class InsufficientCustody(ValidationFailed):
+    code = "INSUFFICIENT_BALANCE"
+    default_message = "Custody holds fewer coins than that for this account"
 
 
 class CoinNotLive(Conflict):
@@ -159,6 +165,11 @@ class ArtistCoin(Aggregate):
         self.rewards_added = 0
         self.period_finish = 0
         self.fundings: dict[str, dict[str, Any]] = {}  # artist's transfer -> amount, notify tx
+        # Custody: what AudiFi's custody signer holds and has staked for accounts without a
+        # wallet (the artist's supply, deployed without one), and its operations for them.
+        self.custody: dict[str, int] = {}
+        self.custody_staked: dict[str, int] = {}
+        self.custody_ops: dict[str, dict[str, Any]] = {}
 
     @property
     def terms(self) -> CoinTerms:
@@ -199,10 +210,15 @@ class ArtistCoin(Aggregate):
     # -- deployment (the service's steps, from their receipts) ---------------------------------
 
     @event("Deployed")
-    def deployed(self, *, address: str, block: int, tx_hash: str) -> None:
+    def deployed(
+        self, *, address: str, block: int, tx_hash: str, custody_for: str | None = None
+    ) -> None:
+        """`custody_for`: the account the supply is held for when custody received it."""
         self.address = address
         self.deploy_block = block
         self.deploy_txs["coin"] = tx_hash
+        if custody_for is not None:
+            self.custody[custody_for] = self.supply
 
     @event("PoolCreated")
     def pool_created(self, *, address: str, tx_hash: str) -> None:
@@ -242,6 +258,107 @@ class ArtistCoin(Aggregate):
     @event("RewardFunded")
     def _funded(self, *, tx_hash: str, notify_tx: str, at: datetime) -> None:
         self.fundings[tx_hash]["notify_tx"] = notify_tx
+
+    # -- custody: the signer's operations for an account without a wallet --------------------
+
+    def start_custody_op(
+        self,
+        op_id: str,
+        kind: str,
+        account: str,
+        amount: int,
+        at: datetime,
+        to: str | None = None,
+    ) -> bool:
+        """An operation the custody signer carries out for `account`: `stake`, `unstake`,
+        `claim` (rewards), `fund` (a reward period from the account's coins) or `withdraw`
+        (to a wallet). Its source is debited now (so two at once cannot spend one balance);
+        `custody_op_done` credits its destination, `custody_op_failed` gives the source back.
+        False: the operation exists already (a retry)."""
+        if op_id in self.custody_ops:
+            return False
+        if kind not in CUSTODY_OPS:
+            raise ValidationFailed(f"Unknown custody operation {kind!r}")
+        if kind in ("stake", "fund", "withdraw"):
+            held = self.custody.get(account, 0)
+            if held < amount:
+                raise InsufficientCustody(
+                    details={"held": str(held), "amount": str(amount), "accountId": account}
+                )
+        if kind == "unstake":
+            staked = self.custody_staked.get(account, 0)
+            if staked < amount:
+                raise InsufficientCustody(
+                    "Custody has staked less than that for this account",
+                    details={"staked": str(staked), "amount": str(amount)},
+                )
+        self._custody_op_started(
+            op_id=op_id, kind=kind, account=account, amount=amount, to=to, at=at
+        )
+        return True
+
+    @event("CustodyOpStarted")
+    def _custody_op_started(
+        self, *, op_id: str, kind: str, account: str, amount: int, to: str | None, at: datetime
+    ) -> None:
+        self.custody_ops[op_id] = {
+            "kind": kind,
+            "account": account,
+            "amount": amount,
+            "to": to,
+            "status": "started",
+            "tx_hash": None,
+            "raw": None,
+        }
+        self._move_custody(kind, account, amount, source=True, sign=-1)
+
+    @event("CustodyOpSigned")
+    def custody_op_signed(self, *, op_id: str, tx_hash: str, raw: str) -> None:
+        """The signed transaction, recorded before it is sent: a retry sends it again."""
+        self.custody_ops[op_id].update(tx_hash=tx_hash, raw=raw, status="sent")
+
+    def custody_op_done(self, op_id: str, *, tx_hash: str, received: int, at: datetime) -> bool:
+        """Mined: `received` is what reached custody (a claim's reward; else the amount)."""
+        op = self.custody_ops[op_id]
+        if op["status"] in ("done", "failed"):
+            return False
+        self._custody_op_done(op_id=op_id, tx_hash=tx_hash, received=received, at=at)
+        return True
+
+    @event("CustodyOpDone")
+    def _custody_op_done(self, *, op_id: str, tx_hash: str, received: int, at: datetime) -> None:
+        op = self.custody_ops[op_id]
+        op.update(status="done", tx_hash=tx_hash, raw=None)
+        self._move_custody(op["kind"], op["account"], received, source=False, sign=1)
+
+    def custody_op_failed(self, op_id: str, *, reason: str, at: datetime) -> bool:
+        op = self.custody_ops[op_id]
+        if op["status"] in ("done", "failed"):
+            return False
+        self._custody_op_failed(op_id=op_id, reason=reason, at=at)
+        return True
+
+    @event("CustodyOpFailed")
+    def _custody_op_failed(self, *, op_id: str, reason: str, at: datetime) -> None:
+        op = self.custody_ops[op_id]
+        op.update(status="failed", reason=reason, raw=None)
+        self._move_custody(op["kind"], op["account"], op["amount"], source=True, sign=1)
+
+    def _move_custody(
+        self, kind: str, account: str, amount: int, *, source: bool, sign: int
+    ) -> None:
+        """The book an operation takes from (`source`) or gives to."""
+        book = {
+            ("stake", True): self.custody,
+            ("stake", False): self.custody_staked,
+            ("unstake", True): self.custody_staked,
+            ("unstake", False): self.custody,
+            ("claim", False): self.custody,
+            ("fund", True): self.custody,
+            ("withdraw", True): self.custody,
+        }.get((kind, source))
+        if book is not None:
+            book[account] = book.get(account, 0) + sign * amount
 
     def require_live(self) -> None:
         if self.status != LIVE:
