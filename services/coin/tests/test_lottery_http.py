@@ -23,9 +23,12 @@ from audifi_coin.adapters.lottery_memory import LOTTERY, TOKEN, TREASURY, InMemo
 from audifi_coin.app import create_app
 from audifi_coin.domain.draw import commitment
 from audifi_coin.lottery import seed_for
+from audifi_events import encode
+from audifi_events.payment import OrderPaid, Product
 from audifi_kit.bus.inprocess import InProcessBus
+from audifi_kit.messages import Message
 from audifi_kit.settings import Settings
-from audifi_kit.testing import TokenSigner, drop_databases, served
+from audifi_kit.testing import TokenSigner, drop_databases, eventually, served
 from eth_utils import keccak, to_checksum_address
 from litestar import Litestar, get
 from litestar.routes import HTTPRoute
@@ -62,6 +65,7 @@ class Coin:
     twin: InMemoryLotteryChain
     clock: Clock
     current_before_any_round: httpx.Response
+    bus: InProcessBus
 
     def auth(self, sub: str = FAN, *roles: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.signer.token(sub, roles=roles or ('fan',))}"}
@@ -111,13 +115,14 @@ async def coin(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> A
                 pool_size=3,
                 extra={"AUDIFI_LOTTERY_SEED_KEY": KEY.hex()},
             )
-            app = create_app(settings, InProcessBus(), lottery_chain=twin, clock=clock)
+            bus = InProcessBus()
+            app = create_app(settings, bus, lottery_chain=twin, clock=clock)
             async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
                 first = await http.get(
                     "/lottery/rounds/current",
                     headers={"Authorization": f"Bearer {signer.token(FAN)}"},
                 )
-                yield Coin(app, http, signer, twin, clock, first)
+                yield Coin(app, http, signer, twin, clock, first, bus)
     finally:
         await drop_databases(postgres_url, prefix)
 
@@ -675,3 +680,53 @@ async def test_the_draw_pays_a_winner_anyone_can_recompute(coin: Coin, opened: R
     assert next(r for r in listed if r["id"] == opened.id) == view
     assert [r["id"] for r in listed].index(opened.id) == 0
     error(await coin.post(f"{path}/pot", {"amount": 1}, coin.admin), 409, "ROUND_COMPLETED")
+
+
+# -- tickets by card ---------------------------------------------------------------------------
+
+
+async def test_tickets_bought_by_card_are_issued_when_payment_says_paid(
+    coin: Coin, opened: Round
+) -> None:
+    w = wallet()
+    made = await coin.post("/lottery/orders", {"walletAddress": w, "ticketCount": 2})
+    assert made.status_code == 201, made.text
+    order = made.json()
+    assert (order["status"], order["amountCents"], order["currency"]) == ("pending", 1000, "USD")
+    assert order["roundId"] == opened.id and order["ticketsIssued"] == []
+    others = await coin.get(f"/lottery/orders/{order['id']}", coin.auth(str(uuid.uuid4())))
+    error(others, 404, "ORDER_NOT_FOUND")  # another fan's order is not theirs to read
+
+    paid = OrderPaid(
+        order_id=order["id"],
+        product=Product(service="coin", kind="lottery_tickets", reference=opened.id),
+        buyer_id=FAN,
+        seller_id="lottery",
+        quantity=2,
+        amount_cents=1000,
+        currency="USD",
+        payment_intent_id="pi_test_1",
+        paid_at=coin.clock.now,
+        ledger_transaction_id=None,
+    )
+    for attempt in (1, 2):  # payment's verdict, delivered twice
+        await coin.bus.publish(
+            [
+                Message(
+                    message_id=f"payment-test-{order['id']}-{attempt}",
+                    routing_key=OrderPaid.routing_key,
+                    body=encode(paid),
+                    schema_version=OrderPaid.schema_version,
+                )
+            ]
+        )
+
+    async def issued() -> dict[str, Any] | None:
+        seen = (await coin.get(f"/lottery/orders/{order['id']}")).json()
+        return seen if seen["status"] == "issued" else None
+
+    done = await eventually(issued, what="the card order's tickets issued")
+    assert done["ticketsIssued"] == [1, 2]
+    mine = (await coin.get(f"/lottery/tickets/{w}")).json()
+    assert mine["ticketNumbers"] == [1, 2] and mine["entries"][0]["paymentMethod"] == "CARD"
+    assert await coin.sold(opened.id) == 2  # the redelivered verdict issued nothing more
