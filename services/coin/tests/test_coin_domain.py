@@ -770,3 +770,38 @@ def test_a_reward_funding_transaction_is_taken_once() -> None:
     other = "0x" + "cd" * 32
     assert app.coin(ARTIST).claim_funding(other, amount, T0) is True
     assert set(app.claim_funding(ARTIST, tx_hash=other, amount=1, at=T0).fundings) == {tx, other}
+
+
+def test_a_busy_coin_remembers_only_the_reorganisation_window() -> None:
+    """Logs older than the window the indexer keeps can no longer be taken back: the coin
+    forgets what they did (the balances keep it), so its state stays bounded; a swap older
+    than two days leaves the 24-hour volume's memory too."""
+    app = in_memory()
+    coin = live_coin(app)
+    for n in range(1, 301):
+        block = n * 100  # 300 transfers over 30,000 blocks
+        at = T0 + timedelta(hours=n)
+        sender, receiver = (ALICE, BOB) if n % 2 else (BOB, ALICE)
+        assert coin.apply_log(
+            f"0xt{n}:0", "coin", "Transfer", transfer(sender, receiver, ONE_COIN), at, block
+        )
+    assert coin.balances == {ALICE: SUPPLY}  # 150 there and 150 back
+    kept = [k for k, e in coin.applied.items() if "block" in e]
+    assert len(kept) == 101  # the transfers of blocks 20,000 to 30,000: the window
+    assert coin.revert_log("0xt300:0", T0)  # recent: taken back
+    assert not coin.revert_log("0xt1:0", T0)  # beyond the window: the indexer stops first
+    assert coin.balances[BOB] == ONE_COIN
+    coin.apply_log(
+        "0xs1:0", "pool", "Swapped", {"amountIn": 10, "amountOut": 5, "baseIn": False}, T0, 30_100
+    )
+    coin.apply_log(
+        "0xs2:0",
+        "pool",
+        "Swapped",
+        {"amountIn": 7, "amountOut": 3, "baseIn": False},
+        T0 + timedelta(days=3),
+        30_200,
+    )
+    assert [s[0] for s in coin.swaps] == ["0xs2:0"] and coin.volume_since(T0) == 7
+    app.save(coin)
+    assert app.repository.get(coin.id).applied == coin.applied  # the same from its events

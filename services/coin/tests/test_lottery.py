@@ -96,7 +96,7 @@ class World:
         )
         for wallet in (ALICE, BOB, CAROL):
             self.chain.fund(wallet, usdc=1_000 * PRICE, native=100 * WEI)
-            self.chain.grant_shares(wallet, MASTER, 100)
+            self.chain.grant_shares(wallet, MASTER, 1_000)  # burns of any sales the tests draw
 
     async def buy(self, wallet: str, count: int, method: str = USDC):
         price = PRICE if method == USDC else WEI

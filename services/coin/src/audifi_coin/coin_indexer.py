@@ -23,12 +23,12 @@ from audifi_kit.eventstore import EventStore
 from audifi_kit.settings import Settings
 
 from audifi_coin.application import CoinApplication
-from audifi_coin.domain.coin import LIVE, ArtistCoin
+from audifi_coin.domain.coin import LIVE, REORG_WINDOW, ArtistCoin
 
 log = logging.getLogger(__name__)
 
 ABIS = {"coin": "ArtistCoin", "pool": "Pool", "staking": "Staking"}
-KEEP_BLOCKS = 10_000
+KEEP_BLOCKS = REORG_WINDOW
 
 
 class CoinLogHandler:
@@ -42,7 +42,9 @@ class CoinLogHandler:
         args = dict(chain_log.args)
         if chain_log.event == "Swapped":
             args["baseIn"] = str(args["tokenIn"]).lower() == (coin.address or "").lower()
-        changed = coin.apply_log(chain_log.key, role, chain_log.event, args, datetime.now(UTC))
+        changed = coin.apply_log(
+            chain_log.key, role, chain_log.event, args, datetime.now(UTC), chain_log.block_number
+        )
         return [coin] if changed else []
 
     def revert(self, app: CoinApplication, chain_log: ChainLog) -> Sequence[Any]:

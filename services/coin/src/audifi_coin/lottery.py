@@ -37,6 +37,7 @@ from audifi_coin.domain.lottery import (
     BURN,
     CARD,
     CARD_ORDER_MINUTES,
+    COMPLETED,
     DRAWING,
     OPENING,
     ORDER_ISSUED,
@@ -270,9 +271,13 @@ class Lottery:
         being drawn, or the next to open)."""
         now = self.clock()
         waiting = None
-        for r in await self.rounds():
+        ids: list[str] = await self.store.call(self.app.round_ids)
+        for round_id in reversed(ids):  # newest first, back to the newest completed one
+            r = await self.round(round_id)
             if r.selling(now):
                 return r
+            if r.status == COMPLETED:
+                break  # the rounds before it are drawn too (or were abandoned to it)
             if waiting is None and r.status in (ACTIVE, DRAWING):
                 waiting = r
         if waiting is None:

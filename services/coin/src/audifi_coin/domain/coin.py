@@ -30,6 +30,8 @@ ONE_COIN = 10**COIN_DECIMALS
 DEFAULT_SUPPLY = 1_000_000 * ONE_COIN
 MAX_SUPPLY = 10**12 * ONE_COIN
 STAKING_DURATION = timedelta(days=30)
+REORG_WINDOW = 10_000  # blocks; each coin's indexer keeps as many (`keep_blocks`)
+SWAPS_KEPT = timedelta(days=2)  # swaps remembered for the 24-hour volume
 SYMBOL = re.compile(r"[A-Z]{3,8}")  # matched whole (fullmatch): no trailing newline slips by
 MAX_NAME = 50
 ZERO = "0x" + "00" * 20
@@ -367,15 +369,25 @@ class ArtistCoin(Aggregate):
     # -- the chain's logs ----------------------------------------------------------------------
 
     def apply_log(
-        self, key: str, role: str, event_name: str, args: dict[str, Any], at: datetime
+        self,
+        key: str,
+        role: str,
+        event_name: str,
+        args: dict[str, Any],
+        at: datetime,
+        block: int | None = None,
     ) -> bool:
-        """A log of the coin, its pool or its staking, once per key. False: known already or
-        nothing to record."""
+        """A log of the coin, its pool or its staking (mined in `block`), once per key.
+        False: known already or nothing to record. What a log did is remembered for
+        `REORG_WINDOW` blocks (as many as the indexer keeps: a deeper reorganisation stops
+        it), a swap for two days (the 24-hour volume): the coin's state stays bounded."""
         if key in self.applied:
             return False
         effect = log_effect(role, event_name, args)
         if not effect:
             return False
+        if block is not None:
+            effect["block"] = block
         self._log_applied(key=key, effect=effect, at=at)
         return True
 
@@ -385,6 +397,22 @@ class ArtistCoin(Aggregate):
         self._effect(effect, 1)
         if "volume_quote" in effect:
             self.swaps.append((key, effect["volume_quote"], at.isoformat()))
+        if "block" in effect:
+            self._forget_before(effect["block"] - REORG_WINDOW, at - SWAPS_KEPT)
+
+    def _forget_before(self, block: int, swapped: datetime) -> None:
+        """Logs older than the reorganisation window can no longer be taken back: what they
+        did is in the balances, and need not be remembered (a reward period's is kept: the
+        latest period's end is worked out from them)."""
+        old = [
+            k
+            for k, e in self.applied.items()
+            if e.get("block", block) < block and "period_finish" not in e
+        ]
+        for k in old:
+            del self.applied[k]
+        cutoff = swapped.isoformat()
+        self.swaps = [s for s in self.swaps if s[2] >= cutoff]
 
     def revert_log(self, key: str, at: datetime) -> bool:
         """The log's block left the chain: its effect undone."""
