@@ -12,6 +12,8 @@ from audifi_coin.coins import Coins, CustodyOutcome
 from audifi_coin.domain.coin import ArtistCoin, CoinTerms, InsufficientCustody
 from audifi_kit.chain.adapter import SignedTx
 from audifi_kit.eventstore import DirectCalls
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ARTIST = "artist-1"
 CUSTODY = "0x" + "c0" * 20
@@ -59,15 +61,20 @@ class CustodyChain:
         self._send(raw.removeprefix("raw-"))
 
 
-def live_in_custody() -> tuple[Coins, CustodyChain, Any]:
-    app = in_memory()
-    terms = CoinTerms("Custody Coin", "CUST", 1_000 * COIN, CUSTODY)
+def live_in_custody_app(app: Any, supply: int) -> None:
+    """A coin deployed to custody for ARTIST (`supply` base units), its pool and staking."""
+    terms = CoinTerms("Custody Coin", "CUST", supply, CUSTODY)
     app.request_coin(artist_id=ARTIST, terms=terms, requested_by=ARTIST, at=T0)
     app.coin_contract_created(
         ARTIST, role="coin", address="0x" + "01" * 20, tx_hash="0xc", block=1, custody_for=ARTIST
     )
     app.coin_contract_created(ARTIST, role="pool", address="0x" + "02" * 20, tx_hash="0xp")
     app.coin_contract_created(ARTIST, role="staking", address="0x" + "03" * 20, tx_hash="0xs")
+
+
+def live_in_custody() -> tuple[Coins, CustodyChain, Any]:
+    app = in_memory()
+    live_in_custody_app(app, 1_000 * COIN)
     chain = CustodyChain()
     return Coins(DirectCalls(app), chain, clock=lambda: T0), chain, app  # type: ignore[arg-type]
 
@@ -117,3 +124,57 @@ async def test_a_reverted_operation_gives_its_coins_back_and_a_book_cannot_go_ne
             ARTIST, op_id="op-3", kind="unstake", amount=1, actor_id=ARTIST, is_admin=False
         )
     assert chain.signed == [failed["tx_hash"]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["stake", "unstake", "claim", "fund", "withdraw"]),
+            st.integers(min_value=1, max_value=400),
+            st.booleans(),  # mined (True) or reverted
+        ),
+        max_size=30,
+    )
+)
+def test_custody_never_spends_what_it_does_not_hold_and_loses_nothing(ops) -> None:
+    """Whatever operations run and however they end: the book never goes negative, a
+    request beyond it is refused before anything is recorded, and the coins held, staked,
+    handed out (funded, withdrawn) and brought in (claimed) always add up to the supply."""
+    app = in_memory()
+    live_in_custody_app(app, 1_000 * COIN)
+    model = {"held": 1_000 * COIN, "staked": 0, "out": 0, "claimed": 0}
+    for n, (kind, coins, mined) in enumerate(ops):
+        amount = coins * COIN
+        coin = app.coin(ARTIST)
+        source = {"stake": "held", "fund": "held", "withdraw": "held", "unstake": "staked"}
+        short = kind in source and model[source[kind]] < amount
+        try:
+            coin.start_custody_op(f"op-{n}", kind, ARTIST, 0 if kind == "claim" else amount, T0)
+        except InsufficientCustody:
+            assert short
+            continue
+        assert not short
+        if mined:
+            received = amount  # a claim's reward; otherwise the operation's amount
+            coin.custody_op_done(f"op-{n}", tx_hash=f"0x{n}", received=received, at=T0)
+            if kind == "stake":
+                model["held"] -= amount
+                model["staked"] += amount
+            elif kind == "unstake":
+                model["staked"] -= amount
+                model["held"] += amount
+            elif kind == "claim":
+                model["held"] += amount
+                model["claimed"] += amount
+            else:
+                model["held"] -= amount
+                model["out"] += amount
+        else:
+            coin.custody_op_failed(f"op-{n}", reason="reverted", at=T0)
+        app.save(coin)
+        coin = app.repository.get(coin.id)
+        held, staked = coin.custody.get(ARTIST, 0), coin.custody_staked.get(ARTIST, 0)
+        assert (held, staked) == (model["held"], model["staked"])
+        assert held >= 0 and staked >= 0
+        assert held + staked + model["out"] - model["claimed"] == 1_000 * COIN

@@ -185,6 +185,12 @@ async def test_a_coin_without_a_wallet_is_held_in_custody_and_unknown_coins_are_
     assert held["balance"] == str(5_000 * COIN)
     missing = await coin.client.get(f"/coins/{uuid.uuid4()}", headers=coin.headers(FAN))
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "COIN_NOT_FOUND"
+    not_an_account = await coin.client.post(
+        "/coins/not%01an-account/deploy",
+        json={"name": "X", "symbol": "XYZ"},
+        headers=coin.headers(str(uuid.uuid4()), "admin"),
+    )
+    assert not_an_account.status_code == 400, not_an_account.text
     for bad in ({"symbol": "SO"}, {"symbol": "SOLARWIND"}, {"symbol": "SOL4R"}, {"name": ""}):
         refused = await coin.client.post(
             f"/coins/{FAN}/deploy",

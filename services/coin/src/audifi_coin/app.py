@@ -104,12 +104,8 @@ def create_app(
             settings,
             poll_interval=settings.poll_interval,
         )
-        following = asyncio.create_task(indexer.run(), name="coin lottery indexer")
-        try:
+        async with indexer.running("coin lottery indexer"):
             yield
-        finally:
-            indexer.stop()
-            await following
 
     bound = asyncio.Event()
 

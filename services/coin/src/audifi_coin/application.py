@@ -380,6 +380,9 @@ class CoinApplication(ServiceApplication):
             return raced  # type: ignore[no-any-return]
         return made
 
+    def find_ticket_order(self, order_id: UUID) -> TicketOrder | None:
+        return self._find(TicketOrder, order_id)  # type: ignore[no-any-return]
+
     def ticket_order(self, order_id: UUID) -> TicketOrder:
         found = self._find(TicketOrder, order_id)
         if found is None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from audifi_kit.chain.adapter import SignedTx
 from audifi_kit.errors import BlockchainError, Conflict, Forbidden, ValidationFailed
 from audifi_kit.eventstore import EventStore
+from audifi_kit.values import user_id
 from eth_utils import is_hex_address, to_checksum_address
 
 from audifi_coin.application import CoinApplication
@@ -154,6 +155,7 @@ class Coins:
     ) -> ArtistCoin:
         """The artist's coin (by the artist or an admin), its whole supply to `wallet` (the
         artist's own) or, without one, to the platform's custody; then its pool and staking."""
+        artist_id = user_id(artist_id, field="artistId")  # an account's id, as tokens carry it
         if actor_id != artist_id and not actor_is_admin:
             raise Forbidden("Only the artist (or an admin) deploys the artist's coin")
         recipient = _wallet(wallet, "walletAddress") if wallet else await self.chain.custody()

@@ -449,7 +449,7 @@ class Lottery:
         it (`payment.order.requested`) and the buyer pays at `POST /payments/checkout`; its
         tickets are issued when payment says it is paid."""
         wallet = _wallet(wallet)
-        existing = await self.store.call(self.app._find, TicketOrder, order_id)
+        existing = await self.store.call(self.app.find_ticket_order, order_id)
         if existing is not None:
             return existing  # type: ignore[no-any-return]
         r = await self.current()

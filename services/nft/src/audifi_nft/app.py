@@ -24,7 +24,6 @@ items whose unlock date came (`nft.content.unlocked`, once per item).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
@@ -284,12 +283,8 @@ def create_app(
             settings,
             poll_interval=settings.poll_interval,
         )
-        following = asyncio.create_task(indexer.run(), name="nft shares indexer")
-        try:
+        async with indexer.running("nft shares indexer"):
             yield
-        finally:
-            indexer.stop()
-            await following
 
     async def wallets_of(account_id: str) -> list[str]:
         return await context.store.call(context.app.wallets_of, account_id)

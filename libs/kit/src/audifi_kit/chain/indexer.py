@@ -32,10 +32,11 @@ lifespan (or `catch_up()` where it wants to wait for the chain).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -201,6 +202,17 @@ class ChainIndexer:
     def stop(self) -> None:
         """`run()` returns after the step under way."""
         self._follower.request_stop()
+
+    @contextlib.asynccontextmanager
+    async def running(self, name: str | None = None) -> AsyncIterator[ChainIndexer]:
+        """`run()` in a task for the block's duration (a service's lifespan: while it
+        serves), then stopped and awaited."""
+        following = asyncio.create_task(self.run(), name=name or f"chain indexer {self.name}")
+        try:
+            yield self
+        finally:
+            self.stop()
+            await following
 
     async def _step_blocks(self) -> int:
         return (await self.step()).blocks

@@ -261,7 +261,9 @@ class ChainLottery:
         mined, and the draw needs the block after the close. False on a public chain."""
         deployment = await self.chain.start()
         if self.chain.embedded is not None:
-            self.chain.embedded.mine_blocks(blocks)
+            await asyncio.to_thread(
+                self.chain.embedded.mine_blocks, blocks
+            )  # py-evm: not on the loop
             return True
         if not deployment.embedded:
             return False
